@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import { WebSocket } from 'ws';
+import type { LabDef } from '../../labs/schema.ts';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { FakeRuntime } from './runtime/fake-runtime.ts';
+import { SessionManager } from './sessions/session-manager.ts';
+
+const lab: LabDef = {
+  id: 'processes',
+  title: 'A container is a process',
+  description: 'd',
+  app: { command: 'sleep 1000', hostname: 'box' },
+  terminals: [
+    { name: 'container', title: 'Inside the container', target: 'container' },
+    { name: 'host', title: 'On the host', target: 'host' },
+  ],
+  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+};
+
+async function setup() {
+  const config = loadConfig({ PORT: '0', CL_SITE_DIR: '/nonexistent', LOG_LEVEL: 'silent', CL_MAX_SESSIONS_PER_CLIENT: '50', CL_CREATE_PER_MINUTE: '100' });
+  const runtime = new FakeRuntime();
+  const sessions = new SessionManager({
+    runtime,
+    labs: [lab],
+    instance: 't',
+    limits: {
+      ttlMs: config.sessionTtlMs,
+      maxLifetimeMs: config.sessionMaxLifetimeMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxSessions: 50,
+      maxSessionsPerClient: 50,
+      createPerMinute: 100,
+      engineConcurrency: 4,
+    },
+  });
+  const app = await buildApp({ config, runtime, sessions });
+  return { app, runtime, sessions };
+}
+
+describe('HTTP API (fake runtime, no port)', () => {
+  let app: FastifyInstance;
+  let runtime: FakeRuntime;
+  before(async () => {
+    ({ app, runtime } = await setup());
+  });
+  after(() => app.close());
+
+  const create = () => app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' } });
+
+  test('health reports the engine', async () => {
+    const r = await app.inject('/api/v1/health');
+    assert.equal(r.statusCode, 200);
+    const body = r.json();
+    assert.equal(body.status, 'ok');
+    assert.equal(body.engine.reachable, true);
+  });
+
+  test('labs lists id, title and terminal names', async () => {
+    const r = await app.inject('/api/v1/labs');
+    assert.deepEqual(r.json().labs[0].terminals.map((t: { name: string }) => t.name), ['container', 'host']);
+    assert.equal(r.json().labs[0].id, 'processes');
+  });
+
+  test('POST /sessions → 201 with id, token, lab, expiresAt, terminals[name,url]', async () => {
+    const r = await create();
+    assert.equal(r.statusCode, 201);
+    const s = r.json();
+    assert.equal(s.lab, 'processes');
+    assert.match(s.token, /^[A-Za-z0-9_-]{22}$/);
+    assert.ok(Date.parse(s.expiresAt) > Date.now());
+    assert.deepEqual(
+      s.terminals.map((t: { name: string; url: string }) => [t.name, t.url]),
+      [
+        ['container', `/api/v1/sessions/${s.id}/terminals/container`],
+        ['host', `/api/v1/sessions/${s.id}/terminals/host`],
+      ],
+    );
+  });
+
+  test('unknown lab → 404, malformed → 400, each with error.code and message', async () => {
+    const unknown = await app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'nope' } });
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.json().error.code, 'unknown_lab');
+    for (const payload of ['{not json', '[]', '{"lab":5}', '{"lab":"processes","x":1}', '"processes"']) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/api/v1/sessions',
+        payload,
+        headers: { 'content-type': 'application/json' },
+      });
+      assert.equal(r.statusCode, 400, payload);
+      assert.equal(r.json().error.code, 'bad_request', payload);
+      assert.ok(r.json().error.message.length > 5);
+    }
+    const big = await app.inject({
+      method: 'POST',
+      url: '/api/v1/sessions',
+      payload: JSON.stringify({ lab: 'x'.repeat(100_000) }),
+      headers: { 'content-type': 'application/json' },
+    });
+    assert.equal(big.statusCode, 413);
+    assert.equal(big.json().error.code, 'bad_request');
+  });
+
+  test('GET/DELETE need the Bearer token; DELETE removes the host before 204', async () => {
+    const s = (await create()).json();
+    const noAuth = await app.inject(`/api/v1/sessions/${s.id}`);
+    assert.equal(noAuth.statusCode, 401);
+    assert.equal(noAuth.json().error.code, 'bad_token');
+    const wrong = await app.inject({ url: `/api/v1/sessions/${s.id}`, headers: { authorization: 'Bearer nope' } });
+    assert.equal(wrong.statusCode, 401);
+    const auth = { authorization: `Bearer ${s.token}` };
+    const ok = await app.inject({ url: `/api/v1/sessions/${s.id}`, headers: auth });
+    assert.equal(ok.statusCode, 200);
+    assert.equal(ok.json().id, s.id);
+    assert.equal(ok.json().token, undefined, 'the token is never sent back');
+    const before = runtime.hosts.size;
+    const del = await app.inject({ method: 'DELETE', url: `/api/v1/sessions/${s.id}`, headers: auth });
+    assert.equal(del.statusCode, 204);
+    assert.equal(runtime.hosts.size, before - 1);
+    const gone = await app.inject({ url: `/api/v1/sessions/${s.id}`, headers: auth });
+    assert.equal(gone.statusCode, 404);
+  });
+
+  test('extend returns a later expiry', async () => {
+    const s = (await create()).json();
+    const r = await app.inject({
+      method: 'POST',
+      url: `/api/v1/sessions/${s.id}/extend`,
+      headers: { authorization: `Bearer ${s.token}` },
+    });
+    assert.equal(r.statusCode, 200);
+    assert.ok(Date.parse(r.json().expiresAt) >= Date.parse(s.expiresAt));
+  });
+
+  test('engine down → 503 engine_unavailable; health still 200', async () => {
+    runtime.reachable = false;
+    try {
+      const r = await create();
+      assert.equal(r.statusCode, 503);
+      assert.equal(r.json().error.code, 'engine_unavailable');
+      const h = await app.inject('/api/v1/health');
+      assert.equal(h.statusCode, 200);
+      assert.equal(h.json().engine.reachable, false);
+      assert.match(h.json().engine.help, /Docker/);
+    } finally {
+      runtime.reachable = true;
+    }
+  });
+
+  test('unknown API route → JSON 404', async () => {
+    const r = await app.inject('/api/v1/nothing');
+    assert.equal(r.statusCode, 404);
+    assert.equal(r.json().error.code, 'not_found');
+  });
+});
+
+class Queue {
+  #items: string[] = [];
+  #waiters: ((s: string) => void)[] = [];
+  push(s: string) {
+    const w = this.#waiters.shift();
+    if (w) w(s);
+    else this.#items.push(s);
+  }
+  next(): Promise<string> {
+    const s = this.#items.shift();
+    return s !== undefined ? Promise.resolve(s) : new Promise((r) => this.#waiters.push(r));
+  }
+}
+
+describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
+  let app: FastifyInstance;
+  let base: string;
+  before(async () => {
+    ({ app } = await setup());
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const a = app.server.address();
+    base = `127.0.0.1:${typeof a === 'object' && a ? a.port : 0}`;
+  });
+  after(() => app.close());
+
+  const newSession = async () => {
+    const r = await fetch(`http://${base}/api/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ lab: 'processes' }),
+    });
+    return (await r.json()) as { id: string; token: string; terminals: { name: string; url: string }[] };
+  };
+
+  /** Opens a socket and queues every message from the first one on (the server may send
+   *  `attached` in the same packet as the upgrade response). */
+  const open = (url: string, headers: Record<string, string> = {}) =>
+    new Promise<WebSocket & { texts: Queue; bins: Queue }>((resolve, reject) => {
+      const ws = new WebSocket(`ws://${base}${url}`, { headers }) as WebSocket & { texts: Queue; bins: Queue };
+      ws.texts = new Queue();
+      ws.bins = new Queue();
+      ws.on('message', (data: Buffer, binary: boolean) => (binary ? ws.bins : ws.texts).push(data.toString()));
+      ws.once('open', () => resolve(ws));
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+
+  const nextText = async (ws: { texts: Queue }) => JSON.parse(await ws.texts.next()) as Record<string, unknown>;
+
+  const closed = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+
+  test('missing or wrong token, unknown terminal, foreign origin are refused before upgrade', async () => {
+    const s = await newSession();
+    const url = s.terminals[0]!.url;
+    await assert.rejects(open(url), /HTTP 401/);
+    await assert.rejects(open(`${url}?token=wrong`), /HTTP 401/);
+    await assert.rejects(open(`/api/v1/sessions/${s.id}/terminals/nope?token=${s.token}`), /HTTP 404/);
+    await assert.rejects(open(`${url}?token=${s.token}`, { origin: 'https://evil.example' }), /HTTP 403/);
+    const ok = await open(`${url}?token=${s.token}`, { origin: `http://${base}` });
+    ok.close();
+  });
+
+  test('bytes echo through; garbage control messages get an error and change nothing', async () => {
+    const s = await newSession();
+    const ws = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    const attached = await nextText(ws);
+    assert.equal(attached.type, 'attached');
+    ws.send(Buffer.from('hello'), { binary: true });
+    assert.equal(await ws.bins.next(), 'hello');
+    for (const junk of ['not json', '{"type":"resize","cols":-1,"rows":2}', '{"type":"boom"}', 'null']) {
+      const reply = nextText(ws);
+      ws.send(junk);
+      assert.equal((await reply).code, 'bad_message');
+    }
+    const pong = nextText(ws);
+    ws.send(JSON.stringify({ type: 'ping', t: 7 }));
+    assert.deepEqual(await pong, { type: 'pong', t: 7 });
+    ws.close();
+  });
+
+  test('an oversized frame closes the socket with 1009; the server keeps serving', async () => {
+    const s = await newSession();
+    const ws = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    const code = closed(ws);
+    ws.send(Buffer.alloc(64 * 1024 + 1), { binary: true });
+    assert.equal(await code, 1009);
+    const again = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    assert.equal((await nextText(again)).type, 'attached');
+    again.close();
+  });
+
+  test('deleting the session closes its sockets with 4000', async () => {
+    const s = await newSession();
+    const ws = await open(`${s.terminals[0]!.url}?token=${s.token}`);
+    await nextText(ws);
+    const code = closed(ws);
+    await fetch(`http://${base}/api/v1/sessions/${s.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${s.token}` },
+    });
+    assert.equal(await code, 4000);
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * Builds the HTTP app (API, terminal WebSockets, the built site) without listening, so
+ * tests can drive it with `app.inject()` or on an ephemeral port. Routes are thin: they
+ * validate input and call the session manager; errors map to responses in one handler.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import fastifyWebsocket from '@fastify/websocket';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from './config.ts';
+import { AppError, ENGINE_HELP } from './errors.ts';
+import type { Runtime } from './runtime/runtime.ts';
+import type { Session, SessionManager } from './sessions/session-manager.ts';
+import { CloseCode, MAX_FRAME_BYTES, terminalPath } from './terminal/protocol.ts';
+import { bridge } from './terminal/ws-bridge.ts';
+
+export interface AppDeps {
+  config: Config;
+  runtime: Runtime;
+  sessions: SessionManager;
+}
+
+const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
+const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
+const TerminalParams = IdParams.extend({ name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/) });
+const TerminalQuery = z.object({
+  token: z.string().max(128).optional(),
+  cols: z.coerce.number().int().min(1).max(1000).default(80),
+  rows: z.coerce.number().int().min(1).max(1000).default(24),
+});
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, runtime, sessions } = deps;
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Never log tokens: drop query strings and the Authorization header.
+      serializers: {
+        req: (req: { method: string; url: string; ip?: string }) => ({
+          method: req.method,
+          url: req.url.split('?')[0],
+          ip: req.ip,
+        }),
+      },
+    },
+    trustProxy: config.trustProxy,
+    bodyLimit: 16 * 1024,
+    // Slow clients (slowloris) may not hold a socket open forever.
+    connectionTimeout: 30_000,
+    requestTimeout: 15_000,
+    keepAliveTimeout: 5_000,
+    return503OnClosing: true,
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    if (err instanceof AppError) {
+      if (err.status >= 500) req.log.warn({ code: err.code, cause: String(err.cause ?? '') }, err.message);
+      if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
+      return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: 'bad_request', message: err.message } });
+    }
+    req.log.error({ err }, 'unhandled error');
+    return reply.code(500).send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
+  });
+
+  await app.register(fastifyWebsocket, {
+    options: { maxPayload: MAX_FRAME_BYTES },
+  });
+
+  const bearer = (req: FastifyRequest): string | undefined => {
+    const h = req.headers.authorization;
+    if (!h) return undefined;
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    return m?.[1];
+  };
+
+  const parse = <T>(schema: z.ZodType<T>, value: unknown, what: string): T => {
+    const r = schema.safeParse(value);
+    if (!r.success) {
+      const first = r.error.issues[0];
+      const where = first?.path.length ? `${first.path.join('.')}: ` : '';
+      throw new AppError('bad_request', `Invalid ${what}: ${where}${first?.message ?? 'malformed'}`);
+    }
+    return r.data;
+  };
+
+  const sessionView = (s: Session) => ({
+    id: s.id,
+    lab: s.lab.id,
+    createdAt: new Date(s.createdAt).toISOString(),
+    expiresAt: new Date(s.expiresAt).toISOString(),
+    terminals: s.lab.terminals.map((t) => ({ name: t.name, title: t.title, url: terminalPath(s.id, t.name) })),
+  });
+
+  // ---- API ---------------------------------------------------------------------------
+
+  app.get('/api/v1/health', async () => {
+    const engine = await runtime.info();
+    return {
+      status: 'ok',
+      mode: config.mode,
+      engine: engine.reachable ? engine : { ...engine, help: ENGINE_HELP },
+      sessions: sessions.count,
+      labs: sessions.labs.size,
+    };
+  });
+
+  app.get('/api/v1/labs', async () => ({
+    labs: [...sessions.labs.values()].map((l) => ({
+      id: l.id,
+      title: l.title,
+      description: l.description,
+      terminals: l.terminals.map((t) => ({ name: t.name, title: t.title, target: t.target })),
+    })),
+  }));
+
+  app.post('/api/v1/sessions', async (req, reply) => {
+    if (!req.body || typeof req.body !== 'object') {
+      throw new AppError('bad_request', 'Send a JSON body like {"lab":"processes"}.');
+    }
+    const body = parse(CreateBody, req.body, 'request body');
+    const { session, token } = await sessions.create(body.lab, req.ip);
+    return reply.code(201).send({ ...sessionView(session), token });
+  });
+
+  app.get('/api/v1/sessions/:id', async (req) => {
+    const { id } = parse(IdParams, req.params, 'session id');
+    return sessionView(sessions.authorize(id, bearer(req)));
+  });
+
+  app.post('/api/v1/sessions/:id/extend', async (req) => {
+    const { id } = parse(IdParams, req.params, 'session id');
+    const s = sessions.authorize(id, bearer(req));
+    sessions.extend(s);
+    return sessionView(s);
+  });
+
+  app.delete('/api/v1/sessions/:id', async (req, reply) => {
+    const { id } = parse(IdParams, req.params, 'session id');
+    const s = sessions.authorize(id, bearer(req));
+    await sessions.remove(s, 'stopped');
+    return reply.code(204).send();
+  });
+
+  // ---- Terminals ---------------------------------------------------------------------
+
+  const ownOrigins = (req: FastifyRequest): string[] => {
+    const host = req.headers.host;
+    return host ? [`http://${host}`, `https://${host}`] : [];
+  };
+
+  app.get(
+    '/api/v1/sessions/:id/terminals/:name',
+    {
+      websocket: true,
+      preValidation: async (req) => {
+        const origin = req.headers.origin;
+        if (origin && !ownOrigins(req).includes(origin) && !config.allowedOrigins.includes(origin)) {
+          req.log.warn({ origin }, 'terminal refused: foreign origin');
+          throw new AppError('forbidden', 'This origin may not open terminals.');
+        }
+        const { id, name } = parse(TerminalParams, req.params, 'terminal');
+        const q = parse(TerminalQuery, req.query, 'query');
+        const s = sessions.authorize(id, q.token);
+        if (!s.lab.terminals.some((t) => t.name === name)) {
+          throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${name}".`);
+        }
+      },
+    },
+    async (socket, req) => {
+      const { id, name } = TerminalParams.parse(req.params);
+      const q = TerminalQuery.parse(req.query);
+      let s: Session;
+      try {
+        s = sessions.authorize(id, q.token);
+        const term = await sessions.terminal(s, name, { cols: q.cols, rows: q.rows });
+        if (socket.readyState !== socket.OPEN) return;
+        bridge(socket, term, req.log);
+      } catch (err) {
+        const e = err instanceof AppError ? err : new AppError('internal', 'Could not open the terminal.', { cause: err });
+        req.log.warn({ code: e.code, cause: String(e.cause ?? '') }, `terminal refused: ${e.message}`);
+        if (socket.readyState === socket.OPEN) {
+          socket.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+          const code = e.code === 'session_ended' || e.code === 'not_found' ? CloseCode.sessionEnded : 1011;
+          socket.close(code, e.message.slice(0, 120));
+        }
+      }
+    },
+  );
+
+  // Unknown API paths answer JSON, not the site's 404 page.
+  app.all('/api/*', async (req) => {
+    throw new AppError('not_found', `No API route ${req.method} ${req.url.split('?')[0]}.`);
+  });
+
+  // ---- The site ----------------------------------------------------------------------
+
+  if (existsSync(config.siteDir)) {
+    await app.register(fastifyStatic, { root: config.siteDir, redirect: true, index: ['index.html'], wildcard: true });
+    const notFound = join(config.siteDir, '404.html');
+    app.setNotFoundHandler((req, reply) => {
+      if (existsSync(notFound)) return reply.code(404).type('text/html').sendFile('404.html');
+      return reply.code(404).send({ error: { code: 'not_found', message: 'Not found.' } });
+    });
+  } else {
+    app.log.warn({ siteDir: config.siteDir }, 'no built site: run `npm run build`; serving the API only');
+    app.get('/', async (_req, reply) =>
+      reply.type('text/plain').send('Container Labs API. The site is not built: run `npm run build`.\n'),
+    );
+  }
+
+  return app;
+}
+

@@ -1,0 +1,67 @@
+/**
+ * The runtime interface: what the session manager needs from a container engine, in our
+ * own types. Docker is the first adapter (runtime/docker/); only adapters import their
+ * engine's client library.
+ */
+import type { Duplex } from 'node:stream';
+import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
+
+export interface EngineInfo {
+  reachable: boolean;
+  /** Engine name and version, e.g. "docker 20.10.24". */
+  version?: string;
+  cgroupVersion?: '1' | '2';
+  /** Why it is unreachable, for operators. */
+  error?: string;
+}
+
+export interface LabHostRequest {
+  lab: LabDef;
+  sessionId: string;
+  /** When the server will end the session (it may be extended). */
+  expiresAt: Date;
+  /** The lab host ends by itself after this many seconds, server or not. */
+  hardDeadlineSeconds: number;
+  /** Extra labels (the adapter adds its own: managed, session, lab, expiry). */
+  labels: Record<string, string>;
+}
+
+export interface LabHost {
+  /** Engine-side id; never shown to readers or put in URLs. */
+  id: string;
+  sessionId: string;
+}
+
+export interface LabHostSummary {
+  id: string;
+  sessionId: string;
+  lab: string;
+  instance: string;
+  /** The hard deadline the host carries. */
+  deadline: Date | undefined;
+  createdAt: Date;
+}
+
+/** A running shell with a TTY. Closing `stream` or calling `close()` ends it. */
+export interface TerminalProcess {
+  /** Raw bytes both ways (TTY: stdout and stderr are merged). */
+  readonly stream: Duplex;
+  resize(cols: number, rows: number): Promise<void>;
+  /** Resolves with the exit code once the shell is gone (null if unknown). */
+  readonly exited: Promise<number | null>;
+  close(): void;
+}
+
+export interface Runtime {
+  /** Cheap reachability probe; never throws. */
+  info(): Promise<EngineInfo>;
+  /** Throws AppError('image_missing') when the lab's image is not built. */
+  createLabHost(req: LabHostRequest): Promise<LabHost>;
+  /** Force-removes the lab host and everything in it; a missing host is not an error. */
+  removeLabHost(id: string): Promise<void>;
+  /** Lab hosts this runtime manages (by label), whichever server instance made them. */
+  listLabHosts(): Promise<LabHostSummary[]>;
+  openTerminal(hostId: string, terminal: TerminalDef, size: { cols: number; rows: number }): Promise<TerminalProcess>;
+  /** Run a command (no TTY) in the lab host as the reader; for checks and panels. */
+  exec(hostId: string, cmd: string[], opts?: { timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}

@@ -1,0 +1,62 @@
+/** Small building blocks of the session manager's quotas. */
+
+/** Token bucket per key: `perMinute` takes per minute, bursts up to `perMinute`. */
+export class RateLimiter {
+  readonly #perMinute: number;
+  readonly #now: () => number;
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perMinute: number, now: () => number) {
+    this.#perMinute = perMinute;
+    this.#now = now;
+  }
+
+  /** Take one token; returns 0 if allowed, else the seconds until one is available. */
+  take(key: string): number {
+    const now = this.#now();
+    const rate = this.#perMinute / 60_000;
+    const b = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
+    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * rate);
+    b.at = now;
+    this.#buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000));
+  }
+
+  /** Forget buckets that are full again. */
+  prune(): void {
+    const now = this.#now();
+    for (const [k, b] of this.#buckets) {
+      if (b.tokens + (now - b.at) * (this.#perMinute / 60_000) >= this.#perMinute) this.#buckets.delete(k);
+    }
+  }
+}
+
+/** Runs at most `limit` tasks at once; the rest wait in order. */
+export class Semaphore {
+  readonly #limit: number;
+  #active = 0;
+  readonly #queue: (() => void)[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  get waiting(): number {
+    return this.#queue.length;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#active >= this.#limit) await new Promise<void>((r) => this.#queue.push(r));
+    this.#active++;
+    try {
+      return await task();
+    } finally {
+      this.#active--;
+      this.#queue.shift()?.();
+    }
+  }
+}

@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, test } from 'node:test';
+import type { LabDef } from '../../../labs/schema.ts';
+import { AppError } from '../errors.ts';
+import { FakeRuntime } from '../runtime/fake-runtime.ts';
+import type { TerminalSink } from '../terminal/terminal.ts';
+import { type SessionLimits, SessionManager } from './session-manager.ts';
+
+const lab: LabDef = {
+  id: 'processes',
+  title: 'A container is a process',
+  description: '',
+  app: { command: 'sleep 1000', hostname: 'box' },
+  terminals: [
+    { name: 'container', title: 'Inside', target: 'container' },
+    { name: 'host', title: 'Host', target: 'host' },
+  ],
+  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+};
+
+const MIN = 60_000;
+const limits: SessionLimits = {
+  ttlMs: 30 * MIN,
+  maxLifetimeMs: 120 * MIN,
+  idleTimeoutMs: 10 * MIN,
+  maxSessions: 3,
+  maxSessionsPerClient: 2,
+  createPerMinute: 5,
+  engineConcurrency: 2,
+};
+
+class TestClock {
+  t = Date.parse('2026-01-01T00:00:00Z');
+  now() {
+    return this.t;
+  }
+  advance(ms: number) {
+    this.t += ms;
+  }
+}
+
+function sink(): TerminalSink & { out: string; msgs: unknown[]; closed: number | null } {
+  const s = {
+    out: '',
+    msgs: [] as unknown[],
+    closed: null as number | null,
+    output(c: Buffer) {
+      s.out += c.toString();
+    },
+    control(m: unknown) {
+      s.msgs.push(m);
+    },
+    close(code: number) {
+      s.closed = code;
+    },
+  };
+  return s;
+}
+
+const flush = () => new Promise((r) => setImmediate(r));
+
+async function rejectsWith(p: Promise<unknown>, code: string) {
+  await assert.rejects(p, (e: unknown) => e instanceof AppError && e.code === code);
+}
+
+describe('SessionManager', () => {
+  let clock: TestClock;
+  let rt: FakeRuntime;
+  let mgr: SessionManager;
+  const events: string[] = [];
+
+  beforeEach(() => {
+    clock = new TestClock();
+    rt = new FakeRuntime();
+    events.length = 0;
+    mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits,
+      clock,
+      instance: 'test',
+      events: { event: (n) => events.push(n) },
+    });
+  });
+
+  test('creates a session with a lab host, a 128-bit token and an expiry', async () => {
+    const { session, token } = await mgr.create('processes', 'a');
+    assert.equal(rt.hosts.size, 1);
+    assert.equal(Buffer.from(token, 'base64url').length, 16);
+    assert.equal(session.expiresAt, clock.now() + limits.ttlMs);
+    const host = [...rt.hosts.values()][0]!;
+    assert.equal(host.sessionId, session.id);
+    assert.equal(host.instance, 'test');
+    assert.equal(host.deadline?.getTime(), clock.now() + limits.maxLifetimeMs);
+    assert.deepEqual(events, ['session.started']);
+  });
+
+  test('unknown lab is refused without touching the engine', async () => {
+    await rejectsWith(mgr.create('nope', 'a'), 'unknown_lab');
+    assert.equal(rt.created, 0);
+  });
+
+  test('tokens are checked: unknown id → not_found, wrong token → bad_token', async () => {
+    const { session, token } = await mgr.create('processes', 'a');
+    assert.equal(mgr.authorize(session.id, token), session);
+    assert.throws(() => mgr.authorize(session.id, `${token}x`), (e: AppError) => e.code === 'bad_token');
+    assert.throws(() => mgr.authorize(session.id, undefined), (e: AppError) => e.code === 'bad_token');
+    assert.throws(() => mgr.authorize('nosuchsession', token), (e: AppError) => e.code === 'not_found');
+  });
+
+  test('per-client and total limits', async () => {
+    await mgr.create('processes', 'a');
+    await mgr.create('processes', 'a');
+    await rejectsWith(mgr.create('processes', 'a'), 'rate_limited');
+    await mgr.create('processes', 'b');
+    await rejectsWith(mgr.create('processes', 'c'), 'out_of_capacity');
+    assert.equal(rt.hosts.size, 3);
+  });
+
+  test('creation rate per client is limited and refills with time', async () => {
+    const m = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits: { ...limits, maxSessions: 100, maxSessionsPerClient: 100, createPerMinute: 2 },
+      clock,
+      instance: 'test',
+    });
+    await m.create('processes', 'a');
+    await m.create('processes', 'a');
+    const err = await m.create('processes', 'a').catch((e: AppError) => e);
+    assert.ok(err instanceof AppError && err.code === 'rate_limited');
+    assert.ok(err.retryAfter && err.retryAfter > 0 && err.retryAfter <= 30);
+    clock.advance(30_000);
+    await m.create('processes', 'a');
+  });
+
+  test('engine down → engine_unavailable, and the failed session does not count', async () => {
+    rt.reachable = false;
+    await rejectsWith(mgr.create('processes', 'a'), 'engine_unavailable');
+    assert.equal(mgr.count, 0);
+  });
+
+  test('expiry: the reaper ends expired sessions and removes their hosts', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    const term = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s1 = sink();
+    term.attach(s1);
+    clock.advance(limits.ttlMs - 1);
+    assert.deepEqual((await mgr.reap()).expired, 0);
+    clock.advance(1);
+    assert.deepEqual((await mgr.reap()).expired, 1);
+    assert.equal(rt.hosts.size, 0);
+    assert.equal(s1.closed, 4000);
+    assert.equal(mgr.count, 0);
+  });
+
+  test('extend moves expiry forward but never past the maximum lifetime', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    clock.advance(20 * MIN);
+    mgr.extend(session);
+    assert.equal(session.expiresAt, clock.now() + limits.ttlMs);
+    clock.advance(80 * MIN);
+    mgr.extend(session);
+    assert.equal(session.expiresAt, session.createdAt + limits.maxLifetimeMs);
+  });
+
+  test('idle reaping: only sessions with no attached terminal and no recent input', async () => {
+    const a = await mgr.create('processes', 'a');
+    const b = await mgr.create('processes', 'b');
+    const term = await mgr.terminal(a.session, 'host', { cols: 80, rows: 24 });
+    term.attach(sink());
+    clock.advance(limits.idleTimeoutMs);
+    const r = await mgr.reap();
+    assert.equal(r.idle, 1);
+    assert.equal(mgr.count, 1);
+    assert.equal(mgr.list()[0]?.id, a.session.id);
+    assert.throws(() => mgr.authorize(b.session.id, b.token), (e: AppError) => e.code === 'not_found');
+  });
+
+  test('reconnect: the same shell comes back with its recent output replayed', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    const t1 = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const first = sink();
+    t1.attach(first);
+    t1.input(Buffer.from('export X=42\r'));
+    await flush();
+    assert.equal(first.out, 'export X=42\r');
+    t1.detach(first);
+    const t2 = await mgr.terminal(session, 'host', { cols: 100, rows: 30 });
+    assert.equal(t2, t1, 'same terminal object, same shell');
+    assert.equal(rt.terminals.length, 1, 'no second shell was started');
+    const second = sink();
+    t2.attach(second);
+    assert.deepEqual(second.msgs[0], {
+      type: 'attached',
+      terminal: 'host',
+      replay: true,
+      expiresAt: new Date(session.expiresAt).toISOString(),
+    });
+    assert.equal(second.out, 'export X=42\r');
+    assert.deepEqual(second.msgs.at(-1), { type: 'replayed' });
+  });
+
+  test('a second socket on the same terminal replaces the first', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    const t = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const a = sink();
+    const b = sink();
+    t.attach(a);
+    t.attach(b);
+    assert.equal(a.closed, 4011);
+    t.input(Buffer.from('x'));
+    await flush();
+    assert.equal(b.out, 'x');
+    assert.equal(a.out, '');
+  });
+
+  test('a shell that exits is replaced by a fresh one on the next attach', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    const t1 = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s = sink();
+    t1.attach(s);
+    t1.input(Buffer.from('exit\r'));
+    await rt.terminals[0]!.exited;
+    await new Promise((r) => setImmediate(r));
+    assert.equal(s.closed, 4010);
+    assert.deepEqual(s.msgs.at(-1), { type: 'exit', code: 0 });
+    const t2 = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    assert.notEqual(t2, t1);
+    assert.equal(rt.terminals.length, 2);
+  });
+
+  test('unknown terminal name is not_found', async () => {
+    const { session } = await mgr.create('processes', 'a');
+    await rejectsWith(mgr.terminal(session, 'nope', { cols: 80, rows: 24 }), 'not_found');
+  });
+
+  test('leftovers: at start all hosts of this instance go; others only past their deadline', async () => {
+    const past = new Date(clock.now() - 1000);
+    const future = new Date(clock.now() + 60_000);
+    rt.addLeftover({ id: 'old-mine', sessionId: 's1', lab: 'processes', instance: 'test', deadline: future });
+    rt.addLeftover({ id: 'other-live', sessionId: 's2', lab: 'processes', instance: 'other', deadline: future });
+    rt.addLeftover({ id: 'other-dead', sessionId: 's3', lab: 'processes', instance: 'other', deadline: past });
+    const { session } = await mgr.create('processes', 'a');
+    assert.equal(await mgr.removeLeftovers({ all: false }), 2);
+    assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', session.hostId].sort());
+  });
+
+  test('shutdown ends every session and refuses new ones', async () => {
+    await mgr.create('processes', 'a');
+    await mgr.create('processes', 'b');
+    await mgr.shutdown();
+    assert.equal(rt.hosts.size, 0);
+    await rejectsWith(mgr.create('processes', 'c'), 'out_of_capacity');
+  });
+
+  test('engine work is bounded: at most engineConcurrency creations at once', async () => {
+    rt.createDelayMs = 20;
+    const m = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits: { ...limits, maxSessions: 10, maxSessionsPerClient: 10, createPerMinute: 100, engineConcurrency: 2 },
+      clock,
+      instance: 'test',
+    });
+    let max = 0;
+    const orig = rt.createLabHost.bind(rt);
+    let active = 0;
+    rt.createLabHost = async (req) => {
+      active++;
+      max = Math.max(max, active);
+      try {
+        return await orig(req);
+      } finally {
+        active--;
+      }
+    };
+    await Promise.all(Array.from({ length: 6 }, (_, i) => m.create('processes', `c${i}`)));
+    assert.equal(max, 2);
+    assert.equal(m.count, 6);
+  });
+});

@@ -1,0 +1,319 @@
+/**
+ * The session manager: creates sessions (one lab host each), checks tokens, enforces
+ * quotas, lifetimes and idle time, and removes everything it made. It knows the runtime
+ * only through its interface and time only through the injected clock.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
+import { AppError } from '../errors.ts';
+import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
+import { CloseCode } from '../terminal/protocol.ts';
+import { Terminal } from '../terminal/terminal.ts';
+import { RateLimiter, Semaphore } from './limits.ts';
+
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export interface SessionLimits {
+  ttlMs: number;
+  maxLifetimeMs: number;
+  idleTimeoutMs: number;
+  maxSessions: number;
+  maxSessionsPerClient: number;
+  createPerMinute: number;
+  engineConcurrency: number;
+}
+
+/** What the manager reports (structured log lines; never tokens or terminal contents). */
+export interface SessionEvents {
+  event(name: string, fields: Record<string, unknown>): void;
+}
+
+export type EndReason = 'stopped' | 'expired' | 'idle' | 'shutdown' | 'host_gone' | 'admin';
+
+export class Session {
+  readonly id: string;
+  readonly lab: LabDef;
+  readonly clientKey: string;
+  readonly createdAt: number;
+  readonly #tokenHash: Buffer;
+  expiresAt: number;
+  lastActivityAt: number;
+  hostId: string | null = null;
+  ended = false;
+  readonly terminals = new Map<string, Terminal>();
+  readonly opening = new Map<string, Promise<Terminal>>();
+
+  constructor(init: { id: string; token: string; lab: LabDef; clientKey: string; now: number; ttlMs: number }) {
+    this.id = init.id;
+    this.lab = init.lab;
+    this.clientKey = init.clientKey;
+    this.createdAt = init.now;
+    this.expiresAt = init.now + init.ttlMs;
+    this.lastActivityAt = init.now;
+    this.#tokenHash = hashToken(init.token);
+  }
+
+  /** Constant-time comparison (of fixed-length digests, so length leaks nothing). */
+  tokenMatches(token: string): boolean {
+    return timingSafeEqual(this.#tokenHash, hashToken(token));
+  }
+
+  get attachedCount(): number {
+    let n = 0;
+    for (const t of this.terminals.values()) if (t.attached) n++;
+    return n;
+  }
+}
+
+function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}
+
+/** 128 bits of randomness, URL-safe. */
+export function randomToken(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export class SessionManager {
+  readonly #runtime: Runtime;
+  readonly #labs: ReadonlyMap<string, LabDef>;
+  readonly #limits: SessionLimits;
+  readonly #clock: Clock;
+  readonly #events: SessionEvents;
+  readonly #instance: string;
+  readonly #sessions = new Map<string, Session>();
+  readonly #rate: RateLimiter;
+  readonly #engine: Semaphore;
+  #draining = false;
+
+  constructor(deps: {
+    runtime: Runtime;
+    labs: readonly LabDef[];
+    limits: SessionLimits;
+    clock?: Clock;
+    events?: SessionEvents;
+    instance: string;
+  }) {
+    this.#runtime = deps.runtime;
+    this.#labs = new Map(deps.labs.map((l) => [l.id, l]));
+    this.#limits = deps.limits;
+    this.#clock = deps.clock ?? systemClock;
+    this.#events = deps.events ?? { event: () => {} };
+    this.#instance = deps.instance;
+    this.#rate = new RateLimiter(deps.limits.createPerMinute, () => this.#clock.now());
+    this.#engine = new Semaphore(deps.limits.engineConcurrency);
+  }
+
+  get labs(): ReadonlyMap<string, LabDef> {
+    return this.#labs;
+  }
+
+  get count(): number {
+    return this.#sessions.size;
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  list(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  async create(labId: string, clientKey: string): Promise<{ session: Session; token: string }> {
+    if (this.#draining) {
+      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', { retryAfter: 60 });
+    }
+    const lab = this.#labs.get(labId);
+    if (!lab) throw new AppError('unknown_lab', `There is no lab "${labId}".`);
+    if (this.#sessions.size >= this.#limits.maxSessions) {
+      this.#refuse('out_of_capacity', labId, clientKey);
+      throw new AppError('out_of_capacity', 'All lab sandboxes are in use; try again in a minute.', { retryAfter: 30 });
+    }
+    let mine = 0;
+    for (const s of this.#sessions.values()) if (s.clientKey === clientKey) mine++;
+    if (mine >= this.#limits.maxSessionsPerClient) {
+      this.#refuse('too_many_sessions', labId, clientKey);
+      throw new AppError(
+        'rate_limited',
+        `You already have ${mine} live lab sessions; stop one (or close its tab) first.`,
+        { retryAfter: 10 },
+      );
+    }
+    const wait = this.#rate.take(clientKey);
+    if (wait > 0) {
+      this.#refuse('rate_limited', labId, clientKey);
+      throw new AppError('rate_limited', `Too many labs started; try again in ${wait} s.`, { retryAfter: wait });
+    }
+
+    const now = this.#clock.now();
+    const token = randomToken();
+    const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
+    this.#sessions.set(session.id, session);
+    const started = performance.now();
+    try {
+      const host = await this.#engine.run(() =>
+        this.#runtime.createLabHost({
+          lab,
+          sessionId: session.id,
+          expiresAt: new Date(session.expiresAt),
+          hardDeadlineSeconds: Math.ceil(this.#limits.maxLifetimeMs / 1000),
+          labels: {
+            'containerlabs.instance': this.#instance,
+            // The host's own deadline, read by the reaper of any instance.
+            'containerlabs.deadline': new Date(now + this.#limits.maxLifetimeMs).toISOString(),
+          },
+        }),
+      );
+      session.hostId = host.id;
+    } catch (err) {
+      this.#sessions.delete(session.id);
+      const code = err instanceof AppError ? err.code : 'internal';
+      this.#events.event('session.refused', { lab: labId, reason: code, error: String(err) });
+      throw err;
+    }
+    if (session.ended) {
+      // Removed (shutdown) while the engine was creating it.
+      await this.#runtime.removeLabHost(session.hostId).catch(() => {});
+      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', { retryAfter: 60 });
+    }
+    this.#events.event('session.started', {
+      session: session.id,
+      lab: labId,
+      ms: Math.round(performance.now() - started),
+      sessions: this.#sessions.size,
+    });
+    return { session, token };
+  }
+
+  /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */
+  authorize(id: string, token: string | undefined): Session {
+    const s = this.#sessions.get(id);
+    if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
+    if (!token || !s.tokenMatches(token)) throw new AppError('bad_token', 'Missing or wrong session token.');
+    return s;
+  }
+
+  extend(s: Session): void {
+    const now = this.#clock.now();
+    const cap = s.createdAt + this.#limits.maxLifetimeMs;
+    s.expiresAt = Math.min(cap, Math.max(s.expiresAt, now + this.#limits.ttlMs));
+    s.lastActivityAt = now;
+    const expiresAt = new Date(s.expiresAt).toISOString();
+    for (const t of s.terminals.values()) t.broadcast({ type: 'expiring', expiresAt });
+  }
+
+  /** The session's terminal `name`, started on first use, the same shell afterwards. */
+  async terminal(s: Session, name: string, size: { cols: number; rows: number }): Promise<Terminal> {
+    const def = s.lab.terminals.find((t) => t.name === name);
+    if (!def) throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${name}".`);
+    const live = s.terminals.get(name);
+    if (live && !live.exited) return live;
+    const pending = s.opening.get(name);
+    if (pending) return pending;
+    const p = this.#openTerminal(s, def, size).finally(() => s.opening.delete(name));
+    s.opening.set(name, p);
+    return p;
+  }
+
+  async #openTerminal(s: Session, def: TerminalDef, size: { cols: number; rows: number }): Promise<Terminal> {
+    if (!s.hostId) throw new AppError('not_found', 'The session is not ready.');
+    const proc = await this.#runtime.openTerminal(s.hostId, def, size);
+    if (s.ended) {
+      proc.close();
+      throw new AppError('session_ended', 'The session has ended.');
+    }
+    const t = new Terminal(def, proc, {
+      onExit: (term) => {
+        if (s.terminals.get(def.name) === term) s.terminals.delete(def.name);
+      },
+      onActivity: () => {
+        s.lastActivityAt = this.#clock.now();
+      },
+      expiresAt: () => new Date(s.expiresAt),
+    });
+    s.terminals.set(def.name, t);
+    return t;
+  }
+
+  /** End a session: sockets are closed, then the lab host is removed. */
+  async remove(s: Session, reason: EndReason): Promise<void> {
+    if (s.ended) return;
+    s.ended = true;
+    this.#sessions.delete(s.id);
+    for (const t of s.terminals.values()) t.close(CloseCode.sessionEnded, `session ${reason}`);
+    s.terminals.clear();
+    const hostId = s.hostId;
+    this.#events.event('session.stopped', {
+      session: s.id,
+      lab: s.lab.id,
+      reason,
+      ageSeconds: Math.round((this.#clock.now() - s.createdAt) / 1000),
+    });
+    if (hostId) await this.#runtime.removeLabHost(hostId);
+  }
+
+  /**
+   * One pass of the reaper: expired and idle sessions, and lab hosts nobody owns (this
+   * instance's hosts without a session, and any host past its own deadline).
+   */
+  async reap(): Promise<{ expired: number; idle: number; leftovers: number }> {
+    const now = this.#clock.now();
+    let expired = 0;
+    let idle = 0;
+    const ends: Promise<void>[] = [];
+    for (const s of this.list()) {
+      if (!s.hostId) continue; // still starting
+      if (s.expiresAt <= now) {
+        expired++;
+        ends.push(this.remove(s, 'expired'));
+      } else if (s.attachedCount === 0 && now - s.lastActivityAt >= this.#limits.idleTimeoutMs) {
+        idle++;
+        ends.push(this.remove(s, 'idle'));
+      }
+    }
+    await Promise.allSettled(ends);
+    this.#rate.prune();
+    const leftovers = await this.removeLeftovers({ all: false });
+    return { expired, idle, leftovers };
+  }
+
+  /**
+   * Remove lab hosts without a live session of ours. `all`: every host of this instance
+   * (at start-up, when nothing is ours yet). Hosts of other instances are left alone
+   * unless past their own deadline.
+   */
+  async removeLeftovers(opts: { all: boolean }): Promise<number> {
+    let hosts: LabHostSummary[];
+    try {
+      hosts = await this.#runtime.listLabHosts();
+    } catch {
+      return 0; // engine down: nothing to reap now
+    }
+    const now = this.#clock.now();
+    const owned = new Set<string>();
+    for (const s of this.#sessions.values()) owned.add(s.id);
+    const doomed = hosts.filter((h) => {
+      if (h.deadline && h.deadline.getTime() <= now) return true;
+      if (h.instance !== this.#instance) return false;
+      return opts.all || !owned.has(h.sessionId);
+    });
+    await Promise.allSettled(doomed.map((h) => this.#runtime.removeLabHost(h.id)));
+    if (doomed.length > 0) this.#events.event('reaper.removed', { count: doomed.length });
+    return doomed.length;
+  }
+
+  /** Refuse new sessions and end every live one. */
+  async shutdown(): Promise<void> {
+    this.#draining = true;
+    await Promise.allSettled(this.list().map((s) => this.remove(s, 'shutdown')));
+  }
+
+  #refuse(reason: string, lab: string, clientKey: string): void {
+    this.#events.event('session.refused', { lab, reason, client: clientKey });
+  }
+}

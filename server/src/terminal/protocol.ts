@@ -1,0 +1,95 @@
+/**
+ * The terminal protocol, shared by the browser (`src/lib/terminal-client.ts`) and the
+ * server (`server/src/terminal/`). One WebSocket per terminal:
+ *
+ *   ws(s)://<origin>/api/v1/sessions/<sessionId>/terminals/<name>?token=<token>
+ *
+ * - Binary frames carry raw terminal bytes, both ways (keystrokes in, output out). No JSON
+ *   per keystroke.
+ * - Text frames carry one JSON control message each (below). Unknown or malformed control
+ *   messages are answered with an `error` message and otherwise ignored.
+ *
+ * Flow control (ttyd-style): the client counts output bytes handed to xterm.js whose write
+ * callback has not fired yet; above HIGH_WATER it sends `pause`, below LOW_WATER `resume`.
+ * The server also stops reading the shell while the socket's own send buffer is above
+ * HIGH_WATER. Together they keep at most about 1 MB in flight.
+ */
+
+/** Largest frame either side may send; bigger frames close the socket with 1009. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+export const HIGH_WATER = 512 * 1024;
+export const LOW_WATER = 128 * 1024;
+
+/** WebSocket close codes we use (4000-4999 are ours). */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  /** The session ended (stopped, expired, reaped); do not reconnect. */
+  sessionEnded: 4000,
+  /** Missing or wrong token. */
+  badToken: 4001,
+  /** No such session or terminal. */
+  notFound: 4004,
+  /** Origin not allowed. */
+  forbiddenOrigin: 4003,
+  /** The shell exited; a reconnect starts a new shell. */
+  shellExited: 4010,
+  /** Another socket took over this terminal (same session opened in another tab). */
+  replaced: 4011,
+  /** The server is shutting down. */
+  serverShutdown: 4012,
+} as const;
+
+export type ClientMessage =
+  | { type: 'resize'; cols: number; rows: number }
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'ping'; t?: number };
+
+export type ServerMessage =
+  /** Sent first on every (re)attach; if `replay` is true, the binary frames that follow
+   *  up to `replayed` repeat the recent output so a reconnecting client can reset its
+   *  screen and redraw it. */
+  | { type: 'attached'; terminal: string; replay: boolean; expiresAt: string }
+  | { type: 'replayed' }
+  | { type: 'exit'; code: number | null }
+  | { type: 'expiring'; expiresAt: string }
+  | { type: 'notice'; message: string }
+  | { type: 'pong'; t?: number }
+  | { type: 'error'; code: string; message: string };
+
+/** Parse a client control message; returns null for anything that is not one. */
+export function parseClientMessage(text: string): ClientMessage | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null) return null;
+  const m = v as Record<string, unknown>;
+  switch (m.type) {
+    case 'resize': {
+      const { cols, rows } = m;
+      if (!isDim(cols) || !isDim(rows)) return null;
+      return { type: 'resize', cols, rows };
+    }
+    case 'pause':
+    case 'resume':
+      return { type: m.type };
+    case 'ping':
+      return typeof m.t === 'number' ? { type: 'ping', t: m.t } : { type: 'ping' };
+    default:
+      return null;
+  }
+}
+
+function isDim(n: unknown): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 1000;
+}
+
+/** Path of a terminal's WebSocket, relative to the site's origin. */
+export function terminalPath(sessionId: string, name: string): string {
+  return `/api/v1/sessions/${encodeURIComponent(sessionId)}/terminals/${encodeURIComponent(name)}`;
+}

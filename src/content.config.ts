@@ -1,0 +1,13 @@
+import { docsLoader } from '@astrojs/starlight/loaders';
+import { docsSchema } from '@astrojs/starlight/schema';
+import { glob } from 'astro/loaders';
+import { defineCollection } from 'astro:content';
+
+// Lessons live in the top-level `content/` folder (not Starlight's default
+// `src/content/docs`), so authors find the course at the root of the repository.
+export const collections = {
+  docs: defineCollection({
+    loader: glob({ base: './content', pattern: '**/[^_]*.{md,mdx}' }),
+    schema: docsSchema(),
+  }),
+};
