@@ -20,7 +20,7 @@ const lab: LabDef = {
   limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
 };
 
-async function setup() {
+async function setup(accessToken?: string) {
   const config = loadConfig({ PORT: '0', CL_SITE_DIR: '/nonexistent', LOG_LEVEL: 'silent', CL_MAX_SESSIONS_PER_CLIENT: '50', CL_CREATE_PER_MINUTE: '100' });
   const runtime = new FakeRuntime();
   const sessions = new SessionManager({
@@ -37,7 +37,7 @@ async function setup() {
       engineConcurrency: 4,
     },
   });
-  const app = await buildApp({ config, runtime, sessions });
+  const app = await buildApp({ config, runtime, sessions, accessToken });
   return { app, runtime, sessions };
 }
 
@@ -260,5 +260,30 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
       headers: { authorization: `Bearer ${s.token}` },
     });
     assert.equal(await code, 4000);
+  });
+});
+
+describe('local mode access token', () => {
+  let app: FastifyInstance;
+  before(async () => {
+    ({ app } = await setup('s3cret-token'));
+  });
+  after(() => app.close());
+
+  test('lab endpoints refuse without the token; the printed link sets a cookie that unlocks them', async () => {
+    const refused = await app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' } });
+    assert.equal(refused.statusCode, 401);
+    assert.match(refused.json().error.message, /local mode/);
+    const wrong = await app.inject('/?access=nope');
+    assert.equal(wrong.statusCode, 401);
+    const link = await app.inject('/?access=s3cret-token');
+    assert.equal(link.statusCode, 303);
+    assert.equal(link.headers.location, '/');
+    const cookie = String(link.headers['set-cookie']).split(';')[0]!;
+    assert.match(String(link.headers['set-cookie']), /HttpOnly; SameSite=Strict/);
+    const ok = await app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' }, headers: { cookie } });
+    assert.equal(ok.statusCode, 201);
+    const health = await app.inject('/api/v1/health');
+    assert.equal(health.statusCode, 200, 'health and the site stay open');
   });
 });

@@ -3,6 +3,7 @@
  * tests can drive it with `app.inject()` or on an ephemeral port. Routes are thin: they
  * validate input and call the session manager; errors map to responses in one handler.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
@@ -20,6 +21,27 @@ export interface AppDeps {
   config: Config;
   runtime: Runtime;
   sessions: SessionManager;
+  /** Local mode: the token printed at start; every lab endpoint requires it. */
+  accessToken?: string;
+}
+
+const ACCESS_COOKIE = 'cl_access';
+
+function cookie(req: FastifyRequest, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
+  }
+  return undefined;
+}
+
+function sameSecret(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
 }
 
 const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
@@ -32,7 +54,7 @@ const TerminalQuery = z.object({
 });
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
-  const { config, runtime, sessions } = deps;
+  const { config, runtime, sessions, accessToken } = deps;
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -60,9 +82,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     }
-    const status = (err as { statusCode?: number }).statusCode;
+    const { statusCode: status, message } = err as { statusCode?: number; message?: string };
     if (status && status >= 400 && status < 500) {
-      return reply.code(status).send({ error: { code: 'bad_request', message: err.message } });
+      return reply.code(status).send({ error: { code: 'bad_request', message: message ?? 'Bad request.' } });
     }
     req.log.error({ err }, 'unhandled error');
     return reply.code(500).send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
@@ -96,6 +118,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     expiresAt: new Date(s.expiresAt).toISOString(),
     terminals: s.lab.terminals.map((t) => ({ name: t.name, title: t.title, url: terminalPath(s.id, t.name) })),
   });
+
+  // ---- Access (local mode) -----------------------------------------------------------
+
+  if (accessToken) {
+    app.addHook('onRequest', async (req, reply) => {
+      const url = new URL(req.url, 'http://x');
+      const offered = url.searchParams.get('access');
+      if (offered !== null && req.method === 'GET' && !url.pathname.startsWith('/api/')) {
+        if (!sameSecret(offered, accessToken)) throw new AppError('bad_token', 'Wrong access token.');
+        url.searchParams.delete('access');
+        reply.header('Set-Cookie', `${ACCESS_COOKIE}=${accessToken}; Path=/; HttpOnly; SameSite=Strict`);
+        return reply.redirect(url.pathname + url.search, 303);
+      }
+      if (url.pathname.startsWith('/api/v1/sessions')) {
+        const given = cookie(req, ACCESS_COOKIE) ?? (req.headers['x-access-token'] as string | undefined);
+        if (!sameSecret(given, accessToken)) {
+          throw new AppError(
+            'bad_token',
+            'This server runs in local mode: open the link with ?access=… that it printed at start.',
+          );
+        }
+      }
+    });
+  }
 
   // ---- API ---------------------------------------------------------------------------
 

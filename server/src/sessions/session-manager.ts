@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
 import { AppError } from '../errors.ts';
-import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
+import type { LabHostSummary, Runtime, TerminalProcess } from '../runtime/runtime.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
 import { RateLimiter, Semaphore } from './limits.ts';
@@ -85,6 +85,7 @@ export class SessionManager {
   readonly #clock: Clock;
   readonly #events: SessionEvents;
   readonly #instance: string;
+  readonly #hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
   readonly #sessions = new Map<string, Session>();
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
@@ -97,7 +98,10 @@ export class SessionManager {
     clock?: Clock;
     events?: SessionEvents;
     instance: string;
+    /** Local mode: terminals of target `host` are the learner's own shell. */
+    hostShell?: (size: { cols: number; rows: number }) => TerminalProcess;
   }) {
+    this.#hostShell = deps.hostShell;
     this.#runtime = deps.runtime;
     this.#labs = new Map(deps.labs.map((l) => [l.id, l]));
     this.#limits = deps.limits;
@@ -222,7 +226,10 @@ export class SessionManager {
 
   async #openTerminal(s: Session, def: TerminalDef, size: { cols: number; rows: number }): Promise<Terminal> {
     if (!s.hostId) throw new AppError('not_found', 'The session is not ready.');
-    const proc = await this.#runtime.openTerminal(s.hostId, def, size);
+    const proc =
+      def.target === 'host' && this.#hostShell
+        ? this.#hostShell(size)
+        : await this.#runtime.openTerminal(s.hostId, def, size);
     if (s.ended) {
       proc.close();
       throw new AppError('session_ended', 'The session has ended.');

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's quick start:
+#   ./run.sh start   set up what is missing, build the site, serve it with live labs
+#   ./run.sh test    set up what is missing (Docker engine, Chromium too), run every test
+# HOST and PORT choose where the site listens (default 127.0.0.1:4321).
+set -euo pipefail
+cd "$(dirname "$0")"
+cmd="${1:-start}"
+case "$cmd" in
+  start)
+    source scripts/setup.sh start
+    setup_main
+    npm run build --silent
+    exec npm start --silent
+    ;;
+  test)
+    source scripts/setup.sh test
+    setup_main
+    exec npm test --silent
+    ;;
+  setup)
+    source scripts/setup.sh test
+    setup_main
+    ;;
+  *)
+    echo "usage: ./run.sh start|test|setup" >&2
+    exit 2
+    ;;
+esac

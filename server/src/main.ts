@@ -1,0 +1,98 @@
+/**
+ * Composition root: config → labs → runtime → session manager → app → listen. Also the
+ * scheduler (reaper) and graceful shutdown. Everything is wired here and passed in.
+ */
+import { loadLabs } from '../../labs/load.ts';
+import { buildApp } from './app.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
+import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
+import type { TerminalProcess } from './runtime/runtime.ts';
+import { SessionManager } from './sessions/session-manager.ts';
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+
+  const labs = await loadLabs();
+  const runtime = new DockerRuntime();
+  // Local mode: the `host` terminal is the learner's own shell, behind a token.
+  let hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
+  let accessToken: string | undefined;
+  if (config.mode === 'local') {
+    const { openHostShell } = await import('./runtime/local/host-shell.ts');
+    const shell = { shell: process.env.SHELL || '/bin/bash', cwd: homedir(), env: { ...process.env } };
+    hostShell = (size) => openHostShell(shell, size);
+    accessToken = randomBytes(16).toString('base64url');
+  }
+  let log: { info: (o: object, m: string) => void } = { info: () => {} };
+  const sessions = new SessionManager({
+    runtime,
+    labs,
+    instance: config.instance,
+    limits: {
+      ttlMs: config.sessionTtlMs,
+      maxLifetimeMs: config.sessionMaxLifetimeMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxSessions: config.maxSessions,
+      maxSessionsPerClient: config.maxSessionsPerClient,
+      createPerMinute: config.createPerMinute,
+      engineConcurrency: config.engineConcurrency,
+    },
+    events: { event: (name, fields) => log.info({ event: name, ...fields }, name) },
+    hostShell,
+  });
+  const app = await buildApp({ config, runtime, sessions, accessToken });
+  log = app.log;
+
+  const engine = await runtime.info();
+  if (engine.reachable) {
+    app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
+    const removed = await sessions.removeLeftovers({ all: true });
+    if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
+  } else {
+    app.log.warn({ error: engine.error }, 'no docker engine: the site works, labs answer 503 until one is reachable');
+  }
+
+  const reaper = setInterval(() => {
+    sessions.reap().catch((err) => app.log.warn({ err: String(err) }, 'reaper pass failed'));
+  }, config.reapIntervalMs);
+  reaper.unref();
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info({ signal, sessions: sessions.count }, 'shutting down: ending every session');
+    clearInterval(reaper);
+    const hardExit = setTimeout(() => process.exit(1), 20_000);
+    hardExit.unref();
+    await sessions.shutdown();
+    await app.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  await app.listen({ host: config.host, port: config.port });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const shown = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${shown}:${port}/${accessToken ? `?access=${accessToken}` : ''}`;
+  console.log(`Container Labs at ${url} (labs: ${engine.reachable ? 'live' : 'recordings only, no engine'})`);
+  if (accessToken) console.log('Local mode: the "host" terminals are YOUR shell on this machine. Keep the link private.');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,264 @@
+/**
+ * The Docker Engine adapter: the only module that imports dockerode. It speaks the Engine
+ * API directly (never the CLI, which costs ~100 ms a call) and maps engine failures to our
+ * error codes.
+ */
+import { PassThrough } from 'node:stream';
+import Docker from 'dockerode';
+import { labImageTag } from '../../../../labs/images.ts';
+import type { TerminalDef } from '../../../../labs/schema.ts';
+import { AppError, ENGINE_HELP } from '../../errors.ts';
+import type { EngineInfo, LabHost, LabHostRequest, LabHostSummary, Runtime, TerminalProcess } from '../runtime.ts';
+import { execSpec, labHostSpec } from './lab-host-spec.ts';
+
+const MANAGED = 'containerlabs.managed';
+const EXEC_OUTPUT_CAP = 1024 * 1024;
+
+interface DockerErrorLike {
+  statusCode?: number;
+  code?: string;
+  message?: string;
+  json?: { message?: string };
+}
+
+function engineDown(err: unknown): boolean {
+  const code = (err as DockerErrorLike)?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ETIMEDOUT' || code === 'EPIPE' || code === 'ECONNRESET';
+}
+
+function message(err: unknown): string {
+  const e = err as DockerErrorLike;
+  return e?.json?.message ?? e?.message ?? String(err);
+}
+
+/** Map an engine failure to an AppError (5xx details stay in the log via `cause`). */
+function mapError(err: unknown, what: string): AppError {
+  if (err instanceof AppError) return err;
+  if (engineDown(err)) {
+    return new AppError('engine_unavailable', `The Docker engine is not reachable. ${ENGINE_HELP}`, { cause: err, retryAfter: 30 });
+  }
+  return new AppError('internal', `${what} failed`, { cause: err });
+}
+
+export interface DockerRuntimeOptions {
+  /** Passed to dockerode; by default it follows DOCKER_HOST (unix, tcp, ssh) itself. */
+  docker?: Docker;
+  /** Which image tag runs a lab (default: labs/images.ts, from the lab's files). */
+  imageFor?: (labId: string) => Promise<string>;
+}
+
+export class DockerRuntime implements Runtime {
+  readonly #docker: Docker;
+  readonly #imageFor: (labId: string) => Promise<string>;
+  readonly #imageCache = new Map<string, Promise<string>>();
+
+  constructor(opts: DockerRuntimeOptions = {}) {
+    this.#docker = opts.docker ?? new Docker();
+    this.#imageFor = opts.imageFor ?? (async (labId) => labImageTag(labId));
+  }
+
+  async info(): Promise<EngineInfo> {
+    try {
+      const [version, info] = await withTimeout(
+        Promise.all([this.#docker.version(), this.#docker.info() as Promise<Record<string, unknown>>]),
+        3000,
+      );
+      return {
+        reachable: true,
+        version: `docker ${version.Version} (API ${version.ApiVersion})`,
+        cgroupVersion: info.CgroupVersion === '2' ? '2' : '1',
+      };
+    } catch (err) {
+      return { reachable: false, error: message(err) };
+    }
+  }
+
+  #image(labId: string): Promise<string> {
+    let p = this.#imageCache.get(labId);
+    if (!p) {
+      p = this.#imageFor(labId);
+      this.#imageCache.set(labId, p);
+      p.catch(() => this.#imageCache.delete(labId));
+    }
+    return p;
+  }
+
+  async createLabHost(req: LabHostRequest): Promise<LabHost> {
+    const image = await this.#image(req.lab.id);
+    const spec = labHostSpec({
+      lab: req.lab,
+      image,
+      sessionId: req.sessionId,
+      expiresAt: req.expiresAt,
+      hardDeadlineSeconds: req.hardDeadlineSeconds,
+      labels: req.labels,
+    });
+    let container: Docker.Container;
+    try {
+      container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
+    } catch (err) {
+      const e = err as DockerErrorLike;
+      if (e.statusCode === 404 && /no such image/i.test(message(err))) {
+        throw new AppError(
+          'image_missing',
+          `The image of lab "${req.lab.id}" is not built (${image}). Run \`npm run images\` on the server.`,
+          { cause: err },
+        );
+      }
+      throw mapError(err, 'creating the lab host');
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => {});
+      throw mapError(err, 'starting the lab host');
+    }
+    return { id: container.id, sessionId: req.sessionId };
+  }
+
+  async removeLabHost(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).remove({ force: true });
+    } catch (err) {
+      const status = (err as DockerErrorLike).statusCode;
+      // 404: already gone (AutoRemove); 409: removal already in progress.
+      if (status === 404 || status === 409) return;
+      throw mapError(err, 'removing the lab host');
+    }
+  }
+
+  async listLabHosts(): Promise<LabHostSummary[]> {
+    let list: Docker.ContainerInfo[];
+    try {
+      list = await this.#docker.listContainers({ all: true, filters: { label: [`${MANAGED}=true`] } });
+    } catch (err) {
+      throw mapError(err, 'listing lab hosts');
+    }
+    return list.map((c) => {
+      const l = c.Labels ?? {};
+      const deadline = l['containerlabs.deadline'];
+      return {
+        id: c.Id,
+        sessionId: l['containerlabs.session'] ?? '',
+        lab: l['containerlabs.lab'] ?? '',
+        instance: l['containerlabs.instance'] ?? '',
+        deadline: deadline ? new Date(deadline) : undefined,
+        createdAt: new Date(c.Created * 1000),
+      };
+    });
+  }
+
+  async openTerminal(
+    hostId: string,
+    terminal: TerminalDef,
+    size: { cols: number; rows: number },
+  ): Promise<TerminalProcess> {
+    const container = this.#docker.getContainer(hostId);
+    let exec: Docker.Exec;
+    let stream: import('node:stream').Duplex;
+    try {
+      exec = await container.exec(execSpec(terminal) as Docker.ExecCreateOptions);
+      stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as import('node:stream').Duplex;
+    } catch (err) {
+      const status = (err as DockerErrorLike).statusCode;
+      if (status === 404 || status === 409) {
+        throw new AppError('session_ended', 'The lab host is gone (it may have expired).', { cause: err });
+      }
+      throw mapError(err, 'opening a terminal');
+    }
+    // Keystrokes must not wait for Nagle's algorithm (tcp DOCKER_HOST).
+    (stream as unknown as { setNoDelay?: (b: boolean) => void }).setNoDelay?.(true);
+    const resize = async (cols: number, rows: number) => {
+      await exec.resize({ w: cols, h: rows });
+    };
+    await resize(size.cols, size.rows).catch(() => {});
+    const exited = new Promise<number | null>((resolve) => {
+      let done = false;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        exec.inspect().then(
+          (i) => resolve(typeof i.ExitCode === 'number' ? i.ExitCode : null),
+          () => resolve(null),
+        );
+      };
+      stream.once('end', finish);
+      stream.once('close', finish);
+      stream.once('error', finish);
+    });
+    return {
+      stream,
+      resize,
+      exited,
+      // WARNING: closing the attach stream does not kill the exec'd process (the Engine
+      // API has no "kill exec"); it ends when its TTY hangs up or with the lab host.
+      close: () => stream.destroy(),
+    };
+  }
+
+  async exec(
+    hostId: string,
+    cmd: string[],
+    opts: { timeoutMs?: number } = {},
+  ): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const container = this.#docker.getContainer(hostId);
+    try {
+      const exec = await container.exec({
+        Cmd: cmd,
+        AttachStdout: true,
+        AttachStderr: true,
+        User: '1000:1000',
+        Tty: false,
+      });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      const out = new Collector(EXEC_OUTPUT_CAP);
+      const err = new Collector(EXEC_OUTPUT_CAP);
+      this.#docker.modem.demuxStream(stream, out.stream, err.stream);
+      await withTimeout(
+        new Promise<void>((resolve) => {
+          stream.once('end', resolve);
+          stream.once('close', resolve);
+          stream.once('error', resolve);
+        }),
+        opts.timeoutMs ?? 5000,
+      ).catch((e) => {
+        stream.destroy();
+        throw e;
+      });
+      const i = await exec.inspect();
+      return { code: typeof i.ExitCode === 'number' ? i.ExitCode : null, stdout: out.text(), stderr: err.text() };
+    } catch (err) {
+      const status = (err as DockerErrorLike).statusCode;
+      if (status === 404 || status === 409) {
+        throw new AppError('session_ended', 'The lab host is gone (it may have expired).', { cause: err });
+      }
+      throw mapError(err, 'running a command in the lab host');
+    }
+  }
+}
+
+class Collector {
+  readonly stream = new PassThrough();
+  #chunks: Buffer[] = [];
+  #size = 0;
+  constructor(cap: number) {
+    this.stream.on('data', (c: Buffer) => {
+      if (this.#size >= cap) return;
+      this.#chunks.push(c);
+      this.#size += c.length;
+    });
+  }
+  text(): string {
+    return Buffer.concat(this.#chunks).toString('utf8');
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Object.assign(new Error(`timed out after ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
