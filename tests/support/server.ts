@@ -171,6 +171,24 @@ export class TermClient {
     return this.waitFor(until, timeoutMs, start);
   }
 
+  /**
+   * Run a shell command and return what it printed (without the echoed command line and
+   * the prompt). The end is marked by arithmetic the shell has to do, so the typed text
+   * itself can never match the marker.
+   */
+  async exec(cmd: string, timeoutMs = 10_000): Promise<string> {
+    const n = Math.floor(Math.random() * 1e6);
+    const start = this.output.length;
+    this.send(`${cmd}; echo "@@$((${n}+1))@@"\r`);
+    const text = await this.waitFor(new RegExp(`@@${n + 1}@@`), timeoutMs, start);
+    const lines = text.split('\n');
+    const end = lines.findIndex((l) => l.includes(`@@${n + 1}@@`));
+    // The command is echoed once, or twice when typed before the prompt was drawn (the
+    // tty echoes it, then readline redraws it): output starts after the last echo.
+    const echoEnd = lines.slice(0, end).findLastIndex((l) => l.includes(`@@$((${n}+1))@@`));
+    return lines.slice(echoEnd + 1, end).join('\n');
+  }
+
   async waitFor(re: RegExp, timeoutMs = 10_000, from = 0): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

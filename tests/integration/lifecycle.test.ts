@@ -1,0 +1,58 @@
+/**
+ * What the server does with what it created, against a real engine: SIGTERM removes every
+ * session's containers; after SIGKILL a restart removes the leftovers; with no engine the
+ * site and API stay up and labs answer 503 with a way forward.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { createSession, labContainers, startServer } from '../support/server.ts';
+
+describe('server lifecycle (real engine)', () => {
+  test('SIGTERM removes every session container before exit', async () => {
+    const instance = `it-term-${process.pid}`;
+    const srv = await startServer({ CL_INSTANCE: instance });
+    await createSession(srv.base, 'processes');
+    await createSession(srv.base, 'cgroups');
+    assert.equal((await labContainers(instance)).length, 2);
+    assert.equal(await srv.stop('SIGTERM'), 0);
+    assert.deepEqual(await labContainers(instance), []);
+  });
+
+  test('after SIGKILL, a restart removes the leftovers at once', async () => {
+    const instance = `it-kill-${process.pid}`;
+    const first = await startServer({ CL_INSTANCE: instance });
+    await createSession(first.base, 'processes');
+    await first.stop('SIGKILL');
+    const left = await labContainers(instance);
+    assert.equal(left.length, 1, 'the container outlived the killed server');
+    assert.ok(left[0]!.Labels['containerlabs.deadline'], 'it carries its own deadline');
+    const second = await startServer({ CL_INSTANCE: instance });
+    try {
+      assert.deepEqual(await labContainers(instance), [], 'removed during start-up');
+      assert.match(second.logs(), /removed leftover lab hosts/);
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test('with no engine: health answers, the site is served, labs get 503 with help', async () => {
+    const srv = await startServer({ DOCKER_HOST: 'unix:///nonexistent/docker.sock', CL_INSTANCE: `it-noengine-${process.pid}` });
+    try {
+      const h = await (await fetch(`${srv.base}/api/v1/health`)).json();
+      assert.equal(h.status, 'ok');
+      assert.equal(h.engine.reachable, false);
+      const r = await fetch(`${srv.base}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"lab":"processes"}',
+      });
+      assert.equal(r.status, 503);
+      const body = await r.json();
+      assert.equal(body.error.code, 'engine_unavailable');
+      assert.match(body.error.message, /Docker/);
+      assert.equal((await fetch(`${srv.base}/api/v1/labs`)).status, 200);
+    } finally {
+      await srv.stop();
+    }
+  });
+});

@@ -1,0 +1,91 @@
+/**
+ * The `namespaces` lab against a real engine: every namespace kind observed from both
+ * sides, as the lesson claims.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  createSession,
+  deleteSession,
+  labContainers,
+  type RunningServer,
+  type SessionInfo,
+  startServer,
+  TermClient,
+} from '../support/server.ts';
+
+const KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
+
+function nsLinks(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of text.matchAll(/(\w+):\[(\d+)\]/g)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+describe('namespaces lab (real engine)', () => {
+  let srv: RunningServer;
+  let s: SessionInfo;
+  let inside: TermClient;
+  let host: TermClient;
+  const instance = `it-namespaces-${process.pid}`;
+
+  before(async () => {
+    srv = await startServer({ CL_INSTANCE: instance });
+    s = await createSession(srv.base, 'namespaces');
+    inside = await TermClient.open(srv.base, s, 'container');
+    host = await TermClient.open(srv.base, s, 'host');
+    await inside.waitFor(/# $/m);
+    await host.waitFor(/\$ $/m);
+  });
+  after(async () => {
+    await inside?.close();
+    await host?.close();
+    if (s) await deleteSession(srv.base, s);
+    assert.deepEqual(await labContainers(instance), []);
+    await srv?.stop();
+  });
+
+  const links = 'for n in pid mnt uts ipc user net cgroup; do readlink /proc/$$/ns/$n; done';
+
+  test('UTS: the hostname differs inside and outside', async () => {
+    assert.equal((await inside.exec('hostname')).trim(), 'box');
+    assert.equal((await host.exec('hostname')).trim(), 'labhost');
+  });
+
+  test('/proc/<pid>/ns: pid, mnt, uts, ipc and user are separate; net is shared', async () => {
+    const a = nsLinks(await inside.exec(links));
+    const b = nsLinks(await host.exec(links));
+    for (const k of KINDS) assert.ok(a[k] && b[k], `${k} link read on both sides`);
+    for (const k of ['pid', 'mnt', 'uts', 'ipc', 'user'] as const) assert.notEqual(a[k], b[k], `${k} is separate`);
+    assert.equal(a.net, b.net, 'the nested container shares the lab host network namespace');
+  });
+
+  test('MNT: a tmpfs mounted inside is invisible on the host', async () => {
+    assert.match(await inside.exec('cat /mnt/inside/hello.txt'), /Written inside the container/);
+    assert.equal((await inside.exec('grep -c " /mnt/inside " /proc/self/mounts')).trim(), '1');
+    assert.equal((await host.exec('grep -c " /mnt/inside " /proc/self/mounts')).trim(), '0');
+    const hostLs = await host.exec('ls /mnt/inside');
+    assert.match(hostLs, /README\.txt/);
+    assert.doesNotMatch(hostLs, /hello\.txt/);
+  });
+
+  test('IPC: the shared-memory segment made inside is not listed outside', async () => {
+    assert.equal((await inside.exec('ipcs -m | grep -c "^0x"')).trim(), '1');
+    assert.equal((await host.exec('ipcs -m | grep -c "^0x"')).trim(), '0');
+  });
+
+  test('PID and User: the app is PID 1 and root inside; uid_map maps 0 to 1000', async () => {
+    assert.equal((await inside.exec('id -u')).trim(), '0');
+    assert.match(await inside.exec('ps -o pid=,args= -p 1'), /^\s*1 .*httpd/);
+    const pid = (await host.exec('pgrep -f "httpd -f -p 8080"')).trim();
+    assert.match(pid, /^\d+$/);
+    assert.match(await host.exec(`cat /proc/${pid}/uid_map`), /^\s*0\s+1000\s+1\s*$/);
+    assert.match(await host.exec(`grep NSpid /proc/${pid}/status`), new RegExp(`^NSpid:\\s+${pid}\\s+1\\s*$`));
+  });
+
+  test('new network and cgroup namespaces are refused; the others may be made', async () => {
+    assert.match(await host.exec('unshare -n true 2>&1; echo "rc=$?"'), /rc=1/);
+    assert.match(await host.exec('unshare -C true 2>&1; echo "rc=$?"'), /rc=1/);
+    assert.match(await host.exec('unshare -U -r -u -i -m -p -f true; echo "rc=$?"'), /rc=0/);
+  });
+});
