@@ -1,8 +1,9 @@
 // @ts-check
+
+import { satteri } from '@astrojs/markdown-satteri';
 import mdx from '@astrojs/mdx';
 import starlight from '@astrojs/starlight';
 import { defineConfig } from 'astro/config';
-import { satteri } from '@astrojs/markdown-satteri';
 import { runBlocksPlugin } from './src/plugins/run-blocks.ts';
 
 export default defineConfig({
@@ -13,7 +14,13 @@ export default defineConfig({
     starlight({
       title: 'Container Labs',
       description: 'What a container really is: Docker basics, namespaces and cgroups, with live terminals.',
-      sidebar: [{ label: 'Course', items: [{ autogenerate: { directory: '.' } }] }],
+      // Lessons live in the top-level content/ folder, so their ids start with `content/`.
+      sidebar: [{ label: 'Course', items: [{ autogenerate: { directory: 'content' } }] }],
+      favicon: '/favicon.svg',
+      components: {
+        // Starlight's own, with the shortcut hint hidden from the accessible name (WCAG 2.5.3).
+        Search: './src/components/StarlightSearch.astro',
+      },
       // Lab blocks and runnable code blocks (src/components/Lab.astro, src/plugins/).
       customCss: ['./src/styles/lab.css'],
     }),
