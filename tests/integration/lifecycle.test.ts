@@ -1,32 +1,62 @@
 /**
  * What the server does with what it created, against a real engine: SIGTERM removes every
- * session's containers; after SIGKILL a restart removes the leftovers; with no engine the
- * site and API stay up and labs answer 503 with a way forward.
+ * session's containers and the warm pool; after SIGKILL a restart removes the leftovers;
+ * with no engine the site and API stay up and labs answer 503 with a way forward.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { createSession, labContainers, startServer } from '../support/server.ts';
 
 describe('server lifecycle (real engine)', () => {
+  test('the warm pool: one ready lab host per lab, taken by a Start, refilled, removed at SIGTERM', async () => {
+    const instance = `it-pool-${process.pid}`;
+    const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' });
+    try {
+      const readyPerLab = async () => (await (await fetch(`${srv.base}/api/v1/health`)).json()).pool.ready;
+      const until = async (cond: () => Promise<boolean>) => {
+        for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 200));
+        assert.ok(await cond());
+      };
+      await until(async () => Object.values(await readyPerLab()).every((n) => n === 1));
+      const pooled = await labContainers(instance);
+      assert.equal(pooled.length, 3);
+      assert.ok(pooled.every((c) => c.Labels['containerlabs.pool'] === 'true'));
+      const s = await createSession(srv.base, 'processes');
+      const host = pooled.find((c) => c.Labels['containerlabs.lab'] === 'processes')!;
+      assert.equal(host.Labels['containerlabs.session'], s.id, 'the session runs on the pooled host');
+      await until(async () => (await readyPerLab()).processes === 1);
+      assert.equal((await labContainers(instance)).length, 4, 'refilled behind the reader');
+    } finally {
+      assert.equal(await srv.stop('SIGTERM'), 0);
+    }
+    assert.deepEqual(await labContainers(instance), [], 'sessions and pool removed');
+  });
+
   test('SIGTERM removes every session container before exit', async () => {
     const instance = `it-term-${process.pid}`;
-    const srv = await startServer({ CL_INSTANCE: instance });
-    await createSession(srv.base, 'processes');
-    await createSession(srv.base, 'cgroups');
-    assert.equal((await labContainers(instance)).length, 2);
-    assert.equal(await srv.stop('SIGTERM'), 0);
+    const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
+    try {
+      await createSession(srv.base, 'processes');
+      await createSession(srv.base, 'cgroups');
+      assert.equal((await labContainers(instance)).length, 2);
+    } finally {
+      assert.equal(await srv.stop('SIGTERM'), 0);
+    }
     assert.deepEqual(await labContainers(instance), []);
   });
 
   test('after SIGKILL, a restart removes the leftovers at once', async () => {
     const instance = `it-kill-${process.pid}`;
-    const first = await startServer({ CL_INSTANCE: instance });
-    await createSession(first.base, 'processes');
-    await first.stop('SIGKILL');
+    const first = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
+    try {
+      await createSession(first.base, 'processes');
+    } finally {
+      await first.stop('SIGKILL');
+    }
     const left = await labContainers(instance);
     assert.equal(left.length, 1, 'the container outlived the killed server');
     assert.ok(left[0]!.Labels['containerlabs.deadline'], 'it carries its own deadline');
-    const second = await startServer({ CL_INSTANCE: instance });
+    const second = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
     try {
       assert.deepEqual(await labContainers(instance), [], 'removed during start-up');
       assert.match(second.logs(), /removed leftover lab hosts/);
@@ -36,7 +66,10 @@ describe('server lifecycle (real engine)', () => {
   });
 
   test('with no engine: health answers, the site is served, labs get 503 with help', async () => {
-    const srv = await startServer({ DOCKER_HOST: 'unix:///nonexistent/docker.sock', CL_INSTANCE: `it-noengine-${process.pid}` });
+    const srv = await startServer({
+      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+      CL_INSTANCE: `it-noengine-${process.pid}`,
+    });
     try {
       const h = await (await fetch(`${srv.base}/api/v1/health`)).json();
       assert.equal(h.status, 'ok');

@@ -29,6 +29,13 @@ export interface RunningServer {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+const started = new Set<ChildProcess>();
+// Safety net: a test that failed before stopping its server must not keep the test file's
+// process alive (its pipes would) or leave the server running.
+process.on('exit', () => {
+  for (const p of started) if (p.exitCode === null) p.kill('SIGKILL');
+});
+
 export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
   const port = await freePort();
   let out = '';
@@ -37,6 +44,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
   proc.stdout!.on('data', (d) => {
     out += d;
   });

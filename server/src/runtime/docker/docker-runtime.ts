@@ -8,7 +8,14 @@ import Docker from 'dockerode';
 import { labImageTag } from '../../../../labs/images.ts';
 import type { TerminalDef } from '../../../../labs/schema.ts';
 import { AppError, ENGINE_HELP } from '../../errors.ts';
-import type { EngineInfo, LabHost, LabHostRequest, LabHostSummary, Runtime, TerminalProcess } from '../runtime.ts';
+import type {
+  EngineInfo,
+  LabHost,
+  LabHostRequest,
+  LabHostSummary,
+  Runtime,
+  TerminalProcess,
+} from '../runtime.ts';
 import { execSpec, labHostSpec } from './lab-host-spec.ts';
 
 const MANAGED = 'containerlabs.managed';
@@ -23,7 +30,14 @@ interface DockerErrorLike {
 
 function engineDown(err: unknown): boolean {
   const code = (err as DockerErrorLike)?.code;
-  return code === 'ECONNREFUSED' || code === 'ENOENT' || code === 'EACCES' || code === 'ETIMEDOUT' || code === 'EPIPE' || code === 'ECONNRESET';
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ENOENT' ||
+    code === 'EACCES' ||
+    code === 'ETIMEDOUT' ||
+    code === 'EPIPE' ||
+    code === 'ECONNRESET'
+  );
 }
 
 function message(err: unknown): string {
@@ -35,7 +49,10 @@ function message(err: unknown): string {
 function mapError(err: unknown, what: string): AppError {
   if (err instanceof AppError) return err;
   if (engineDown(err)) {
-    return new AppError('engine_unavailable', `The Docker engine is not reachable. ${ENGINE_HELP}`, { cause: err, retryAfter: 30 });
+    return new AppError('engine_unavailable', `The Docker engine is not reachable. ${ENGINE_HELP}`, {
+      cause: err,
+      retryAfter: 30,
+    });
   }
   return new AppError('internal', `${what} failed`, { cause: err });
 }
@@ -226,7 +243,11 @@ export class DockerRuntime implements Runtime {
         throw e;
       });
       const i = await exec.inspect();
-      return { code: typeof i.ExitCode === 'number' ? i.ExitCode : null, stdout: out.text(), stderr: err.text() };
+      return {
+        code: typeof i.ExitCode === 'number' ? i.ExitCode : null,
+        stdout: out.text(),
+        stderr: err.text(),
+      };
     } catch (err) {
       const status = (err as DockerErrorLike).statusCode;
       if (status === 404 || status === 409) {
@@ -258,7 +279,10 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   return Promise.race([
     p,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`timed out after ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`timed out after ${ms} ms`), { code: 'ETIMEDOUT' })),
+        ms,
+      );
     }),
   ]).finally(() => clearTimeout(timer));
 }

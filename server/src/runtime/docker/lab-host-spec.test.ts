@@ -1,0 +1,186 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { LabDef, type TerminalDef } from '../../../../labs/schema.ts';
+import {
+  execSpec,
+  LABELS,
+  type LabHostSpecInput,
+  labHostSpec,
+  SECCOMP_PROFILE_JSON,
+} from './lab-host-spec.ts';
+
+const lab = LabDef.parse({
+  id: 'processes',
+  title: 'A container is a process',
+  app: { command: 'exec busybox httpd -f -p 8080 -h /srv/www', hostname: 'box' },
+  terminals: [
+    { name: 'container', title: 'Inside', target: 'container' },
+    { name: 'host', title: 'Outside', target: 'host' },
+  ],
+  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+});
+
+function input(over: Partial<LabHostSpecInput> = {}): LabHostSpecInput {
+  return {
+    lab,
+    image: 'containerlabs/lab-processes:0123456789ab',
+    sessionId: 's-1',
+    expiresAt: new Date('2030-01-02T03:04:05.000Z'),
+    hardDeadlineSeconds: 3600,
+    labels: { 'containerlabs.instance': 'test' },
+    ...over,
+  };
+}
+
+type HostConfig = Record<string, unknown> & {
+  Tmpfs: Record<string, string>;
+  SecurityOpt: string[];
+  MaskedPaths: string[];
+  Ulimits: { Name: string; Soft: number; Hard: number }[];
+};
+
+describe('labHostSpec', () => {
+  const spec = labHostSpec(input());
+  const hc = spec.HostConfig as HostConfig;
+
+  it('runs the image as uid 1000 with hostname labhost and lab-init as PID 1', () => {
+    assert.equal(spec.Image, 'containerlabs/lab-processes:0123456789ab');
+    assert.equal(spec.User, '1000:1000');
+    assert.equal(spec.Hostname, 'labhost');
+    assert.deepEqual(spec.Entrypoint, ['/usr/local/sbin/lab-init']);
+    assert.equal(hc.Init, false);
+    assert.equal(spec.Tty, false);
+    assert.equal(spec.OpenStdin, false);
+  });
+
+  it('passes the app, its hostname and the hard deadline to lab-init', () => {
+    assert.ok(spec.Env.includes('LAB_APP_CMD=exec busybox httpd -f -p 8080 -h /srv/www'));
+    assert.ok(spec.Env.includes('LAB_APP_HOSTNAME=box'));
+    assert.ok(spec.Env.includes('LAB_DEADLINE_SECONDS=3600'));
+    assert.ok(spec.Env.includes('LAB_ID=processes'));
+  });
+
+  it('labels the container; our labels win over passed ones', () => {
+    const s = labHostSpec(
+      input({ labels: { extra: 'x', [LABELS.managed]: 'false', [LABELS.session]: 'evil' } }),
+    );
+    assert.deepEqual(s.Labels, {
+      extra: 'x',
+      'containerlabs.managed': 'true',
+      'containerlabs.session': 's-1',
+      'containerlabs.lab': 'processes',
+      'containerlabs.expires-at': '2030-01-02T03:04:05.000Z',
+    });
+  });
+
+  it('drops every privilege and never disables seccomp', () => {
+    assert.deepEqual(hc.CapDrop, ['ALL']);
+    assert.deepEqual(hc.CapAdd, []);
+    assert.equal(hc.Privileged, false);
+    assert.ok(hc.SecurityOpt.includes('no-new-privileges:true'));
+    const seccomp = hc.SecurityOpt.filter((o) => o.startsWith('seccomp='));
+    assert.equal(seccomp.length, 1);
+    assert.doesNotMatch(seccomp[0]!, /unconfined/);
+    const profile = JSON.parse(seccomp[0]!.slice('seccomp='.length));
+    assert.equal(profile.defaultAction, 'SCMP_ACT_ERRNO');
+    assert.equal(seccomp[0], `seccomp=${SECCOMP_PROFILE_JSON}`);
+    assert.ok(!hc.SecurityOpt.some((o) => /apparmor=unconfined|label=disable/.test(o)));
+  });
+
+  it('leaves /proc unmasked (needed for --mount-proc in a user namespace) but keeps sysfs masks', () => {
+    assert.deepEqual(hc.ReadonlyPaths, []);
+    assert.ok(Array.isArray(hc.MaskedPaths));
+    assert.ok(
+      hc.MaskedPaths.every((p) => !p.startsWith('/proc')),
+      'no mount may cover part of /proc',
+    );
+    assert.ok(hc.MaskedPaths.includes('/sys/firmware'));
+  });
+
+  it('isolates: no network but loopback, no ports, no devices, private IPC and cgroup namespaces', () => {
+    assert.equal(hc.NetworkMode, 'none');
+    assert.deepEqual(hc.PortBindings, {});
+    assert.equal(hc.PublishAllPorts, false);
+    assert.deepEqual(hc.Devices, []);
+    assert.equal(hc.IpcMode, 'private');
+    assert.equal(hc.CgroupnsMode, 'private');
+    assert.equal((spec as unknown as Record<string, unknown>).ExposedPorts, undefined);
+  });
+
+  it('has a read-only root and sized tmpfs mounts', () => {
+    assert.equal(hc.ReadonlyRootfs, true);
+    assert.match(hc.Tmpfs['/tmp']!, /(^|,)size=16777216(,|$)/);
+    assert.match(hc.Tmpfs['/tmp']!, /(^|,)mode=1777(,|$)/);
+    assert.match(hc.Tmpfs['/tmp']!, /(^|,)nosuid(,|$)/);
+    assert.match(hc.Tmpfs['/home/reader']!, /uid=1000,gid=1000/);
+    assert.match(hc.Tmpfs['/run/lab']!, /uid=1000,gid=1000/);
+    const small = labHostSpec(input({ lab: { ...lab, limits: { ...lab.limits, tmp: '4m' } } }));
+    assert.match((small.HostConfig as HostConfig).Tmpfs['/tmp']!, /size=4194304/);
+  });
+
+  it('limits memory (no swap), CPU, PIDs and open files', () => {
+    assert.equal(hc.Memory, 128 * 1024 * 1024);
+    assert.equal(hc.MemorySwap, hc.Memory);
+    assert.equal(hc.NanoCpus, 500_000_000);
+    assert.equal(hc.PidsLimit, 100);
+    assert.deepEqual(
+      hc.Ulimits.find((u) => u.Name === 'nofile'),
+      { Name: 'nofile', Soft: 1024, Hard: 1024 },
+    );
+    assert.deepEqual(
+      hc.Ulimits.find((u) => u.Name === 'core'),
+      { Name: 'core', Soft: 0, Hard: 0 },
+    );
+    const big = labHostSpec(
+      input({ lab: { ...lab, limits: { memory: '1g', cpus: 1.25, pids: 200, tmp: '16m' } } }),
+    );
+    const bhc = big.HostConfig as HostConfig;
+    assert.equal(bhc.Memory, 1024 ** 3);
+    assert.equal(bhc.MemorySwap, 1024 ** 3);
+    assert.equal(bhc.NanoCpus, 1_250_000_000);
+    assert.equal(bhc.PidsLimit, 200);
+  });
+
+  it('removes itself when it stops', () => {
+    assert.equal(hc.AutoRemove, true);
+    assert.deepEqual(hc.RestartPolicy, { Name: 'no' });
+  });
+
+  it('is plain JSON (survives a round trip unchanged)', () => {
+    assert.deepEqual(JSON.parse(JSON.stringify(spec)), spec);
+  });
+
+  it('refuses bad input', () => {
+    assert.throws(() => labHostSpec(input({ hardDeadlineSeconds: 0 })), /hardDeadlineSeconds/);
+    assert.throws(() => labHostSpec(input({ hardDeadlineSeconds: 1.5 })), /hardDeadlineSeconds/);
+    assert.throws(() => labHostSpec(input({ sessionId: 'a b' })), /session id/);
+    assert.throws(() => labHostSpec(input({ sessionId: '' })), /session id/);
+    assert.doesNotThrow(() => labHostSpec(input({ sessionId: '_-base64url_ID-9' })));
+    assert.throws(() => labHostSpec(input({ image: '' })), /image/);
+    assert.throws(() => labHostSpec(input({ expiresAt: new Date('nope') })), /expiresAt/);
+  });
+});
+
+describe('execSpec', () => {
+  const t = (target: TerminalDef['target']): TerminalDef => ({ name: target, title: target, target });
+
+  it('opens a TTY login shell on the lab host as the reader', () => {
+    const e = execSpec(t('host'));
+    assert.deepEqual(e.Cmd, ['/usr/local/bin/lab-shell', 'host']);
+    assert.equal(e.User, '1000:1000');
+    assert.equal(e.Tty, true);
+    assert.equal(e.AttachStdin && e.AttachStdout && e.AttachStderr, true);
+    assert.ok(e.Env.includes('TERM=xterm-256color'));
+  });
+
+  it('enters the nested container for target container', () => {
+    const e = execSpec(t('container'));
+    assert.deepEqual(e.Cmd, ['/usr/local/bin/lab-shell', 'container']);
+    assert.equal(e.User, '1000:1000');
+    assert.equal(e.Tty, true);
+  });
+
+  it('moves the detach keys off ctrl-p', () => {
+    assert.doesNotMatch(execSpec(t('host')).DetachKeys, /^$|ctrl-p/);
+  });
+});

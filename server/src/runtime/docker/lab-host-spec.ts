@@ -1,0 +1,229 @@
+/**
+ * The Docker Engine API bodies for a lab host: `POST /containers/create` (labHostSpec) and
+ * `POST /containers/{id}/exec` (execSpec). Pure functions: our own types in, plain JSON out;
+ * the adapter passes them to dockerode unchanged. What each setting is for, and what was
+ * seen working on Debian 12 / Docker 20.10 / cgroup v1: /work/shared/DESIGN.md, "The lab
+ * host", and labs/README.md.
+ *
+ * A lab host runs the lab image's init (labs/_common/rootfs/usr/local/sbin/lab-init) as the
+ * unprivileged reader, uid 1000, with no capabilities. The init builds the nested container
+ * with user, PID, mount, UTS and IPC namespaces (unshare -U -r -p -f -m -u -i --mount-proc);
+ * the seccomp profile (labs/seccomp/profile.json) allows exactly that much nesting.
+ */
+
+import { type LabDef, parseSize, type TerminalDef } from '../../../../labs/schema.ts';
+import seccompProfile from '../../../../labs/seccomp/profile.json' with { type: 'json' };
+
+/** The only user a lab host runs as (labs/_common/setup.sh creates it as `reader`). */
+export const LAB_USER = '1000:1000';
+export const LAB_UID = 1000;
+export const LAB_HOSTNAME = 'labhost';
+export const LAB_HOME = '/home/reader';
+
+/** Label keys on everything we create; `containerlabs.managed=true` finds leftovers. */
+export const LABELS = {
+  managed: 'containerlabs.managed',
+  session: 'containerlabs.session',
+  lab: 'containerlabs.lab',
+  expiresAt: 'containerlabs.expires-at',
+} as const;
+
+/** The seccomp profile as Docker wants it in SecurityOpt: compact JSON text. */
+export const SECCOMP_PROFILE_JSON: string = JSON.stringify(seccompProfile);
+
+const MiB = 1024 * 1024;
+
+export interface LabHostSpecInput {
+  lab: LabDef;
+  /** The lab's image, `containerlabs/lab-<id>:<hash>` (labs/images.ts labImageTag). */
+  image: string;
+  sessionId: string;
+  /** When the session expires (informational label; the server enforces it). */
+  expiresAt: Date;
+  /**
+   * Hard lifetime in seconds: the lab host's init exits by itself after this long, even if
+   * the server is gone (AutoRemove then deletes the container). Set it a little beyond
+   * the session's own expiry, so the server normally stops it first.
+   */
+  hardDeadlineSeconds: number;
+  /** Extra labels (e.g. the server instance); ours win on conflict. */
+  labels: Record<string, string>;
+}
+
+/** Subset of the Engine API's ContainerCreateRequest that we set (API 1.41). */
+export interface ContainerCreateBody {
+  Image: string;
+  Hostname: string;
+  User: string;
+  WorkingDir: string;
+  Entrypoint: string[];
+  Cmd: string[];
+  Env: string[];
+  Labels: Record<string, string>;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  OpenStdin: boolean;
+  Tty: boolean;
+  NetworkDisabled: boolean;
+  StopSignal: string;
+  StopTimeout: number;
+  HostConfig: Record<string, unknown>;
+}
+
+export interface ExecCreateBody {
+  Cmd: string[];
+  User: string;
+  WorkingDir: string;
+  Env: string[];
+  Tty: boolean;
+  AttachStdin: boolean;
+  AttachStdout: boolean;
+  AttachStderr: boolean;
+  DetachKeys: string;
+}
+
+function tmpfsOptions(bytes: number, mode: string, extra: string[] = []): string {
+  // Docker's default tmpfs options are noexec,nosuid,nodev; readers may run their own
+  // scripts from /tmp and home, so `exec` (setuid stays off: nosuid).
+  return ['rw', 'exec', 'nosuid', 'nodev', `size=${bytes}`, `mode=${mode}`, ...extra].join(',');
+}
+
+/** `POST /containers/create` body of one lab host. Throws on impossible input. */
+export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
+  const { lab, image, sessionId, expiresAt, hardDeadlineSeconds, labels } = input;
+  if (!image) throw new Error('labHostSpec: image is required');
+  // Only a label value, but keep it plain (base64url ids may start with - or _).
+  if (!/^[A-Za-z0-9_.-]{1,128}$/.test(sessionId)) {
+    throw new Error(`labHostSpec: bad session id ${JSON.stringify(sessionId)}`);
+  }
+  if (!Number.isInteger(hardDeadlineSeconds) || hardDeadlineSeconds < 1) {
+    throw new Error(
+      `labHostSpec: hardDeadlineSeconds must be a positive integer, not ${hardDeadlineSeconds}`,
+    );
+  }
+  if (Number.isNaN(expiresAt.getTime())) throw new Error('labHostSpec: expiresAt is not a valid date');
+
+  const memory = parseSize(lab.limits.memory);
+  const tmp = parseSize(lab.limits.tmp);
+
+  return {
+    Image: image,
+    Hostname: LAB_HOSTNAME,
+    User: LAB_USER,
+    WorkingDir: LAB_HOME,
+    Entrypoint: ['/usr/local/sbin/lab-init'],
+    Cmd: [],
+    Env: [
+      `LAB_ID=${lab.id}`,
+      // The lab author's shell text, run by sh -c as PID 1 of the nested container.
+      `LAB_APP_CMD=${lab.app.command}`,
+      `LAB_APP_HOSTNAME=${lab.app.hostname}`,
+      `LAB_DEADLINE_SECONDS=${hardDeadlineSeconds}`,
+      'LANG=C.UTF-8',
+    ],
+    Labels: {
+      ...labels,
+      [LABELS.managed]: 'true',
+      [LABELS.session]: sessionId,
+      [LABELS.lab]: lab.id,
+      [LABELS.expiresAt]: expiresAt.toISOString(),
+    },
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    OpenStdin: false,
+    Tty: false,
+    NetworkDisabled: false, // NetworkMode none already leaves only `lo`
+    // lab-init traps SIGTERM, stops the nested container and exits at once.
+    StopSignal: 'SIGTERM',
+    StopTimeout: 3,
+    HostConfig: {
+      AutoRemove: true,
+      RestartPolicy: { Name: 'no' },
+      Init: false, // lab-init is PID 1 and reaps zombies itself
+
+      // Isolation: a loopback-only network namespace, no ports, no devices.
+      NetworkMode: 'none',
+      PortBindings: {},
+      PublishAllPorts: false,
+      Devices: [],
+      Privileged: false,
+      IpcMode: 'private',
+      // cgroup v1 defaults to the host's cgroup namespace; a private one makes
+      // /proc/self/cgroup read "/" like on cgroup v2 and hides the host's cgroup paths.
+      CgroupnsMode: 'private',
+
+      // Privileges: none. The nested container gets its "root" from a user namespace.
+      CapDrop: ['ALL'],
+      CapAdd: [],
+      SecurityOpt: ['no-new-privileges:true', `seccomp=${SECCOMP_PROFILE_JSON}`],
+      // WARNING: the kernel lets a user namespace mount a fresh procfs only if the proc
+      // mount it can already see is fully visible: nothing mounted over any part of it
+      // (fs/namespace.c, mount_too_revealing / mnt_already_visible). Docker's default
+      // masks (/proc/kcore, /proc/keys, /proc/timer_list, ... bind-mounted over with
+      // /dev/null or an empty tmpfs) and read-only re-mounts (/proc/sys, /proc/irq, ...)
+      // are such mounts, so `unshare --mount-proc` fails with EPERM unless both lists are
+      // empty (the CLI's --security-opt systempaths=unconfined). What still guards those
+      // files: uid 1000 without capabilities (kcore is root-only, /proc/sys is root-owned
+      // and read-only to others) and, inside, a user namespace that owns nothing of the
+      // host. The sysfs masks do not matter to the procfs check, so they stay.
+      MaskedPaths: ['/sys/firmware', '/sys/devices/virtual/powercap'],
+      ReadonlyPaths: [],
+
+      // Filesystem: the image is read-only; small tmpfs mounts for what must be written.
+      ReadonlyRootfs: true,
+      Tmpfs: {
+        '/tmp': tmpfsOptions(tmp, '1777'),
+        [LAB_HOME]: tmpfsOptions(8 * MiB, '0755', [`uid=${LAB_UID}`, `gid=${LAB_UID}`]),
+        // lab-init's state (unshare PID, readiness), shared with lab-shell and the box.
+        '/run/lab': [
+          'rw',
+          'noexec',
+          'nosuid',
+          'nodev',
+          `size=${1 * MiB}`,
+          'mode=0755',
+          `uid=${LAB_UID}`,
+          `gid=${LAB_UID}`,
+        ].join(','),
+      },
+      ShmSize: 8 * MiB,
+
+      // Resources: every process of the session, nested container included, counts.
+      Memory: memory,
+      MemorySwap: memory, // equal: no swap
+      NanoCpus: Math.round(lab.limits.cpus * 1e9),
+      PidsLimit: lab.limits.pids,
+      // Prefer the lab hosts' processes when the machine itself runs out of memory.
+      OomScoreAdj: 500,
+      Ulimits: [
+        { Name: 'nofile', Soft: 1024, Hard: 1024 },
+        { Name: 'core', Soft: 0, Hard: 0 },
+        // Not nproc: RLIMIT_NPROC counts every process of uid 1000 on the machine, i.e.
+        // of all lab hosts together; PidsLimit bounds each lab host instead.
+      ],
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+  };
+}
+
+/**
+ * `POST /containers/{id}/exec` body of one terminal: a login bash for the reader, on the
+ * lab host (`host`) or inside the nested container (`container`, via nsenter).
+ */
+export function execSpec(terminal: TerminalDef): ExecCreateBody {
+  return {
+    Cmd: ['/usr/local/bin/lab-shell', terminal.target],
+    User: LAB_USER,
+    WorkingDir: LAB_HOME,
+    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8'],
+    Tty: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    // Docker's default detach keys (ctrl-p,ctrl-q) would swallow a reader's ctrl-p
+    // (previous command in bash). This sequence is nearly impossible to type by chance.
+    DetachKeys: 'ctrl-^,ctrl-@,ctrl-^',
+  };
+}
