@@ -92,6 +92,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: MAX_FRAME_BYTES },
+    // A socket error is the client's doing (a frame over 64 KiB: 1009, text that is not
+    // UTF-8: 1007, a reset): log it once at warn. The plugin's default logs at error level
+    // with a stack trace, which any anonymous client could produce at will.
+    errorHandler: (err, socket, req) => {
+      req.log.warn({ code: (err as { code?: string }).code, err: err.message }, 'terminal socket error');
+      socket.terminate();
+    },
   });
 
   const bearer = (req: FastifyRequest): string | undefined => {
@@ -152,6 +159,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       mode: config.mode,
       engine: engine.reachable ? engine : { ...engine, help: ENGINE_HELP },
       sessions: sessions.count,
+      pool: sessions.poolStats(),
       labs: sessions.labs.size,
     };
   });

@@ -56,6 +56,10 @@ const EnvSchema = z.object({
   CL_CREATE_PER_MINUTE: Int(1, 10_000).default(10),
   /** Lab hosts being created at once; further Starts wait their turn. */
   CL_ENGINE_CONCURRENCY: Int(1, 64).default(4),
+  /** Ready lab hosts kept per lab so a Start does not wait for the engine (0: off). */
+  CL_POOL_SIZE: Int(0, 50).default(1),
+  /** A pooled lab host older than this is replaced instead of handed out. */
+  CL_POOL_MAX_AGE: Duration.default(parseDuration('15m')),
   /** Extra origins allowed to open terminals (comma separated); the server's own origin
    *  is always allowed. */
   CL_ALLOWED_ORIGINS: z
@@ -93,6 +97,8 @@ export interface Config {
   readonly maxSessionsPerClient: number;
   readonly createPerMinute: number;
   readonly engineConcurrency: number;
+  readonly poolSize: number;
+  readonly poolMaxAgeMs: number;
   readonly allowedOrigins: readonly string[];
   readonly instance: string;
   readonly trustProxy: boolean;
@@ -137,6 +143,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxSessionsPerClient: e.CL_MAX_SESSIONS_PER_CLIENT,
     createPerMinute: e.CL_CREATE_PER_MINUTE,
     engineConcurrency: e.CL_ENGINE_CONCURRENCY,
+    poolSize: e.CL_POOL_SIZE,
+    poolMaxAgeMs: e.CL_POOL_MAX_AGE,
     allowedOrigins: Object.freeze([...e.CL_ALLOWED_ORIGINS]),
     instance: e.CL_INSTANCE ?? `${e.HOST}:${e.PORT}`,
     trustProxy: e.CL_TRUST_PROXY,

@@ -47,6 +47,8 @@ async function main(): Promise<void> {
       maxSessionsPerClient: config.maxSessionsPerClient,
       createPerMinute: config.createPerMinute,
       engineConcurrency: config.engineConcurrency,
+      poolSize: config.poolSize,
+      poolMaxAgeMs: config.poolMaxAgeMs,
     },
     events: { event: (name, fields) => log.info({ event: name, ...fields }, name) },
     hostShell,
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
     const removed = await sessions.removeLeftovers({ all: true });
     if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
+    sessions.startPool();
   } else {
     app.log.warn({ error: engine.error }, 'no docker engine: the site works, labs answer 503 until one is reachable');
   }

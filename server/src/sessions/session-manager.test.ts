@@ -280,3 +280,82 @@ describe('SessionManager', () => {
     assert.equal(m.count, 6);
   });
 });
+
+describe('SessionManager with a warm pool', () => {
+  const settle = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(cond(), 'condition reached');
+  };
+
+  test('a Start takes a ready host (no engine work on the path) and the pool refills behind it', async () => {
+    const clock = new TestClock();
+    const rt = new FakeRuntime();
+    const mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits: { ...limits, poolSize: 2, poolMaxAgeMs: 15 * MIN },
+      clock,
+      instance: 'test',
+    });
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 2);
+    assert.equal(rt.created, 2);
+    const pooledHosts = new Set(rt.hosts.keys());
+    rt.createDelayMs = 50; // a cold create would now be slow
+    const t0 = performance.now();
+    const { session } = await mgr.create('processes', 'a');
+    assert.ok(performance.now() - t0 < 40, 'served from the pool, not the engine');
+    assert.ok(pooledHosts.has(session.hostId!), 'the session runs on a pooled host');
+    assert.equal([...rt.hosts.values()].find((h) => h.id === session.hostId)?.sessionId, session.id);
+    await settle(() => mgr.poolStats().ready.processes === 2);
+    assert.equal(rt.created, 3, 'one refill');
+    // The reaper keeps pool members and pooled sessions.
+    assert.equal(await mgr.removeLeftovers({ all: false }), 0);
+    await mgr.remove(session, 'stopped');
+    assert.ok(!rt.hosts.has(session.hostId!), 'a used host is removed, never returned to the pool');
+    await mgr.shutdown();
+    assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
+  });
+
+  test('old pool members are recycled, not handed out', async () => {
+    const clock = new TestClock();
+    const rt = new FakeRuntime();
+    const mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits: { ...limits, poolSize: 1, poolMaxAgeMs: 5 * MIN },
+      clock,
+      instance: 'test',
+    });
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const first = [...rt.hosts.keys()][0]!;
+    clock.advance(5 * MIN);
+    const { session } = await mgr.create('processes', 'a');
+    assert.notEqual(session.hostId, first);
+    await settle(() => !rt.hosts.has(first));
+    await mgr.shutdown();
+  });
+
+  test('an engine failure backs the refill off instead of spinning', async () => {
+    const clock = new TestClock();
+    const rt = new FakeRuntime();
+    rt.reachable = false;
+    const events: string[] = [];
+    const mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits: { ...limits, poolSize: 1 },
+      clock,
+      instance: 'test',
+      events: { event: (n) => events.push(n) },
+    });
+    mgr.startPool();
+    await new Promise((r) => setTimeout(r, 30));
+    mgr.startPool();
+    mgr.startPool();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(events.filter((e) => e === 'pool.refill_failed').length, 1);
+    await mgr.shutdown();
+  });
+});

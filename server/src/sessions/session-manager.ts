@@ -10,6 +10,7 @@ import type { LabHostSummary, Runtime, TerminalProcess } from '../runtime/runtim
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
 import { RateLimiter, Semaphore } from './limits.ts';
+import { WarmPool } from './warm-pool.ts';
 
 export interface Clock {
   now(): number;
@@ -25,6 +26,10 @@ export interface SessionLimits {
   maxSessionsPerClient: number;
   createPerMinute: number;
   engineConcurrency: number;
+  /** Ready lab hosts kept per lab (0: none). */
+  poolSize?: number;
+  /** A pooled host older than this is replaced rather than handed out. */
+  poolMaxAgeMs?: number;
 }
 
 /** What the manager reports (structured log lines; never tokens or terminal contents). */
@@ -47,7 +52,9 @@ export class Session {
   readonly terminals = new Map<string, Terminal>();
   readonly opening = new Map<string, Promise<Terminal>>();
 
-  constructor(init: { id: string; token: string; lab: LabDef; clientKey: string; now: number; ttlMs: number }) {
+  constructor(init: {
+    id: string;
+    token: string; lab: LabDef; clientKey: string; now: number; ttlMs: number }) {
     this.id = init.id;
     this.lab = init.lab;
     this.clientKey = init.clientKey;
@@ -89,6 +96,7 @@ export class SessionManager {
   readonly #sessions = new Map<string, Session>();
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
+  readonly #pool: WarmPool;
   #draining = false;
 
   constructor(deps: {
@@ -110,6 +118,30 @@ export class SessionManager {
     this.#instance = deps.instance;
     this.#rate = new RateLimiter(deps.limits.createPerMinute, () => this.#clock.now());
     this.#engine = new Semaphore(deps.limits.engineConcurrency);
+    const poolMaxAgeMs = deps.limits.poolMaxAgeMs ?? 15 * 60_000;
+    this.#pool = new WarmPool({
+      runtime: this.#runtime,
+      labs: deps.labs,
+      size: deps.limits.poolSize ?? 0,
+      maxAgeMs: poolMaxAgeMs,
+      // A pooled host may wait up to its max age before its session starts.
+      hardDeadlineSeconds: Math.ceil((deps.limits.maxLifetimeMs + poolMaxAgeMs) / 1000),
+      now: () => this.#clock.now(),
+      newId: randomToken,
+      engine: this.#engine,
+      labels: { 'containerlabs.instance': this.#instance },
+      events: this.#events,
+    });
+  }
+
+  /** Start filling the warm pool (after leftovers of an earlier run are gone). */
+  startPool(): void {
+    this.#pool.fill();
+  }
+
+  /** Ready hosts per lab in the warm pool. */
+  poolStats(): { size: number; ready: Record<string, number> } {
+    return { size: this.#pool.size, ready: this.#pool.stats() };
   }
 
   get labs(): ReadonlyMap<string, LabDef> {
@@ -156,9 +188,23 @@ export class SessionManager {
 
     const now = this.#clock.now();
     const token = randomToken();
+    const started = performance.now();
+    const pooled = this.#pool.take(labId);
+    if (pooled) {
+      const session = new Session({ id: pooled.sessionId, token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
+      session.hostId = pooled.hostId;
+      this.#sessions.set(session.id, session);
+      this.#events.event('session.started', {
+        session: session.id,
+        lab: labId,
+        pooled: true,
+        ms: Math.round(performance.now() - started),
+        sessions: this.#sessions.size,
+      });
+      return { session, token };
+    }
     const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
     this.#sessions.set(session.id, session);
-    const started = performance.now();
     try {
       const host = await this.#engine.run(() =>
         this.#runtime.createLabHost({
@@ -188,6 +234,7 @@ export class SessionManager {
     this.#events.event('session.started', {
       session: session.id,
       lab: labId,
+      pooled: false,
       ms: Math.round(performance.now() - started),
       sessions: this.#sessions.size,
     });
@@ -302,12 +349,13 @@ export class SessionManager {
       return 0; // engine down: nothing to reap now
     }
     const now = this.#clock.now();
+    this.#pool.prune(new Set(hosts.map((h) => h.id)));
     const owned = new Set<string>();
     for (const s of this.#sessions.values()) owned.add(s.id);
     const doomed = hosts.filter((h) => {
       if (h.deadline && h.deadline.getTime() <= now) return true;
       if (h.instance !== this.#instance) return false;
-      return opts.all || !owned.has(h.sessionId);
+      return opts.all || !(owned.has(h.sessionId) || this.#pool.owns(h.sessionId));
     });
     await Promise.allSettled(doomed.map((h) => this.#runtime.removeLabHost(h.id)));
     if (doomed.length > 0) this.#events.event('reaper.removed', { count: doomed.length });
@@ -317,7 +365,7 @@ export class SessionManager {
   /** Refuse new sessions and end every live one. */
   async shutdown(): Promise<void> {
     this.#draining = true;
-    await Promise.allSettled(this.list().map((s) => this.remove(s, 'shutdown')));
+    await Promise.allSettled([...this.list().map((s) => this.remove(s, 'shutdown')), this.#pool.drain()]);
   }
 
   #refuse(reason: string, lab: string, clientKey: string): void {

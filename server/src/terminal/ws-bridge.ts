@@ -98,9 +98,9 @@ export function bridge(ws: WebSocket, term: Terminal, log: BridgeLog): void {
     clearInterval(heartbeat);
     term.detach(sink);
   });
-  ws.on('error', (err) => {
-    log.warn({ terminal: term.def.name, err: err.message }, 'terminal socket error');
-  });
+  // Socket errors are logged once, by the app's WebSocket error handler (app.ts); the
+  // socket then closes and 'close' detaches.
+  ws.on('error', () => {});
 
   term.attach(sink);
 }
