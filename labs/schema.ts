@@ -8,9 +8,7 @@ import { z } from 'zod';
 const sizeRe = /^\d+(k|m|g)$/i;
 
 /** A size like `128m` or `16m` (k, m, g; powers of 1024). */
-export const Size = z
-  .string()
-  .regex(sizeRe, 'a size such as "128m" (a number followed by k, m or g)');
+export const Size = z.string().regex(sizeRe, 'a size such as "128m" (a number followed by k, m or g)');
 
 /** One terminal the reader sees. */
 export const TerminalDef = z.object({
@@ -57,7 +55,10 @@ export const LabDef = z
       .object({
         command: z.string().min(1),
         /** Hostname inside the nested container (UTS namespace). Default `box`. */
-        hostname: z.string().regex(/^[a-z][a-z0-9-]{0,62}$/).default('box'),
+        hostname: z
+          .string()
+          .regex(/^[a-z][a-z0-9-]{0,62}$/)
+          .default('box'),
       })
       .strict(),
     /** Terminals shown side by side, in this order. At least one. */
@@ -69,7 +70,11 @@ export const LabDef = z
     const names = new Set<string>();
     for (const t of lab.terminals) {
       if (names.has(t.name)) {
-        ctx.addIssue({ code: 'custom', message: `terminal name "${t.name}" is used twice`, path: ['terminals'] });
+        ctx.addIssue({
+          code: 'custom',
+          message: `terminal name "${t.name}" is used twice`,
+          path: ['terminals'],
+        });
       }
       names.add(t.name);
     }

@@ -27,7 +27,12 @@ const steps: Step[] = [
   { name: 'build', cmd: ['npm', 'run', 'build', '--silent'] },
   {
     name: 'unit',
-    cmd: nodeTest(['server/src/**/*.test.ts', 'labs/**/*.test.ts', 'scripts/**/*.test.ts', 'src/**/*.test.ts']),
+    cmd: nodeTest([
+      'server/src/**/*.test.ts',
+      'labs/**/*.test.ts',
+      'scripts/**/*.test.ts',
+      'src/**/*.test.ts',
+    ]),
   },
   { name: 'site', cmd: nodeTest(['tests/site/**/*.test.ts'], 1) },
   { name: 'integration', cmd: nodeTest(['tests/integration/**/*.test.ts'], 1) },
@@ -40,12 +45,16 @@ const results: { name: string; ok: boolean; seconds: number }[] = [];
 for (const step of chosen) {
   console.log(`\n=== ${step.name}: ${step.cmd.slice(step.cmd[0] === process.execPath ? 1 : 0).join(' ')}`);
   const t0 = performance.now();
-  const r = spawnSync(step.cmd[0]!, step.cmd.slice(1), { stdio: 'inherit', env: { ...process.env, FORCE_COLOR: '0' } });
+  const r = spawnSync(step.cmd[0]!, step.cmd.slice(1), {
+    stdio: 'inherit',
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
   results.push({ name: step.name, ok: r.status === 0, seconds: (performance.now() - t0) / 1000 });
 }
 
 console.log('\n=== summary');
-for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(12)} ${r.seconds.toFixed(1)} s`);
+for (const r of results)
+  console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(12)} ${r.seconds.toFixed(1)} s`);
 const failed = results.filter((r) => !r.ok).length;
 console.log(`steps: ${results.length - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

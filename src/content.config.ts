@@ -1,7 +1,7 @@
+import { defineCollection } from 'astro:content';
 import { i18nLoader } from '@astrojs/starlight/loaders';
 import { docsSchema, i18nSchema } from '@astrojs/starlight/schema';
 import { glob } from 'astro/loaders';
-import { defineCollection } from 'astro:content';
 
 // Lessons live in the top-level `content/` folder (not Starlight's default
 // `src/content/docs`), so authors find the course at the root of the repository.

@@ -21,7 +21,13 @@ const lab: LabDef = {
 };
 
 async function setup(accessToken?: string) {
-  const config = loadConfig({ PORT: '0', CL_SITE_DIR: '/nonexistent', LOG_LEVEL: 'silent', CL_MAX_SESSIONS_PER_CLIENT: '50', CL_CREATE_PER_MINUTE: '100' });
+  const config = loadConfig({
+    PORT: '0',
+    CL_SITE_DIR: '/nonexistent',
+    LOG_LEVEL: 'silent',
+    CL_MAX_SESSIONS_PER_CLIENT: '50',
+    CL_CREATE_PER_MINUTE: '100',
+  });
   const runtime = new FakeRuntime();
   const sessions = new SessionManager({
     runtime,
@@ -61,7 +67,10 @@ describe('HTTP API (fake runtime, no port)', () => {
 
   test('labs lists id, title and terminal names', async () => {
     const r = await app.inject('/api/v1/labs');
-    assert.deepEqual(r.json().labs[0].terminals.map((t: { name: string }) => t.name), ['container', 'host']);
+    assert.deepEqual(
+      r.json().labs[0].terminals.map((t: { name: string }) => t.name),
+      ['container', 'host'],
+    );
     assert.equal(r.json().labs[0].id, 'processes');
   });
 
@@ -111,7 +120,10 @@ describe('HTTP API (fake runtime, no port)', () => {
     const noAuth = await app.inject(`/api/v1/sessions/${s.id}`);
     assert.equal(noAuth.statusCode, 401);
     assert.equal(noAuth.json().error.code, 'bad_token');
-    const wrong = await app.inject({ url: `/api/v1/sessions/${s.id}`, headers: { authorization: 'Bearer nope' } });
+    const wrong = await app.inject({
+      url: `/api/v1/sessions/${s.id}`,
+      headers: { authorization: 'Bearer nope' },
+    });
     assert.equal(wrong.statusCode, 401);
     const auth = { authorization: `Bearer ${s.token}` };
     const ok = await app.inject({ url: `/api/v1/sessions/${s.id}`, headers: auth });
@@ -197,18 +209,25 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
    *  `attached` in the same packet as the upgrade response). */
   const open = (url: string, headers: Record<string, string> = {}) =>
     new Promise<WebSocket & { texts: Queue; bins: Queue }>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${base}${url}`, { headers }) as WebSocket & { texts: Queue; bins: Queue };
+      const ws = new WebSocket(`ws://${base}${url}`, { headers }) as WebSocket & {
+        texts: Queue;
+        bins: Queue;
+      };
       ws.texts = new Queue();
       ws.bins = new Queue();
-      ws.on('message', (data: Buffer, binary: boolean) => (binary ? ws.bins : ws.texts).push(data.toString()));
+      ws.on('message', (data: Buffer, binary: boolean) =>
+        (binary ? ws.bins : ws.texts).push(data.toString()),
+      );
       ws.once('open', () => resolve(ws));
       ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
       ws.once('error', reject);
     });
 
-  const nextText = async (ws: { texts: Queue }) => JSON.parse(await ws.texts.next()) as Record<string, unknown>;
+  const nextText = async (ws: { texts: Queue }) =>
+    JSON.parse(await ws.texts.next()) as Record<string, unknown>;
 
-  const closed = (ws: WebSocket) => new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  const closed = (ws: WebSocket) =>
+    new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
 
   test('missing or wrong token, unknown terminal, foreign origin are refused before upgrade', async () => {
     const s = await newSession();
@@ -271,7 +290,11 @@ describe('local mode access token', () => {
   after(() => app.close());
 
   test('lab endpoints refuse without the token; the printed link sets a cookie that unlocks them', async () => {
-    const refused = await app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' } });
+    const refused = await app.inject({
+      method: 'POST',
+      url: '/api/v1/sessions',
+      payload: { lab: 'processes' },
+    });
     assert.equal(refused.statusCode, 401);
     assert.match(refused.json().error.message, /local mode/);
     const wrong = await app.inject('/?access=nope');
@@ -281,7 +304,12 @@ describe('local mode access token', () => {
     assert.equal(link.headers.location, '/');
     const cookie = String(link.headers['set-cookie']).split(';')[0]!;
     assert.match(String(link.headers['set-cookie']), /HttpOnly; SameSite=Strict/);
-    const ok = await app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' }, headers: { cookie } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/api/v1/sessions',
+      payload: { lab: 'processes' },
+      headers: { cookie },
+    });
     assert.equal(ok.statusCode, 201);
     const health = await app.inject('/api/v1/health');
     assert.equal(health.statusCode, 200, 'health and the site stay open');

@@ -87,7 +87,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return reply.code(status).send({ error: { code: 'bad_request', message: message ?? 'Bad request.' } });
     }
     req.log.error({ err }, 'unhandled error');
-    return reply.code(500).send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
+    return reply
+      .code(500)
+      .send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
   });
 
   await app.register(fastifyWebsocket, {
@@ -123,7 +125,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     lab: s.lab.id,
     createdAt: new Date(s.createdAt).toISOString(),
     expiresAt: new Date(s.expiresAt).toISOString(),
-    terminals: s.lab.terminals.map((t) => ({ name: t.name, title: t.title, url: terminalPath(s.id, t.name) })),
+    terminals: s.lab.terminals.map((t) => ({
+      name: t.name,
+      title: t.title,
+      url: terminalPath(s.id, t.name),
+    })),
   });
 
   // ---- Access (local mode) -----------------------------------------------------------
@@ -236,7 +242,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         if (socket.readyState !== socket.OPEN) return;
         bridge(socket, term, req.log);
       } catch (err) {
-        const e = err instanceof AppError ? err : new AppError('internal', 'Could not open the terminal.', { cause: err });
+        const e =
+          err instanceof AppError
+            ? err
+            : new AppError('internal', 'Could not open the terminal.', { cause: err });
         req.log.warn({ code: e.code, cause: String(e.cause ?? '') }, `terminal refused: ${e.message}`);
         if (socket.readyState === socket.OPEN) {
           socket.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
@@ -255,9 +264,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // ---- The site ----------------------------------------------------------------------
 
   if (existsSync(config.siteDir)) {
-    await app.register(fastifyStatic, { root: config.siteDir, redirect: true, index: ['index.html'], wildcard: true });
+    await app.register(fastifyStatic, {
+      root: config.siteDir,
+      redirect: true,
+      index: ['index.html'],
+      wildcard: true,
+    });
     const notFound = join(config.siteDir, '404.html');
-    app.setNotFoundHandler((req, reply) => {
+    app.setNotFoundHandler((_req, reply) => {
       if (existsSync(notFound)) return reply.code(404).type('text/html').sendFile('404.html');
       return reply.code(404).send({ error: { code: 'not_found', message: 'Not found.' } });
     });
@@ -270,4 +284,3 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   return app;
 }
-

@@ -2,11 +2,12 @@
  * Composition root: config → labs → runtime → session manager → app → listen. Also the
  * scheduler (reaper) and graceful shutdown. Everything is wired here and passed in.
  */
+
+import { randomBytes } from 'node:crypto';
+import { homedir } from 'node:os';
 import { loadLabs } from '../../labs/load.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { randomBytes } from 'node:crypto';
-import { homedir } from 'node:os';
 import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import type { TerminalProcess } from './runtime/runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
@@ -63,7 +64,10 @@ async function main(): Promise<void> {
     if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
     sessions.startPool();
   } else {
-    app.log.warn({ error: engine.error }, 'no docker engine: the site works, labs answer 503 until one is reachable');
+    app.log.warn(
+      { error: engine.error },
+      'no docker engine: the site works, labs answer 503 until one is reachable',
+    );
   }
 
   const reaper = setInterval(() => {
@@ -92,7 +96,8 @@ async function main(): Promise<void> {
   const shown = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${shown}:${port}/${accessToken ? `?access=${accessToken}` : ''}`;
   console.log(`Container Labs at ${url} (labs: ${engine.reachable ? 'live' : 'recordings only, no engine'})`);
-  if (accessToken) console.log('Local mode: the "host" terminals are YOUR shell on this machine. Keep the link private.');
+  if (accessToken)
+    console.log('Local mode: the "host" terminals are YOUR shell on this machine. Keep the link private.');
 }
 
 main().catch((err) => {

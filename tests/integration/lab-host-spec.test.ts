@@ -11,10 +11,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
-import { execSpec, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
 import { labImageTag } from '../../labs/images.ts';
 import { loadLabs } from '../../labs/load.ts';
 import type { LabDef } from '../../labs/schema.ts';
+import { execSpec, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
 
 const docker = new Docker();
 const labs = await loadLabs();

@@ -56,7 +56,8 @@ describe('namespaces lab (real engine)', () => {
     const a = nsLinks(await inside.exec(links));
     const b = nsLinks(await host.exec(links));
     for (const k of KINDS) assert.ok(a[k] && b[k], `${k} link read on both sides`);
-    for (const k of ['pid', 'mnt', 'uts', 'ipc', 'user'] as const) assert.notEqual(a[k], b[k], `${k} is separate`);
+    for (const k of ['pid', 'mnt', 'uts', 'ipc', 'user'] as const)
+      assert.notEqual(a[k], b[k], `${k} is separate`);
     assert.equal(a.net, b.net, 'the nested container shares the lab host network namespace');
   });
 
@@ -80,7 +81,10 @@ describe('namespaces lab (real engine)', () => {
     const pid = (await host.exec('pgrep -f "httpd -f -p 8080"')).trim();
     assert.match(pid, /^\d+$/);
     assert.match(await host.exec(`cat /proc/${pid}/uid_map`), /^\s*0\s+1000\s+1\s*$/);
-    assert.match(await host.exec(`grep NSpid /proc/${pid}/status`), new RegExp(`^NSpid:\\s+${pid}\\s+1\\s*$`));
+    assert.match(
+      await host.exec(`grep NSpid /proc/${pid}/status`),
+      new RegExp(`^NSpid:\\s+${pid}\\s+1\\s*$`),
+    );
   });
 
   test('new network and cgroup namespaces are refused; the others may be made', async () => {

@@ -98,7 +98,9 @@ describe('processes lab (real engine)', () => {
     assert.equal((await labContainers(instance)).length, 1);
     assert.equal(await deleteSession(srv.base, s), 204);
     assert.deepEqual(await labContainers(instance), []);
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}`, { headers: { authorization: `Bearer ${s.token}` } });
+    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}`, {
+      headers: { authorization: `Bearer ${s.token}` },
+    });
     assert.equal(r.status, 404);
   });
 });

@@ -107,10 +107,13 @@ export async function deleteSession(base: string, s: SessionInfo): Promise<numbe
   return r.status;
 }
 
+// CSI, OSC (ended by BEL or ST), charset and keypad-mode sequences.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are control characters
+const ANSI = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>]/g;
+
 /** Strip ANSI escape sequences and carriage returns from terminal output. */
 export function plain(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are control characters
-  return text.replace(/\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>]/g, '').replace(/\r/g, '');
+  return text.replace(ANSI, '').replace(/\r/g, '');
 }
 
 /** A terminal WebSocket that collects output and can wait for text to appear. */
@@ -134,7 +137,12 @@ export class TermClient {
     });
   }
 
-  static open(base: string, s: SessionInfo, name: string, opts: { cols?: number; rows?: number } = {}): Promise<TermClient> {
+  static open(
+    base: string,
+    s: SessionInfo,
+    name: string,
+    opts: { cols?: number; rows?: number } = {},
+  ): Promise<TermClient> {
     const t = s.terminals.find((x) => x.name === name);
     if (!t) throw new Error(`no terminal ${name}`);
     const url = `${base.replace(/^http/, 'ws')}${t.url}?token=${s.token}&cols=${opts.cols ?? 160}&rows=${opts.rows ?? 50}`;
@@ -203,7 +211,8 @@ export class TermClient {
     for (;;) {
       const text = plain(this.output.slice(from));
       if (re.test(text)) return text;
-      if (this.closeCode !== null) throw new Error(`socket closed (${this.closeCode}) before ${re}; got:\n${text}`);
+      if (this.closeCode !== null)
+        throw new Error(`socket closed (${this.closeCode}) before ${re}; got:\n${text}`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`timed out waiting for ${re}; got:\n${text}`);
       await new Promise<void>((resolve) => {
@@ -225,9 +234,16 @@ export class TermClient {
 }
 
 /** Containers of the engine with our label for this server instance (via the Engine API). */
-export async function labContainers(instance?: string): Promise<{ Id: string; Labels: Record<string, string> }[]> {
+export async function labContainers(
+  instance?: string,
+): Promise<{ Id: string; Labels: Record<string, string> }[]> {
   const { default: Docker } = await import('dockerode');
   const docker = new Docker();
-  const filters = { label: ['containerlabs.managed=true', ...(instance ? [`containerlabs.instance=${instance}`] : [])] };
-  return (await docker.listContainers({ all: true, filters })) as { Id: string; Labels: Record<string, string> }[];
+  const filters = {
+    label: ['containerlabs.managed=true', ...(instance ? [`containerlabs.instance=${instance}`] : [])],
+  };
+  return (await docker.listContainers({ all: true, filters })) as {
+    Id: string;
+    Labels: Record<string, string>;
+  }[];
 }

@@ -5,7 +5,14 @@
 import { Duplex } from 'node:stream';
 import type { TerminalDef } from '../../../labs/schema.ts';
 import { AppError } from '../errors.ts';
-import type { EngineInfo, LabHost, LabHostRequest, LabHostSummary, Runtime, TerminalProcess } from './runtime.ts';
+import type {
+  EngineInfo,
+  LabHost,
+  LabHostRequest,
+  LabHostSummary,
+  Runtime,
+  TerminalProcess,
+} from './runtime.ts';
 
 export class FakeRuntime implements Runtime {
   reachable = true;
@@ -17,7 +24,9 @@ export class FakeRuntime implements Runtime {
   #next = 1;
 
   async info(): Promise<EngineInfo> {
-    return this.reachable ? { reachable: true, version: 'fake 1.0', cgroupVersion: '2' } : { reachable: false, error: 'down' };
+    return this.reachable
+      ? { reachable: true, version: 'fake 1.0', cgroupVersion: '2' }
+      : { reachable: false, error: 'down' };
   }
 
   async createLabHost(req: LabHostRequest): Promise<LabHost> {
@@ -52,7 +61,11 @@ export class FakeRuntime implements Runtime {
     return [...this.hosts.values()];
   }
 
-  async openTerminal(hostId: string, terminal: TerminalDef, size: { cols: number; rows: number }): Promise<TerminalProcess> {
+  async openTerminal(
+    hostId: string,
+    terminal: TerminalDef,
+    size: { cols: number; rows: number },
+  ): Promise<TerminalProcess> {
     if (!this.hosts.has(hostId)) throw new AppError('session_ended', 'no such host');
     const t = new FakeTerminal(hostId, terminal.name, size);
     this.terminals.push(t);

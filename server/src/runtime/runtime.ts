@@ -61,7 +61,15 @@ export interface Runtime {
   removeLabHost(id: string): Promise<void>;
   /** Lab hosts this runtime manages (by label), whichever server instance made them. */
   listLabHosts(): Promise<LabHostSummary[]>;
-  openTerminal(hostId: string, terminal: TerminalDef, size: { cols: number; rows: number }): Promise<TerminalProcess>;
+  openTerminal(
+    hostId: string,
+    terminal: TerminalDef,
+    size: { cols: number; rows: number },
+  ): Promise<TerminalProcess>;
   /** Run a command (no TTY) in the lab host as the reader; for checks and panels. */
-  exec(hostId: string, cmd: string[], opts?: { timeoutMs?: number }): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  exec(
+    hostId: string,
+    cmd: string[],
+    opts?: { timeoutMs?: number },
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
 }

@@ -103,9 +103,18 @@ describe('SessionManager', () => {
   test('tokens are checked: unknown id → not_found, wrong token → bad_token', async () => {
     const { session, token } = await mgr.create('processes', 'a');
     assert.equal(mgr.authorize(session.id, token), session);
-    assert.throws(() => mgr.authorize(session.id, `${token}x`), (e: AppError) => e.code === 'bad_token');
-    assert.throws(() => mgr.authorize(session.id, undefined), (e: AppError) => e.code === 'bad_token');
-    assert.throws(() => mgr.authorize('nosuchsession', token), (e: AppError) => e.code === 'not_found');
+    assert.throws(
+      () => mgr.authorize(session.id, `${token}x`),
+      (e: AppError) => e.code === 'bad_token',
+    );
+    assert.throws(
+      () => mgr.authorize(session.id, undefined),
+      (e: AppError) => e.code === 'bad_token',
+    );
+    assert.throws(
+      () => mgr.authorize('nosuchsession', token),
+      (e: AppError) => e.code === 'not_found',
+    );
   });
 
   test('per-client and total limits', async () => {
@@ -174,7 +183,10 @@ describe('SessionManager', () => {
     assert.equal(r.idle, 1);
     assert.equal(mgr.count, 1);
     assert.equal(mgr.list()[0]?.id, a.session.id);
-    assert.throws(() => mgr.authorize(b.session.id, b.token), (e: AppError) => e.code === 'not_found');
+    assert.throws(
+      () => mgr.authorize(b.session.id, b.token),
+      (e: AppError) => e.code === 'not_found',
+    );
   });
 
   test('reconnect: the same shell comes back with its recent output replayed', async () => {
@@ -239,8 +251,20 @@ describe('SessionManager', () => {
     const past = new Date(clock.now() - 1000);
     const future = new Date(clock.now() + 60_000);
     rt.addLeftover({ id: 'old-mine', sessionId: 's1', lab: 'processes', instance: 'test', deadline: future });
-    rt.addLeftover({ id: 'other-live', sessionId: 's2', lab: 'processes', instance: 'other', deadline: future });
-    rt.addLeftover({ id: 'other-dead', sessionId: 's3', lab: 'processes', instance: 'other', deadline: past });
+    rt.addLeftover({
+      id: 'other-live',
+      sessionId: 's2',
+      lab: 'processes',
+      instance: 'other',
+      deadline: future,
+    });
+    rt.addLeftover({
+      id: 'other-dead',
+      sessionId: 's3',
+      lab: 'processes',
+      instance: 'other',
+      deadline: past,
+    });
     const { session } = await mgr.create('processes', 'a');
     assert.equal(await mgr.removeLeftovers({ all: false }), 2);
     assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', session.hostId].sort());
@@ -259,7 +283,13 @@ describe('SessionManager', () => {
     const m = new SessionManager({
       runtime: rt,
       labs: [lab],
-      limits: { ...limits, maxSessions: 10, maxSessionsPerClient: 10, createPerMinute: 100, engineConcurrency: 2 },
+      limits: {
+        ...limits,
+        maxSessions: 10,
+        maxSessionsPerClient: 10,
+        createPerMinute: 100,
+        engineConcurrency: 2,
+      },
       clock,
       instance: 'test',
     });

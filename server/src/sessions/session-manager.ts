@@ -54,7 +54,12 @@ export class Session {
 
   constructor(init: {
     id: string;
-    token: string; lab: LabDef; clientKey: string; now: number; ttlMs: number }) {
+    token: string;
+    lab: LabDef;
+    clientKey: string;
+    now: number;
+    ttlMs: number;
+  }) {
     this.id = init.id;
     this.lab = init.lab;
     this.clientKey = init.clientKey;
@@ -162,13 +167,17 @@ export class SessionManager {
 
   async create(labId: string, clientKey: string): Promise<{ session: Session; token: string }> {
     if (this.#draining) {
-      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', { retryAfter: 60 });
+      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', {
+        retryAfter: 60,
+      });
     }
     const lab = this.#labs.get(labId);
     if (!lab) throw new AppError('unknown_lab', `There is no lab "${labId}".`);
     if (this.#sessions.size >= this.#limits.maxSessions) {
       this.#refuse('out_of_capacity', labId, clientKey);
-      throw new AppError('out_of_capacity', 'All lab sandboxes are in use; try again in a minute.', { retryAfter: 30 });
+      throw new AppError('out_of_capacity', 'All lab sandboxes are in use; try again in a minute.', {
+        retryAfter: 30,
+      });
     }
     let mine = 0;
     for (const s of this.#sessions.values()) if (s.clientKey === clientKey) mine++;
@@ -183,7 +192,9 @@ export class SessionManager {
     const wait = this.#rate.take(clientKey);
     if (wait > 0) {
       this.#refuse('rate_limited', labId, clientKey);
-      throw new AppError('rate_limited', `Too many labs started; try again in ${wait} s.`, { retryAfter: wait });
+      throw new AppError('rate_limited', `Too many labs started; try again in ${wait} s.`, {
+        retryAfter: wait,
+      });
     }
 
     const now = this.#clock.now();
@@ -191,7 +202,14 @@ export class SessionManager {
     const started = performance.now();
     const pooled = this.#pool.take(labId);
     if (pooled) {
-      const session = new Session({ id: pooled.sessionId, token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
+      const session = new Session({
+        id: pooled.sessionId,
+        token,
+        lab,
+        clientKey,
+        now,
+        ttlMs: this.#limits.ttlMs,
+      });
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
       this.#events.event('session.started', {
@@ -229,7 +247,9 @@ export class SessionManager {
     if (session.ended) {
       // Removed (shutdown) while the engine was creating it.
       await this.#runtime.removeLabHost(session.hostId).catch(() => {});
-      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', { retryAfter: 60 });
+      throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', {
+        retryAfter: 60,
+      });
     }
     this.#events.event('session.started', {
       session: session.id,

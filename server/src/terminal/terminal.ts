@@ -68,7 +68,12 @@ export class Terminal {
     this.#updateFlow();
     if (previous) previous.close(CloseCode.replaced, 'terminal opened elsewhere');
     const replay = this.#replay.size > 0;
-    sink.control({ type: 'attached', terminal: this.def.name, replay, expiresAt: this.#expiresAt().toISOString() });
+    sink.control({
+      type: 'attached',
+      terminal: this.def.name,
+      replay,
+      expiresAt: this.#expiresAt().toISOString(),
+    });
     if (replay) {
       for (const chunk of this.#replay.chunks()) sink.output(chunk);
       sink.control({ type: 'replayed' });

@@ -60,7 +60,11 @@ export function bridge(ws: WebSocket, term: Terminal, log: BridgeLog): void {
     const msg = parseClientMessage(buf.toString('utf8'));
     if (!msg) {
       log.warn({ terminal: term.def.name, bytes: buf.length }, 'ignored a malformed control message');
-      sink.control({ type: 'error', code: 'bad_message', message: 'Unknown or malformed control message; ignored.' });
+      sink.control({
+        type: 'error',
+        code: 'bad_message',
+        message: 'Unknown or malformed control message; ignored.',
+      });
       return;
     }
     switch (msg.type) {

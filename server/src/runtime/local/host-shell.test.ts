@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import { openHostShell } from './host-shell.ts';
 
 test('local host shell: a real pty that echoes, resizes and reports its exit code', async () => {
-  const t = openHostShell({ shell: '/bin/bash', cwd: '/', env: { PATH: '/usr/bin:/bin', PS1: '$ ' } }, { cols: 90, rows: 20 });
+  const t = openHostShell(
+    { shell: '/bin/bash', cwd: '/', env: { PATH: '/usr/bin:/bin', PS1: '$ ' } },
+    { cols: 90, rows: 20 },
+  );
   let out = '';
   t.stream.on('data', (d: Buffer) => {
     out += d.toString();

@@ -1,0 +1,265 @@
+/** The Markdown report (bench/results/latest.md) built from the results object. */
+import type { IdleResult, MemorySnapshot } from './idle.ts';
+import type { MachineInfo } from './machine.ts';
+import type { StartResult, StartSeries } from './start.ts';
+import { fmt, type Summary } from './stats.ts';
+import { atLeast, atMost, mark, TARGETS } from './targets.ts';
+import type { PathResult, TerminalResult } from './terminal.ts';
+
+export interface BenchConfig {
+  quick: boolean;
+  only: string[];
+  starts: number;
+  burst: number;
+  keys: number;
+  rounds: number;
+  size: string;
+  idle: number;
+  concurrency: number;
+}
+
+export interface Results {
+  machine: MachineInfo;
+  config: BenchConfig;
+  durationSeconds?: number;
+  start?: StartResult;
+  terminal?: TerminalResult;
+  idle?: IdleResult;
+  leftovers?: { ours: number; otherManaged: number; removed: number };
+  errors: string[];
+}
+
+const MBf = (bytes: number, digits = 1) => fmt(bytes / 1e6, digits);
+
+function startRow(s: StartSeries | undefined, name: string, target: string, ok: boolean | undefined): string {
+  if (!s) return `| ${name} | – | – | – | ${target} | not run |`;
+  const n = `${s.phases.length}${s.errors.length ? `, ${s.errors.length} failed` : ''}`;
+  const hits = s.poolHits ? `; pool hits ${s.poolHits.pooled}/${s.poolHits.pooled + s.poolHits.cold}` : '';
+  return `| ${name} (n=${n}${hits}) | ${fmt(s.total.p50, 0)} | ${fmt(s.total.p95, 0)} | ${fmt(s.total.max, 0)} | ${target} | ${mark(ok)} |`;
+}
+
+function phaseRow(s: StartSeries | undefined, name: string): string {
+  if (!s) return `| ${name} | – | – | – | – | – | – | – |`;
+  const m = s.medians;
+  return `| ${name} | ${fmt(m.post, 0)} | ${fmt(m.upgrade, 0)} | ${fmt(m.attach, 0)} | ${fmt(m.firstByte, 0)} | ${fmt(m.prompt, 0)} | ${fmt(m.total, 0)} | ${fmt(s.deleteMs.p50, 0)} |`;
+}
+
+function startSection(r: StartResult): string[] {
+  const out: string[] = [];
+  const pool = r.warmPool
+    ? `The warm server's /health reports a pool (size ${r.warmPool.size})`
+    : 'The warm server\'s /health reports **no pool**: CL_POOL_SIZE is ignored, so "warm" is a second cold series';
+  out.push('## Start → first prompt');
+  out.push('');
+  out.push(
+    `Time from \`POST /api/v1/sessions\` to the \`reader@labhost…$ \` prompt on the \`host\` terminal's WebSocket (lab \`processes\`). ${pool}. Each start is followed by its DELETE (not timed in the start); warm starts wait until the pool has refilled first, as a reader arriving a little later would.`,
+  );
+  out.push('');
+  out.push('| figure | p50 ms | p95 ms | max ms | target | met |');
+  out.push('|---|---:|---:|---:|---|:-:|');
+  out.push(
+    startRow(
+      r.cold,
+      'cold, `CL_POOL_SIZE=0`, sequential',
+      `p50 ≤ ${TARGETS.coldP50}`,
+      atMost(r.cold?.total.p50, TARGETS.coldP50),
+    ),
+  );
+  const w = r.warm;
+  const warmOk =
+    w && Number.isFinite(w.total.p50)
+      ? w.total.p50 <= TARGETS.warmP50 && w.total.p95 <= TARGETS.warmP95
+      : undefined;
+  out.push(
+    startRow(
+      w,
+      'warm, `CL_POOL_SIZE=2`, sequential',
+      `p50 ≤ ${TARGETS.warmP50}, p95 ≤ ${TARGETS.warmP95}`,
+      warmOk,
+    ),
+  );
+  out.push(startRow(r.burstCold, 'readers at once, cold', '–', undefined));
+  out.push(startRow(r.burstWarm, 'readers at once, `CL_POOL_SIZE=2`', '–', undefined));
+  out.push('');
+  out.push('Where the time goes (medians, ms):');
+  out.push('');
+  out.push('| series | POST → 201 | → WS open | → `attached` | → first byte | → prompt | total | DELETE |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(phaseRow(r.cold, 'cold'));
+  out.push(phaseRow(r.warm, 'warm'));
+  out.push(phaseRow(r.burstCold, 'at once, cold'));
+  out.push(phaseRow(r.burstWarm, 'at once, pool 2'));
+  out.push('');
+  const f = r.firstStartMs;
+  out.push(
+    `First start after each server came up (not in the series): cold ${fmt(f.cold, 0)} ms, warm ${fmt(f.warm, 0)} ms.`,
+  );
+  for (const e of [...r.errors, ...(r.cold?.errors ?? []), ...(r.warm?.errors ?? [])])
+    out.push(`- error: ${e}`);
+  out.push('');
+  return out;
+}
+
+function cpuText(p: PathResult): string {
+  if (!p.cpuPer100MB) return '–';
+  const c = p.cpuPer100MB;
+  const parts = Object.entries(c)
+    .filter(([k]) => k !== 'bench client' && k !== 'lab host throttled')
+    .map(([k, v]) => `${k} ${fmt(v, 2)}`);
+  if (c['lab host throttled'] !== undefined)
+    parts.push(`(lab host CFS-throttled ${fmt(c['lab host throttled'], 2)} s)`);
+  return parts.join(', ');
+}
+
+function pathRow(p: PathResult, isOurs: boolean, floorMBps?: number): string {
+  if (p.skipped) return `| ${p.name} | skipped: ${p.skipped} | | | | | | |`;
+  const tp = p.throughput;
+  const echoOk = isOurs
+    ? mark(
+        p.echo && Number.isFinite(p.echo.p50)
+          ? p.echo.p50 <= TARGETS.echoP50 && p.echo.p99 <= TARGETS.echoP99
+          : undefined,
+      )
+    : '';
+  const tpOk = isOurs
+    ? mark(
+        tp
+          ? tp.medianMBps >= TARGETS.throughputMBps &&
+              (floorMBps === undefined || tp.medianMBps >= TARGETS.throughputVsFloor * floorMBps)
+          : undefined,
+      )
+    : '';
+  const range = tp && tp.runs.length > 1 ? ` (${fmt(tp.minMBps, 1)}–${fmt(tp.maxMBps, 1)})` : '';
+  return `| ${p.name} | ${fmt(p.echo?.p50, 2)} | ${fmt(p.echo?.p99, 2)} | ${echoOk} | ${fmt(tp?.medianMBps, 1)}${range} | ${tpOk} | ${tp ? fmt(tp.frameBytes / 1024, 1) : '–'} | ${cpuText(p)} |`;
+}
+
+function terminalSection(t: TerminalResult, cfg: BenchConfig): string[] {
+  const out: string[] = [];
+  out.push('## Terminal path: keystroke echo and output throughput');
+  out.push('');
+  out.push(
+    `Echo: type one key (alternately \`x\` and DEL), time until the shell's answer reaches the client; ${t.ours.echo?.n ?? cfg.keys} keys per path in ${cfg.rounds} interleaved round(s), 5 ms between keys. Throughput: \`head -c ${cfg.size} /dev/zero | base64\` in the shell, bytes counted at the client from Enter to the end marker (MB = 10⁶ bytes), median of ${cfg.rounds} run(s). CPU: seconds of CPU per 100 MB of output, per process (median); the client's own CPU is left out.`,
+  );
+  out.push('');
+  out.push(
+    `Targets for ours: echo p50 ≤ ${TARGETS.echoP50} ms and p99 ≤ ${TARGETS.echoP99} ms; throughput ≥ ${TARGETS.throughputMBps} MB/s and ≥ ${TARGETS.throughputVsFloor}× the floor.`,
+  );
+  out.push('');
+  out.push(
+    '| path | echo p50 ms | echo p99 ms | echo met | MB/s (min–max) | MB/s met | KiB / frame | CPU s / 100 MB |',
+  );
+  out.push('|---|---:|---:|:-:|---:|:-:|---:|---|');
+  out.push(pathRow(t.ours, true, t.floor.throughput?.medianMBps));
+  out.push(pathRow(t.floor, false));
+  out.push(pathRow(t.peer, false));
+  const r = t.ratios;
+  out.push(
+    `| **ours / floor** | ${fmt(r.oursFloor.echoP50, 2)}× | ${fmt(r.oursFloor.echoP99, 2)}× | | ${fmt(r.oursFloor.throughput, 2)}× | ${mark(atLeast(r.oursFloor.throughput, TARGETS.throughputVsFloor))} | | |`,
+  );
+  out.push(
+    `| **ours / peer** | ${fmt(r.oursPeer.echoP50, 2)}× | ${fmt(r.oursPeer.echoP99, 2)}× | | ${fmt(r.oursPeer.throughput, 2)}× | | | |`,
+  );
+  out.push('');
+  for (const p of [t.ours, t.floor, t.peer]) {
+    out.push(`- ${p.name}: ${p.description}.`);
+    for (const e of p.errors) out.push(`  - error: ${e}`);
+  }
+  out.push('');
+  return out;
+}
+
+function per(snap: MemorySnapshot | undefined, pick: (s: MemorySnapshot) => number): number | undefined {
+  return snap && snap.n > 0 ? pick(snap) / snap.n : undefined;
+}
+
+function idleSection(r: IdleResult): string[] {
+  const out: string[] = [];
+  const b = r.baseline;
+  const bare = r.bare;
+  const sh = r.withShells;
+  const engine = (s: MemorySnapshot) => s.containers.workingSet + s.shims.pss;
+  const hostDelta = (s: MemorySnapshot) => s.hostUsed - b.hostUsed - (s.benchRss - b.benchRss);
+  out.push(`## Concurrent idle sessions (N = ${r.started} of ${r.requested} requested)`);
+  out.push('');
+  out.push(
+    'N sessions started (bounded concurrency), measured as bare lab hosts, then again with each one\'s `host` shell open (a WebSocket kept open by the bench: a reader with the lesson open). "Engine-side" = the lab host\'s memory cgroup (usage − inactive file, as `docker stats`) + its containerd-shim (PSS). "Host" = change of MemTotal − MemAvailable since before the first start, less the bench client\'s own growth, divided by N: everything, kernel and dockerd included, but other work on this shared machine moves it too.',
+  );
+  out.push('');
+  out.push('| figure | bare lab hosts | with a shell open each | target | met |');
+  out.push('|---|---:|---:|---|:-:|');
+  const mbRow = (name: string, f: (s: MemorySnapshot) => number, target = '', ok?: boolean) =>
+    `| ${name} | ${MBf(per(bare, f) ?? Number.NaN, 2)} | ${MBf(per(sh, f) ?? Number.NaN, 2)} | ${target} | ${target ? mark(ok) : ''} |`;
+  const eng = per(sh, engine);
+  out.push(
+    mbRow(
+      'engine-side MB per session',
+      engine,
+      `≤ ${TARGETS.idleMBPerSession} MB`,
+      atMost(eng === undefined ? undefined : eng / 1e6, TARGETS.idleMBPerSession),
+    ),
+  );
+  out.push(mbRow('— lab host cgroup, MB (usage − inactive file)', (s) => s.containers.workingSet));
+  out.push(mbRow('— of which anonymous (rss), MB', (s) => s.containers.rss));
+  out.push(mbRow('— containerd-shim PSS, MB', (s) => s.shims.pss));
+  out.push(mbRow("host MB per session (MemAvailable delta, less the bench client's growth, / N)", hostDelta));
+  out.push(
+    mbRow(
+      'dockerd + containerd growth, MB per session',
+      (s) => s.dockerdRss - b.dockerdRss + s.containerdRss - b.containerdRss,
+    ),
+  );
+  out.push(
+    `| our server RSS, MB (before: ${MBf(b.serverRss, 0)}) | ${MBf(bare?.serverRss ?? Number.NaN, 0)} | ${MBf(sh?.serverRss ?? Number.NaN, 0)} | | |`,
+  );
+  const e = r.activeEcho;
+  out.push(
+    `| echo of 1 active session, p50 / p99 ms | | ${fmt(e?.p50, 2)} / ${fmt(e?.p99, 2)} | p99 ≤ ${TARGETS.idleEchoP99} | ${mark(atMost(e?.p99, TARGETS.idleEchoP99))} |`,
+  );
+  out.push('');
+  const rate = r.started && r.createSeconds ? r.started / r.createSeconds : Number.NaN;
+  out.push(
+    `- Started ${r.started} in ${fmt(r.createSeconds, 1)} s (${fmt(rate, 1)}/s; POST p50 ${fmt(r.postMs?.p50, 0)} ms, p95 ${fmt(r.postMs?.p95, 0)} ms); opened ${r.shellsOpen} shells in ${fmt(r.openSeconds, 1)} s; DELETE of all in ${fmt(r.deleteSeconds, 1)} s (p50 ${fmt(r.deleteMs?.p50, 0)} ms each). Left behind: ${r.leftAfter}.`,
+  );
+  if (r.broke) out.push(`- **Broke at N = ${r.broke.at}**: ${r.broke.error}`);
+  for (const err of r.errors) out.push(`- error: ${err}`);
+  out.push('');
+  return out;
+}
+
+export function summaryLine(s: Summary | undefined): string {
+  return s ? `p50 ${fmt(s.p50, 2)} p95 ${fmt(s.p95, 2)} p99 ${fmt(s.p99, 2)} max ${fmt(s.max, 2)}` : '–';
+}
+
+export function renderMarkdown(r: Results): string {
+  const m = r.machine;
+  const out: string[] = [];
+  out.push('# Container Labs benchmark');
+  out.push('');
+  out.push(`- Date: ${m.date} (run took ${fmt(r.durationSeconds, 0)} s)`);
+  out.push(
+    `- Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, kernel ${m.kernel}, ${m.os}; Docker ${m.docker}, cgroup ${m.cgroup}; Node ${m.node}; load average at start ${m.loadavgAtStart.join(' / ')}`,
+  );
+  const c = r.config;
+  const what = [
+    c.only.includes('start') ? `${c.starts} sequential starts per series, ${c.burst} at once` : '',
+    c.only.includes('echo') ? `${c.keys} keys and ${c.size} × ${c.rounds} per terminal path` : '',
+    c.only.includes('idle') ? `${c.idle} idle sessions` : '',
+  ].filter(Boolean);
+  const flags = `${c.quick ? ' --quick' : ''}${c.only.length < 3 ? ` --only ${c.only.join(',')}` : ''}`;
+  out.push(`- Run: \`node bench/run.ts${flags}\` — ${what.join('; ')}`);
+  out.push(
+    '- One run on one machine that other work shares: the figures are noisy. Read them as sizes and ratios (all paths are measured in the same run, interleaved), not as exact values. Targets are printed next to them, never asserted.',
+  );
+  out.push('');
+  if (r.start) out.push(...startSection(r.start));
+  if (r.terminal) out.push(...terminalSection(r.terminal, c));
+  if (r.idle) out.push(...idleSection(r.idle));
+  if (r.leftovers) {
+    out.push(
+      `After the run: ${r.leftovers.ours} containers of this run (label \`containerlabs.managed=true\`, instance \`${'bench-<pid>-*'}\`) were left${r.leftovers.removed ? ` and force-removed by the bench (${r.leftovers.removed})` : ''}; ${r.leftovers.otherManaged} managed containers of other instances (not the bench's) were running.`,
+    );
+    out.push('');
+  }
+  for (const e of r.errors) out.push(`- error: ${e}`);
+  return `${out.join('\n').trimEnd()}\n`;
+}

@@ -1,0 +1,202 @@
+/**
+ * The Container Labs benchmark: `npm run bench` (node bench/run.ts). Not a test: it prints
+ * figures and the targets next to them, and never fails on a figure. See bench/README.md.
+ *
+ *   --quick              small N everywhere (a smoke run, a minute or two)
+ *   --only a,b           sections: start, echo (the terminal path: echo + throughput), idle
+ *   --idle N             idle sessions (default 200)
+ *   --starts N           sequential starts per series (default 10)
+ *   --burst N            readers starting at once (default 10)
+ *   --keys N             keystrokes per path (default 600)
+ *   --size S             throughput output size for head -c (default 50M)
+ *   --rounds N           interleaved rounds of the terminal path (default 3)
+ *   --concurrency N      sessions started/opened/deleted at once in the idle section (default 8)
+ *   --out NAME           results file name in bench/results/ (default: latest for a full run,
+ *                        partial for --quick or --only)
+ *
+ * Results: the table on stdout and in bench/results/<name>.md, everything in <name>.json.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { stopAll } from './lib/cleanup.ts';
+import { engineVersion, managedContainers, removeContainers } from './lib/engine.ts';
+import { benchIdle } from './lib/idle.ts';
+import { errText, log } from './lib/log.ts';
+import { machineInfo } from './lib/machine.ts';
+import { INSTANCE_PREFIX } from './lib/ours.ts';
+import { type BenchConfig, type Results, renderMarkdown } from './lib/report.ts';
+import { benchStart } from './lib/start.ts';
+import { benchTerminal } from './lib/terminal.ts';
+
+const SECTIONS = ['start', 'echo', 'idle'] as const;
+
+function config(): BenchConfig & { out: string } {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      idle: { type: 'string' },
+      starts: { type: 'string' },
+      burst: { type: 'string' },
+      keys: { type: 'string' },
+      size: { type: 'string' },
+      rounds: { type: 'string' },
+      concurrency: { type: 'string' },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(
+      'usage: node bench/run.ts [--quick] [--only start,echo,idle] [--idle N] (see bench/README.md)\n',
+    );
+    process.exit(0);
+  }
+  const int = (name: string, v: string | undefined, dflt: number, min = 1) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer ≥ ${min}, got ${v}`);
+    return n;
+  };
+  const quick = values.quick ?? false;
+  const aliases: Record<string, (typeof SECTIONS)[number]> = {
+    start: 'start',
+    starts: 'start',
+    echo: 'echo',
+    throughput: 'echo',
+    terminal: 'echo',
+    idle: 'idle',
+  };
+  const only = values.only
+    ? [
+        ...new Set(
+          values.only.split(',').map((s) => {
+            const k = aliases[s.trim()];
+            if (!k) throw new Error(`--only: unknown section "${s}" (use ${SECTIONS.join(', ')})`);
+            return k;
+          }),
+        ),
+      ]
+    : [...SECTIONS];
+  const size = values.size ?? (quick ? '10M' : '50M');
+  if (!/^\d+[KMG]?$/.test(size)) throw new Error(`--size: expected e.g. 50M, got ${size}`);
+  const partial = quick || only.length < SECTIONS.length;
+  return {
+    quick,
+    only,
+    starts: int('starts', values.starts, quick ? 3 : 10),
+    burst: int('burst', values.burst, quick ? 4 : 10),
+    keys: int('keys', values.keys, quick ? 100 : 600, 2),
+    rounds: int('rounds', values.rounds, quick ? 1 : 3),
+    size,
+    idle: int('idle', values.idle, quick ? 10 : 200),
+    concurrency: int('concurrency', values.concurrency, 8),
+    out: values.out ?? (partial ? 'partial' : 'latest'),
+  };
+}
+
+/** Numbers rounded for the JSON file; NaN/Infinity become null. */
+function jsonReplacer(_k: string, v: unknown): unknown {
+  if (typeof v === 'number') return Number.isFinite(v) ? Math.round(v * 1000) / 1000 : null;
+  return v;
+}
+
+/** Force-remove whatever lab host of this run is still there (by label); how many. */
+async function removeOurLeftovers(): Promise<number> {
+  const ours = (await managedContainers()).filter((c) => c.instance.startsWith(INSTANCE_PREFIX));
+  if (ours.length) await removeContainers(ours.map((c) => c.id));
+  return ours.length;
+}
+
+/** Lay the JSON out as the project's formatter (biome) would, so `npm run lint` stays clean. */
+function formatJson(file: string): void {
+  const biome = join(import.meta.dirname, '..', 'node_modules', '.bin', 'biome');
+  if (!existsSync(biome)) return;
+  spawnSync(biome, ['format', '--write', file], { stdio: 'ignore', cwd: join(import.meta.dirname, '..') });
+}
+
+async function main(): Promise<number> {
+  const cfg = config();
+  const started = performance.now();
+  let interrupted = false;
+  const onSignal = (sig: string) => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${sig}: stopping what the bench started (again to force)`);
+    void stopAll(log)
+      .then(removeOurLeftovers)
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+
+  let engine = { docker: 'unreachable', cgroup: '?' };
+  try {
+    engine = await engineVersion();
+  } catch (err) {
+    log(`the Docker engine is not reachable (${errText(err)}): our server's figures will fail`);
+  }
+  const results: Results = { machine: machineInfo(engine.docker, engine.cgroup), config: cfg, errors: [] };
+  log(
+    `Container Labs bench: ${cfg.only.join(', ')}${cfg.quick ? ' (quick)' : ''}; instances ${INSTANCE_PREFIX}*`,
+  );
+
+  try {
+    if (cfg.only.includes('start'))
+      results.start = await benchStart({ starts: cfg.starts, burst: cfg.burst });
+    if (cfg.only.includes('echo')) {
+      log(`terminal path: ${cfg.keys} keys and ${cfg.size} × ${cfg.rounds} per path (ours, floor, peer)`);
+      results.terminal = await benchTerminal({ keys: cfg.keys, size: cfg.size, rounds: cfg.rounds });
+    }
+    if (cfg.only.includes('idle')) {
+      results.idle = await benchIdle({
+        n: cfg.idle,
+        keys: Math.min(cfg.keys, 300),
+        concurrency: cfg.concurrency,
+      });
+    }
+  } catch (err) {
+    results.errors.push(errText(err));
+    log(`bench failed: ${errText(err)}`);
+  } finally {
+    await stopAll(log);
+  }
+
+  // Nothing of ours may be left: every server removed its hosts on SIGTERM; check by label.
+  try {
+    const managed = await managedContainers();
+    const ours = managed.filter((c) => c.instance.startsWith(INSTANCE_PREFIX));
+    if (ours.length) await removeContainers(ours.map((c) => c.id));
+    results.leftovers = {
+      ours: ours.length,
+      otherManaged: managed.length - ours.length,
+      removed: ours.length,
+    };
+    log(`left behind: ${ours.length} of this run's containers${ours.length ? ' (force-removed now)' : ''}`);
+  } catch (err) {
+    results.errors.push(`leftover check: ${errText(err)}`);
+  }
+
+  results.durationSeconds = (performance.now() - started) / 1000;
+  const md = renderMarkdown(results);
+  const dir = join(import.meta.dirname, 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${cfg.out}.md`), md);
+  const jsonFile = join(dir, `${cfg.out}.json`);
+  writeFileSync(jsonFile, `${JSON.stringify(results, jsonReplacer, 2)}\n`);
+  formatJson(jsonFile);
+  process.stdout.write(`\n${md}`);
+  log(`written: bench/results/${cfg.out}.md and .json`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+    void stopAll(log).then(() => process.exit(1));
+  },
+);
