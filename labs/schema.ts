@@ -24,6 +24,80 @@ export const TerminalDef = z.object({
   target: z.enum(['host', 'container']),
 });
 
+const checkBase = {
+  /** Unique within the lab; used in URLs (`POST /api/v1/sessions/:id/checks/:check`). */
+  id: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/),
+  /** The task, as the reader sees it, e.g. "Start `sleep 1000` in the container". */
+  title: z.string().min(1).max(200),
+  /** Shown when the check fails: a nudge, not the answer. */
+  hint: z.string().min(1).max(400),
+};
+
+/** A regular expression matched against a process's full command line. */
+const CommandPattern = z
+  .string()
+  .min(1)
+  .refine((s) => {
+    try {
+      new RegExp(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a valid regular expression');
+
+/**
+ * A step check, run by the server inside the sandbox when the reader asks (never on
+ * reader-supplied shell text: answers are compared with what the kernel reports).
+ * Kinds and the kernel fact each one checks:
+ * - `process`: a process whose command line matches `command` runs `where` (container:
+ *   in the nested PID namespace; host: in the lab host's own).
+ * - `host-pid`: the reader enters the lab-host PID of the process matching `command`
+ *   that runs in the container (the PID mapping, from NSpid).
+ * - `shared-namespaces`: the reader lists the namespace kinds the container's PID 1
+ *   shares with the lab host (from /proc/<pid>/ns inodes), e.g. "net, cgroup".
+ * - `oom-kill`: the memory cgroup has OOM-killed at least one process.
+ * - `pids-limit`: the pids cgroup has refused at least one fork.
+ * - `cgroup-limit`: the reader enters the lab host's `resource` limit (memory in MiB,
+ *   pids as a count, cpu in cores).
+ */
+export const CheckDef = z.discriminatedUnion('kind', [
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('process'),
+      command: CommandPattern,
+      where: z.enum(['container', 'host']),
+    })
+    .strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('host-pid'),
+      command: CommandPattern,
+      prompt: z.string().default('PID on the host'),
+    })
+    .strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('shared-namespaces'),
+      prompt: z.string().default('Namespace kinds, comma separated'),
+    })
+    .strict(),
+  z.object({ ...checkBase, kind: z.literal('oom-kill') }).strict(),
+  z.object({ ...checkBase, kind: z.literal('pids-limit') }).strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('cgroup-limit'),
+      resource: z.enum(['memory', 'pids', 'cpu']),
+      prompt: z.string().default('Limit'),
+    })
+    .strict(),
+]);
+export type CheckDef = z.infer<typeof CheckDef>;
+
 /** Resource limits of the lab host; every process of the session counts against them. */
 export const Limits = z
   .object({
@@ -64,6 +138,8 @@ export const LabDef = z
     /** Terminals shown side by side, in this order. At least one. */
     terminals: z.array(TerminalDef).min(1).max(4),
     limits: Limits.default({ memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' }),
+    /** Step checks the lessons refer to (see CheckDef). */
+    checks: z.array(CheckDef).max(20).default([]),
   })
   .strict()
   .superRefine((lab, ctx) => {
@@ -77,6 +153,12 @@ export const LabDef = z
         });
       }
       names.add(t.name);
+    }
+    const ids = new Set<string>();
+    for (const c of lab.checks) {
+      if (ids.has(c.id))
+        ctx.addIssue({ code: 'custom', message: `check id "${c.id}" is used twice`, path: ['checks'] });
+      ids.add(c.id);
     }
   });
 

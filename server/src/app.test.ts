@@ -18,6 +18,7 @@ const lab: LabDef = {
     { name: 'host', title: 'On the host', target: 'host' },
   ],
   limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+  checks: [],
 };
 
 async function setup(accessToken?: string) {

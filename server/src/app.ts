@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP } from './errors.ts';
+import { inspectRoutes } from './inspect/routes.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import type { Session, SessionManager } from './sessions/session-manager.ts';
 import { CloseCode, MAX_FRAME_BYTES, terminalPath } from './terminal/protocol.ts';
@@ -94,11 +95,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: MAX_FRAME_BYTES },
-    // A socket error is the client's doing (a frame over 64 KiB: 1009, text that is not
-    // UTF-8: 1007, a reset): log it once at warn. The plugin's default logs at error level
-    // with a stack trace, which any anonymous client could produce at will.
+    // A protocol error or reset is the client's doing (a frame over 64 KiB: 1009, text that
+    // is not UTF-8: 1007): warn. The plugin's default logs every socket error at error level
+    // with a stack trace, which any anonymous client could then produce at will.
     errorHandler: (err, socket, req) => {
-      req.log.warn({ code: (err as { code?: string }).code, err: err.message }, 'terminal socket error');
+      const code = (err as { code?: string }).code ?? '';
+      if (code.startsWith('WS_ERR_') || code === 'ECONNRESET' || code === 'EPIPE') {
+        req.log.warn({ code, err: err.message }, 'terminal socket error');
+      } else {
+        req.log.error({ err }, 'terminal socket error');
+      }
       socket.terminate();
     },
   });
@@ -176,6 +182,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       title: l.title,
       description: l.description,
       terminals: l.terminals.map((t) => ({ name: t.name, title: t.title, target: t.target })),
+      checks: l.checks.map((c) => ({
+        id: c.id,
+        kind: c.kind,
+        title: c.title,
+        prompt: 'prompt' in c ? c.prompt : undefined,
+      })),
     })),
   }));
 
@@ -206,6 +218,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await sessions.remove(s, 'stopped');
     return reply.code(204).send();
   });
+
+  await app.register(inspectRoutes, { runtime, sessions, bearer });
 
   // ---- Terminals ---------------------------------------------------------------------
 

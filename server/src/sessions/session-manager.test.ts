@@ -16,6 +16,7 @@ const lab: LabDef = {
     { name: 'host', title: 'Host', target: 'host' },
   ],
   limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+  checks: [],
 };
 
 const MIN = 60_000;

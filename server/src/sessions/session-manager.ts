@@ -49,6 +49,8 @@ export class Session {
   lastActivityAt: number;
   hostId: string | null = null;
   ended = false;
+  /** The last CPU reading of the cgroup panel (to turn usage into a rate). */
+  lastCpu: { at: number; usage: number } | null = null;
   readonly terminals = new Map<string, Terminal>();
   readonly opening = new Map<string, Promise<Terminal>>();
 

@@ -1,0 +1,119 @@
+/**
+ * The inspection API and step checks against a real engine: the process map shows a
+ * `sleep` started in the container with both of its PIDs; the cgroup figures match the
+ * lab's limits and count an OOM kill; three checks each fail first and pass after the
+ * reader does the step.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  createSession,
+  deleteSession,
+  type RunningServer,
+  type SessionInfo,
+  startServer,
+  TermClient,
+} from '../support/server.ts';
+
+describe('inspection API and step checks (real engine)', () => {
+  let srv: RunningServer;
+  const sessions: SessionInfo[] = [];
+  before(async () => {
+    srv = await startServer({ CL_INSTANCE: `it-inspect-${process.pid}`, CL_POOL_SIZE: '0' });
+  });
+  after(async () => {
+    for (const s of sessions) await deleteSession(srv.base, s);
+    await srv?.stop();
+  });
+
+  const get = async (s: SessionInfo, path: string, token = s.token) =>
+    fetch(`${srv.base}/api/v1/sessions/${s.id}/${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const check = async (s: SessionInfo, id: string, answer?: string) => {
+    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(answer === undefined ? {} : { answer }),
+    });
+    assert.equal(r.status, 200);
+    return (await r.json()) as { passed: boolean; message: string; hint?: string };
+  };
+
+  test('processes: the map shows a sleep started inside with its PID at both levels', async () => {
+    const s = await createSession(srv.base, 'processes');
+    sessions.push(s);
+    assert.equal((await get(s, 'processes', 'wrong')).status, 401);
+    const inside = await TermClient.open(srv.base, s, 'container');
+    await inside.waitFor(/# $/m);
+    const before = await check(s, 'sleep-host-pid', '1');
+    assert.equal(before.passed, false);
+    assert.ok(before.hint);
+    // (An interactive bash also prints a job notice such as "[1] 10".)
+    const innerPid = Number(/pid=(\d+)/.exec(await inside.exec('sleep 1000 & echo "pid=$!"'))?.[1]);
+    const r = await get(s, 'processes');
+    assert.equal(r.status, 200);
+    const snap = (await r.json()) as {
+      processes: {
+        pid: number;
+        ppid: number;
+        nspid: number[];
+        user: string;
+        users: string[];
+        cmd: string;
+        namespaces: Record<string, string>;
+        sharedWithHost: string[];
+      }[];
+    };
+    const sleep = snap.processes.find((p) => p.cmd === 'sleep 1000');
+    assert.ok(sleep, JSON.stringify(snap.processes.map((p) => p.cmd)));
+    assert.equal(sleep.nspid.length, 2);
+    assert.equal(sleep.nspid[1], innerPid);
+    assert.equal(sleep.pid, sleep.nspid[0]);
+    assert.notEqual(sleep.pid, innerPid);
+    assert.deepEqual(sleep.users, ['reader', 'root']);
+    assert.ok(sleep.namespaces.pid && sleep.namespaces.mnt);
+    assert.deepEqual(sleep.sharedWithHost.sort(), ['cgroup', 'net']);
+    const app = snap.processes.find((p) => p.nspid.length === 2 && p.nspid[1] === 1);
+    assert.match(app!.cmd, /httpd/);
+
+    assert.equal(
+      (await check(s, 'sleep-host-pid', String(innerPid))).passed,
+      false,
+      'the inside PID is not the answer',
+    );
+    const ok = await check(s, 'sleep-host-pid', String(sleep.pid));
+    assert.equal(ok.passed, true, ok.message);
+    await inside.close();
+  });
+
+  test('namespaces: the shared-namespaces check', async () => {
+    const s = await createSession(srv.base, 'namespaces');
+    sessions.push(s);
+    assert.equal((await check(s, 'shared-namespaces', 'pid, uts')).passed, false);
+    const ok = await check(s, 'shared-namespaces', 'net, cgroup');
+    assert.equal(ok.passed, true, ok.message);
+  });
+
+  test('cgroups: figures match the limits; the OOM check fails, then passes after mem-hog', async () => {
+    const s = await createSession(srv.base, 'cgroups');
+    sessions.push(s);
+    const cg = await (await get(s, 'cgroup')).json();
+    assert.equal(cg.memory.limit, 128 * 1024 * 1024);
+    assert.equal(cg.pids.limit, 100);
+    assert.equal(cg.cpu.limitCores, 0.5);
+    assert.ok(cg.memory.current > 0 && cg.pids.current > 0);
+    assert.equal(cg.memory.oomKills, 0);
+    assert.equal((await check(s, 'memory-limit', '256')).passed, false);
+    assert.equal((await check(s, 'memory-limit', '128')).passed, true);
+    const before = await check(s, 'oom-kill');
+    assert.equal(before.passed, false);
+    const host = await TermClient.open(srv.base, s, 'host');
+    await host.waitFor(/\$ $/m);
+    assert.match(await host.exec('mem-hog 200', 60_000), /killed/);
+    const after = await (await get(s, 'cgroup')).json();
+    assert.ok(after.memory.oomKills >= 1, 'the OOM kill shows up in the figures');
+    assert.equal(typeof after.cpu.percent, 'number');
+    const ok = await check(s, 'oom-kill');
+    assert.equal(ok.passed, true, ok.message);
+    await host.close();
+  });
+});
