@@ -37,6 +37,7 @@ const steps: Step[] = [
   { name: 'site', cmd: nodeTest(['tests/site/**/*.test.ts'], 1) },
   { name: 'integration', cmd: nodeTest(['tests/integration/**/*.test.ts'], 1) },
   { name: 'browser', cmd: nodeTest(['tests/browser/**/*.test.ts'], 1) },
+  { name: 'abuse', cmd: nodeTest(['tests/abuse/**/*.test.ts'], 1) },
 ];
 
 const only = process.argv.slice(2);

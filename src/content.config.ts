@@ -7,7 +7,7 @@ import { glob } from 'astro/loaders';
 // `src/content/docs`), so authors find the course at the root of the repository.
 export const collections = {
   docs: defineCollection({
-    loader: glob({ base: './content', pattern: '**/[^_]*.{md,mdx}' }),
+    loader: glob({ base: './content', pattern: ['**/[^_]*.{md,mdx}', '!README.md'] }),
     schema: docsSchema(),
   }),
   // Starlight's UI strings (none overridden yet: src/content/i18n/ may add some).
