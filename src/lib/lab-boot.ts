@@ -1,0 +1,211 @@
+/**
+ * The only lab code in a lesson's first load (keep it tiny: no xterm, no API client).
+ * It asks once whether live labs are available, wires the lab buttons and the Run
+ * buttons of runnable code blocks, and imports `lab-controller.ts` (xterm.js and
+ * friends) on the first click that needs it.
+ */
+import { checkHealth, type LabAvailability, setMessage } from './lab-health.ts';
+
+type ControllerModule = typeof import('./lab-controller.ts');
+
+const SR_KEY = 'container-labs:screen-reader';
+
+const roots = Array.from(document.querySelectorAll<HTMLElement>('[data-lab-block]'));
+let controllerModule: Promise<ControllerModule> | undefined;
+
+function loadControllers(): Promise<ControllerModule> {
+  controllerModule ??= import('./lab-controller.ts').catch((err: unknown) => {
+    controllerModule = undefined; // let a later click try again
+    throw err;
+  });
+  return controllerModule;
+}
+
+function status(root: HTMLElement, text: string): void {
+  const el = root.querySelector<HTMLElement>('[data-status]');
+  if (el) el.textContent = text;
+}
+
+/** Runs `fn` on the lab's controller, loading the terminal code first if needed. */
+async function withController(
+  root: HTMLElement,
+  fn: (c: ReturnType<ControllerModule['controllerFor']>) => unknown,
+): Promise<void> {
+  let mod: ControllerModule;
+  try {
+    mod = await loadControllers();
+  } catch {
+    root.dataset.state = 'error';
+    status(root, 'Could not load the terminal code. Check your connection, then press Retry.');
+    return;
+  }
+  await fn(mod.controllerFor(root, availability));
+}
+
+function screenReaderPreferred(): boolean {
+  try {
+    return localStorage.getItem(SR_KEY) === '1';
+  } catch {
+    return false;
+  }
+}
+
+function setScreenReader(on: boolean): void {
+  try {
+    localStorage.setItem(SR_KEY, on ? '1' : '0');
+  } catch {
+    // private mode: the toggle still works for this page
+  }
+  for (const root of roots) {
+    root.querySelector('[data-action="screen-reader"]')?.setAttribute('aria-pressed', String(on));
+  }
+  controllerModule?.then((m) => m.setScreenReaderMode(on)).catch(() => {});
+}
+
+/**
+ * Wide view: the lab covers the window. It goes to the browser's top layer (a manual
+ * popover), because Starlight's main pane is its own stacking context (isolation:
+ * isolate) and the fixed site header would otherwise stay on top of it.
+ */
+function setExpanded(root: HTMLElement, on: boolean): void {
+  const topLayer = typeof root.showPopover === 'function';
+  if (on && topLayer) {
+    root.popover = 'manual';
+    root.showPopover();
+  } else if (!on && topLayer && root.popover) {
+    root.hidePopover();
+    root.removeAttribute('popover');
+  }
+  root.classList.toggle('lab--expanded', on);
+  document.documentElement.classList.toggle('lab-expanded-open', on);
+  const btn = root.querySelector<HTMLElement>('[data-action="expand"]');
+  btn?.setAttribute('aria-pressed', String(on));
+  btn?.focus();
+}
+
+function onAction(root: HTMLElement, action: string, button: HTMLButtonElement): void {
+  switch (action) {
+    case 'start':
+    case 'retry':
+      // Instant feedback while the terminal code downloads; the controller takes over.
+      if (!controllerModule) {
+        root.dataset.state = 'starting';
+        status(root, 'Starting the lab…');
+      }
+      void withController(root, (c) => c.start({ focus: true }));
+      break;
+    case 'stop':
+      void withController(root, (c) => c.stop());
+      break;
+    case 'reset':
+      void withController(root, (c) => c.reset());
+      break;
+    case 'extend':
+      void withController(root, (c) => c.extend());
+      break;
+    case 'play':
+      void withController(root, (c) => c.toggleRecording());
+      break;
+    case 'expand':
+      setExpanded(root, button.getAttribute('aria-pressed') !== 'true');
+      break;
+    case 'screen-reader':
+      setScreenReader(button.getAttribute('aria-pressed') !== 'true');
+      break;
+  }
+}
+
+/** The lab a code block runs in: the nearest one before it, else the first one after it. */
+function labFor(el: Element): HTMLElement | undefined {
+  let found: HTMLElement | undefined;
+  for (const root of roots) {
+    if (root.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) found = root;
+  }
+  return found ?? roots[0];
+}
+
+const PLAY_ICON =
+  '<svg aria-hidden="true" viewBox="0 0 24 24" width="14" height="14"><path d="M8 5.5v13a.5.5 0 0 0 .77.42l10-6.5a.5.5 0 0 0 0-.84l-10-6.5A.5.5 0 0 0 8 5.5Z" fill="currentColor"/></svg>';
+
+/** Adds a Run button to every `run=` code block (see src/plugins/remark-run-blocks.ts). */
+function wireRunBlocks(): void {
+  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run]')) {
+    const root = labFor(block);
+    if (!root) continue;
+    const target = block.dataset.run ?? '';
+    const code = block.dataset.runCode ?? '';
+    const panes = Array.from(root.querySelectorAll<HTMLElement>('[data-terminal]'));
+    const pane = panes.find((p) => p.dataset.terminal === target);
+    if (!code || (target !== 'both' && !pane)) {
+      console.warn(`run=${target}: lab "${root.dataset.lab}" has no such terminal`);
+      continue;
+    }
+    const visible = target === 'both' ? 'Run in both' : `Run in “${pane?.dataset.title}”`;
+    const labTitle = root.querySelector('.lab__title')?.textContent ?? root.dataset.lab;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'run-block__button';
+    button.innerHTML = `${PLAY_ICON}<span></span>`;
+    const label = button.querySelector('span');
+    if (label) label.textContent = visible;
+    // The accessible name starts with the visible text (WCAG 2.5.3), then says which lab.
+    button.setAttribute(
+      'aria-label',
+      `${visible}${target === 'both' ? ' terminals' : ''} of the lab “${labTitle}”`,
+    );
+    button.addEventListener('click', () => {
+      void withController(root, (c) => c.run(target, code));
+    });
+    const bar = document.createElement('div');
+    bar.className = 'run-block__bar';
+    bar.append(button);
+    block.append(bar);
+    block.dataset.labId = root.id;
+  }
+}
+
+let availability: LabAvailability | undefined;
+
+function applyAvailability(a: LabAvailability): void {
+  availability = a;
+  const mode = a.kind === 'live' ? 'live' : 'offline';
+  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run]'))
+    block.dataset.labMode = mode;
+  controllerModule?.then((m) => m.setAvailability(a)).catch(() => {});
+  if (a.kind === 'live') return;
+  for (const root of roots) {
+    // Only labs nobody has touched yet switch to the offline presentation.
+    if (root.dataset.state !== 'idle') continue;
+    root.dataset.state = a.kind === 'no-server' ? 'offline' : 'engine-down';
+    const detail = root.querySelector<HTMLElement>('[data-engine-detail]');
+    if (detail && a.kind === 'engine-down' && a.detail) setMessage(detail, a.detail);
+    status(
+      root,
+      a.kind === 'no-server' ? 'Live labs are not available here.' : 'Live labs are unavailable right now.',
+    );
+  }
+}
+
+if (roots.length > 0) {
+  for (const root of roots) {
+    root.addEventListener('click', (ev) => {
+      const button = (ev.target as Element).closest<HTMLButtonElement>('button[data-action]');
+      if (button && root.contains(button)) onAction(root, button.dataset.action ?? '', button);
+    });
+    // Esc leaves the wide view, unless a terminal has focus (Esc belongs to the shell there).
+    root.addEventListener('keydown', (ev) => {
+      if (
+        ev.key === 'Escape' &&
+        root.classList.contains('lab--expanded') &&
+        !(ev.target as Element).closest('.xterm')
+      ) {
+        setExpanded(root, false);
+      }
+    });
+  }
+  const sr = screenReaderPreferred();
+  for (const root of roots)
+    root.querySelector('[data-action="screen-reader"]')?.setAttribute('aria-pressed', String(sr));
+  wireRunBlocks();
+  void checkHealth().then(applyAvailability);
+}

@@ -1,0 +1,247 @@
+/**
+ * Unit tests of the browser's terminal protocol client, with a fake WebSocket:
+ * attach/replay, input queueing, flow control water marks, reconnect and close codes.
+ *   node --test src/lib/terminal-client.test.ts
+ */
+import assert from 'node:assert/strict';
+import { beforeEach, test } from 'node:test';
+import { CloseCode, HIGH_WATER, LOW_WATER, MAX_FRAME_BYTES } from '../../server/src/terminal/protocol.ts';
+import { type EndReason, TerminalClient, type TerminalStatus } from './terminal-client.ts';
+
+class FakeSocket {
+  static readonly CONNECTING = 0;
+  static readonly OPEN = 1;
+  static readonly CLOSING = 2;
+  static readonly CLOSED = 3;
+  static all: FakeSocket[] = [];
+  readonly url: string;
+  readyState = FakeSocket.CONNECTING;
+  binaryType = 'blob';
+  sent: (string | Uint8Array)[] = [];
+  onopen: (() => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: { code: number }) => void) | null = null;
+  onerror: (() => void) | null = null;
+  constructor(url: string) {
+    this.url = url;
+    FakeSocket.all.push(this);
+  }
+  send(data: string | Uint8Array): void {
+    this.sent.push(data);
+  }
+  close(code = 1000): void {
+    if (this.readyState === FakeSocket.CLOSED) return;
+    this.readyState = FakeSocket.CLOSED;
+    queueMicrotask(() => this.onclose?.({ code }));
+  }
+  // The server's side:
+  open(): void {
+    this.readyState = FakeSocket.OPEN;
+    this.onopen?.();
+  }
+  text(msg: object): void {
+    this.onmessage?.({ data: JSON.stringify(msg) });
+  }
+  bytes(n: number): void {
+    this.onmessage?.({ data: new Uint8Array(n).buffer });
+  }
+  drop(code: number): void {
+    this.readyState = FakeSocket.CLOSED;
+    this.onclose?.({ code });
+  }
+  controls(): string[] {
+    return this.sent
+      .filter((s): s is string => typeof s === 'string')
+      .map((s) => (JSON.parse(s) as { type: string }).type);
+  }
+}
+
+const last = () => {
+  const s = FakeSocket.all.at(-1);
+  assert.ok(s, 'no socket was opened');
+  return s;
+};
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+const attached = { type: 'attached', terminal: 't', replay: false, expiresAt: '2030-01-01T00:00:00Z' };
+
+interface Harness {
+  client: TerminalClient;
+  writes: number[];
+  pending: (() => void)[];
+  resets: number;
+  statuses: TerminalStatus[];
+  ends: EndReason[];
+}
+
+function harness(opts: { autoDone?: boolean; maxAttempts?: number } = {}): Harness {
+  const h: Harness = {
+    client: undefined as unknown as TerminalClient,
+    writes: [],
+    pending: [],
+    resets: 0,
+    statuses: [],
+    ends: [],
+  };
+  h.client = new TerminalClient({
+    url: 'ws://x/t?token=k',
+    size: () => ({ cols: 80, rows: 24 }),
+    sink: {
+      write: (data, done) => {
+        h.writes.push(data.byteLength);
+        if (opts.autoDone ?? true) done();
+        else h.pending.push(done);
+      },
+      reset: () => h.resets++,
+    },
+    onStatus: (s) => h.statuses.push(s),
+    onEnd: (r) => h.ends.push(r),
+    WebSocket: FakeSocket as unknown as typeof WebSocket,
+    backoff: { initialMs: 1, maxMs: 4, maxAttempts: opts.maxAttempts ?? 5 },
+    pingMs: 0,
+  });
+  return h;
+}
+
+beforeEach(() => {
+  FakeSocket.all = [];
+});
+
+test('sends its size on open, queues input until attached, then flushes it', () => {
+  const h = harness();
+  h.client.connect();
+  assert.equal(last().binaryType, 'arraybuffer');
+  h.client.send('ls\r');
+  last().open();
+  assert.deepEqual(last().controls(), ['resize']);
+  assert.deepEqual(JSON.parse(last().sent[0] as string), { type: 'resize', cols: 80, rows: 24 });
+  assert.equal(last().sent.length, 1, 'input waits for "attached"');
+  last().text(attached);
+  assert.deepEqual(h.statuses, ['connecting', 'attached']);
+  assert.deepEqual([...(last().sent[1] as Uint8Array)], [...new TextEncoder().encode('ls\r')]);
+  h.client.send('x');
+  assert.equal(last().sent.length, 3, 'input flows directly once attached');
+});
+
+test('a replaying attach resets the screen before the replayed bytes', () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().text({ ...attached, replay: true });
+  last().bytes(10);
+  last().text({ type: 'replayed' });
+  assert.equal(h.resets, 1);
+  assert.deepEqual(h.writes, [10]);
+});
+
+test('flow control: pause above HIGH_WATER, resume below LOW_WATER', () => {
+  const h = harness({ autoDone: false });
+  h.client.connect();
+  last().open();
+  last().text(attached);
+  const frame = 60 * 1024;
+  let sent = 0;
+  while (sent <= HIGH_WATER) {
+    last().bytes(frame);
+    sent += frame;
+  }
+  assert.deepEqual(last().controls(), ['resize', 'pause']);
+  assert.ok(h.client.paused);
+  last().bytes(frame); // more data while paused: still only one pause
+  assert.equal(
+    last()
+      .controls()
+      .filter((c) => c === 'pause').length,
+    1,
+  );
+  // xterm catches up: resume once below LOW_WATER.
+  while (h.client.pendingBytes >= LOW_WATER) h.pending.shift()?.();
+  assert.deepEqual(last().controls(), ['resize', 'pause', 'resume']);
+  assert.ok(!h.client.paused);
+});
+
+test('big pastes go out in frames of at most MAX_FRAME_BYTES', () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().text(attached);
+  h.client.send('a'.repeat(MAX_FRAME_BYTES * 2 + 5));
+  const frames = last().sent.filter((s) => typeof s !== 'string') as Uint8Array[];
+  assert.deepEqual(
+    frames.map((f) => f.byteLength),
+    [MAX_FRAME_BYTES, MAX_FRAME_BYTES, 5],
+  );
+});
+
+test('an unexpected close reconnects with backoff; the new socket gets the size again', async () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().text(attached);
+  const first = last();
+  first.drop(1006);
+  assert.equal(h.client.status, 'reconnecting');
+  await tick(20);
+  assert.notEqual(last(), first, 'a new socket was opened');
+  last().open();
+  last().text({ ...attached, replay: true });
+  assert.equal(h.client.status, 'attached');
+  assert.deepEqual(last().controls(), ['resize']);
+  assert.deepEqual(h.ends, []);
+});
+
+test('final close codes end the terminal without reconnecting', async () => {
+  const cases: [number, EndReason][] = [
+    [CloseCode.sessionEnded, 'session-ended'],
+    [CloseCode.badToken, 'bad-token'],
+    [CloseCode.notFound, 'not-found'],
+    [CloseCode.shellExited, 'shell-exited'],
+    [CloseCode.replaced, 'replaced'],
+    [CloseCode.serverShutdown, 'server-shutdown'],
+  ];
+  for (const [code, reason] of cases) {
+    FakeSocket.all = [];
+    const h = harness();
+    h.client.connect();
+    last().open();
+    last().text(attached);
+    last().drop(code);
+    await tick(20);
+    assert.equal(FakeSocket.all.length, 1, `no reconnect after ${code}`);
+    assert.deepEqual(h.ends, [reason]);
+    assert.equal(h.client.status, 'ended');
+  }
+});
+
+test('after shell-exited, connect() opens a fresh socket', () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().drop(CloseCode.shellExited);
+  h.client.connect();
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(h.client.status, 'connecting');
+});
+
+test('gives up after maxAttempts failed reconnects', async () => {
+  const h = harness({ maxAttempts: 3 });
+  h.client.connect();
+  last().drop(1006); // never opened
+  for (let i = 0; i < 3; i++) {
+    await tick(20);
+    last().drop(1006);
+  }
+  await tick(5);
+  assert.deepEqual(h.ends, ['gave-up']);
+  assert.equal(FakeSocket.all.length, 4);
+});
+
+test('close() ends quietly and drops queued input', async () => {
+  const h = harness();
+  h.client.connect();
+  h.client.send('lost');
+  h.client.close();
+  await tick(5);
+  assert.equal(h.client.status, 'ended');
+  assert.deepEqual(h.ends, ['closed']);
+  assert.equal(last().sent.length, 0);
+});
