@@ -45,8 +45,10 @@ const PROCESS_SCRIPT = [
   'grep -H . /proc/[0-9]*/uid_map 2>/dev/null',
   "find /proc/[0-9]*/ns -maxdepth 1 -type l -printf 'NS %p %l\\n' 2>/dev/null",
   'for f in /proc/[0-9]*/cmdline; do',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
   '  p=${f#/proc/}; p=${p%/cmdline}',
   '  mapfile -d \'\' args < "$f" 2>/dev/null || continue',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
   '  printf \'CMD %s %s\\n\' "$p" "${args[*]}"',
   'done',
 ].join('\n');
@@ -71,23 +73,51 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
     }
     return r;
   };
+  const rules: [RegExp, (m: RegExpExecArray) => void][] = [
+    [
+      /^SELF (\d+)$/,
+      (m) => {
+        self = Number(m[1]);
+      },
+    ],
+    [/^PASSWD (\d+) (\S+)$/, (m) => names.set(Number(m[1]), m[2]!)],
+    [
+      /^\/proc\/(\d+)\/status:(PPid|Uid|NSpid):\s+(.*)$/,
+      (m) => {
+        const r = get(Number(m[1]));
+        const nums = m[3]!.trim().split(/\s+/).map(Number);
+        if (m[2] === 'PPid') r.ppid = nums[0];
+        else if (m[2] === 'Uid') r.uid = nums[0];
+        else r.nspid = nums;
+      },
+    ],
+    [
+      /^\/proc\/(\d+)\/uid_map:\s*(\d+)\s+(\d+)\s+(\d+)\s*$/,
+      (m) => {
+        get(Number(m[1])).maps.push([Number(m[2]), Number(m[3]), Number(m[4])]);
+      },
+    ],
+    [
+      /^NS \/proc\/(\d+)\/ns\/(\w+) (\w+):\[(\d+)\]$/,
+      (m) => {
+        const kind = m[2] as NsKind;
+        if ((NS_KINDS as readonly string[]).includes(kind)) get(Number(m[1])).ns[kind] = m[4]!;
+      },
+    ],
+    [
+      /^CMD (\d+) (.*)$/,
+      (m) => {
+        get(Number(m[1])).cmd = m[2]!.trim();
+      },
+    ],
+  ];
   for (const line of text.split('\n')) {
-    let m: RegExpExecArray | null;
-    if ((m = /^SELF (\d+)$/.exec(line))) self = Number(m[1]);
-    else if ((m = /^PASSWD (\d+) (\S+)$/.exec(line))) names.set(Number(m[1]), m[2]!);
-    else if ((m = /^\/proc\/(\d+)\/status:(PPid|Uid|NSpid):\s+(.*)$/.exec(line))) {
-      const r = get(Number(m[1]));
-      const nums = m[3]!.trim().split(/\s+/).map(Number);
-      if (m[2] === 'PPid') r.ppid = nums[0];
-      else if (m[2] === 'Uid') r.uid = nums[0];
-      else r.nspid = nums;
-    } else if ((m = /^\/proc\/(\d+)\/uid_map:\s*(\d+)\s+(\d+)\s+(\d+)\s*$/.exec(line))) {
-      get(Number(m[1])).maps.push([Number(m[2]), Number(m[3]), Number(m[4])]);
-    } else if ((m = /^NS \/proc\/(\d+)\/ns\/(\w+) (\w+):\[(\d+)\]$/.exec(line))) {
-      const kind = m[2] as NsKind;
-      if ((NS_KINDS as readonly string[]).includes(kind)) get(Number(m[1])).ns[kind] = m[4]!;
-    } else if ((m = /^CMD (\d+) (.*)$/.exec(line))) {
-      get(Number(m[1])).cmd = m[2]!.trim();
+    for (const [re, apply] of rules) {
+      const m = re.exec(line);
+      if (m) {
+        apply(m);
+        break;
+      }
     }
   }
   const hostNs = raw.get(1)?.ns ?? {};
@@ -144,7 +174,7 @@ export interface CgroupSnapshot {
 }
 
 // Prints "key value" lines; `read` is a builtin, so this script forks nothing.
-const CGROUP_SCRIPT = String.raw`
+const CGROUP_SCRIPT = `
 r() { local v; if read -r v < "$2" 2>/dev/null; then echo "$1 $v"; fi; }
 kv() { local k v; while read -r k v; do echo "$1.$k $v"; done < "$2" 2>/dev/null; }
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
