@@ -18,12 +18,20 @@ case "$cmd" in
     setup_main
     exec npm test --silent
     ;;
+  test-proxy)
+    # The reverse-proxy tests (deploy/nginx.conf, deploy/Caddyfile) need nginx and Caddy;
+    # CI runs them after `test`.
+    source scripts/setup.sh test
+    setup_main
+    ensure_proxy_tools
+    exec npm run test:proxy --silent
+    ;;
   setup)
     source scripts/setup.sh test
     setup_main
     ;;
   *)
-    echo "usage: ./run.sh start|test|setup" >&2
+    echo "usage: ./run.sh start|test|test-proxy|setup" >&2
     exit 2
     ;;
 esac

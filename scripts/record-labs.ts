@@ -219,6 +219,7 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       CL_INSTANCE: `recorder-${port}`,
+      CL_DRAIN_GRACE: '0',
     },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -4,7 +4,9 @@
 # a second run does no work when nothing changed.
 #
 #   scripts/setup.sh start   Node >= 22.12, npm packages, Docker engine (if it can), lab images
-#   scripts/setup.sh test    the same, and Chromium; a missing engine or browser is an error
+#   scripts/setup.sh test    the same, and Chromium and Docker Compose; a missing engine or
+#                            browser is an error
+#   scripts/setup.sh proxy   nginx and Caddy for the reverse-proxy tests (npm run test:proxy)
 #
 # On Debian/Ubuntu as root, missing system parts come from apt (docker.io, debootstrap,
 # chromium) and dockerd is started if no engine answers. Elsewhere (a laptop with Node and
@@ -96,6 +98,32 @@ ensure_images() {
   (cd "$root_dir" && node labs/build-images.ts) || { fail "building the lab images failed"; return 1; }
 }
 
+# ---- Deploy tests: Docker Compose (compose.yaml) ------------------------------------------
+ensure_deploy_tools() {
+  have docker-compose || docker compose version >/dev/null 2>&1 && return 0
+  apt_install docker-compose || { fail "the deploy tests need Docker Compose (docker compose or docker-compose)."; return 1; }
+}
+
+# ---- Reverse-proxy tests (npm run test:proxy, run by CI): nginx and Caddy -------------------
+# Not part of `npm test`: a laptop rarely has both. As root on Debian they come from apt,
+# with service start-up held back (policy-rc.d) so no system nginx/caddy starts on port 80.
+ensure_proxy_tools() {
+  local missing=()
+  have nginx || missing+=(nginx-light)
+  have caddy || missing+=(caddy)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root && have apt-get || { fail "the proxy tests need nginx and caddy: install them."; return 1; }
+  local held=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && held=1
+  fi
+  apt_install "${missing[@]}"
+  local rc=$?
+  [ "$held" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || fail "could not install ${missing[*]}"
+  return "$rc"
+}
+
 # ---- Chromium (tests) ---------------------------------------------------------------------
 find_chromium() {
   if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then echo "$CHROMIUM_PATH"; return 0; fi
@@ -124,11 +152,15 @@ setup_main() {
   else
     say "continuing without a Docker engine: the site works and each lab plays its recording"
   fi
-  if [ "$purpose" = test ]; then ensure_chromium || return 1; fi
+  if [ "$purpose" = test ]; then ensure_chromium || return 1; ensure_deploy_tools || return 1; fi
   say "ready: node $(node --version)${CHROMIUM_PATH:+, chromium $CHROMIUM_PATH}"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  setup_main
+  if [ "$purpose" = proxy ]; then
+    ensure_proxy_tools
+  else
+    setup_main
+  fi
   exit $?
 fi

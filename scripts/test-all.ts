@@ -36,6 +36,8 @@ const steps: Step[] = [
   },
   { name: 'site', cmd: nodeTest(['tests/site/**/*.test.ts'], 1) },
   { name: 'integration', cmd: nodeTest(['tests/integration/**/*.test.ts'], 1) },
+  // Self-hosting (issue 7): image + compose stack, access modes, metrics, drain, admin.
+  { name: 'deploy', cmd: nodeTest(['tests/deploy/**/*.test.ts'], 1) },
   { name: 'browser', cmd: nodeTest(['tests/browser/**/*.test.ts'], 1) },
   { name: 'abuse', cmd: nodeTest(['tests/abuse/**/*.test.ts'], 1) },
 ];

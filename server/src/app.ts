@@ -3,16 +3,17 @@
  * tests can drive it with `app.inject()` or on an ephemeral port. Routes are thin: they
  * validate input and call the session manager; errors map to responses in one handler.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { accessPlugin, accessPolicy } from './access/access.ts';
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP } from './errors.ts';
 import { inspectRoutes } from './inspect/routes.ts';
+import { type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import type { Session, SessionManager } from './sessions/session-manager.ts';
 import { CloseCode, MAX_FRAME_BYTES, terminalPath } from './terminal/protocol.ts';
@@ -24,25 +25,8 @@ export interface AppDeps {
   sessions: SessionManager;
   /** Local mode: the token printed at start; every lab endpoint requires it. */
   accessToken?: string;
-}
-
-const ACCESS_COOKIE = 'cl_access';
-
-function cookie(req: FastifyRequest, name: string): string | undefined {
-  const header = req.headers.cookie;
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) return decodeURIComponent(part.slice(i + 1).trim());
-  }
-  return undefined;
-}
-
-function sameSecret(a: string | undefined, b: string): boolean {
-  if (a === undefined) return false;
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
+  /** Metrics, admin API and drain (server/src/ops/); main.ts passes them. */
+  ops?: OpsDeps;
 }
 
 const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
@@ -56,6 +40,7 @@ const TerminalQuery = z.object({
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime, sessions, accessToken } = deps;
+  const access = accessPolicy(config, accessToken);
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -138,28 +123,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })),
   });
 
-  // ---- Access (local mode) -----------------------------------------------------------
+  // ---- Access (code and local modes) and operations: server/src/access/, server/src/ops/
 
-  if (accessToken) {
-    app.addHook('onRequest', async (req, reply) => {
-      const url = new URL(req.url, 'http://x');
-      const offered = url.searchParams.get('access');
-      if (offered !== null && req.method === 'GET' && !url.pathname.startsWith('/api/')) {
-        if (!sameSecret(offered, accessToken)) throw new AppError('bad_token', 'Wrong access token.');
-        url.searchParams.delete('access');
-        reply.header('Set-Cookie', `${ACCESS_COOKIE}=${accessToken}; Path=/; HttpOnly; SameSite=Strict`);
-        return reply.redirect(url.pathname + url.search, 303);
-      }
-      if (url.pathname.startsWith('/api/v1/sessions')) {
-        const given = cookie(req, ACCESS_COOKIE) ?? (req.headers['x-access-token'] as string | undefined);
-        if (!sameSecret(given, accessToken)) {
-          throw new AppError(
-            'bad_token',
-            'This server runs in local mode: open the link with ?access=… that it printed at start.',
-          );
-        }
-      }
-    });
+  await app.register(accessPlugin, { policy: access, onRefused: (r) => deps.ops?.metrics.accessRefused(r) });
+  if (deps.ops) {
+    const tokens = { metricsToken: config.metricsToken, adminToken: config.adminToken };
+    await app.register(opsPlugin, { ...deps.ops, sessions, runtime, ...tokens });
   }
 
   // ---- API ---------------------------------------------------------------------------
@@ -169,6 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return {
       status: 'ok',
       mode: config.mode,
+      access: access.mode,
       engine: engine.reachable ? engine : { ...engine, help: ENGINE_HELP },
       sessions: sessions.count,
       pool: sessions.poolStats(),
@@ -225,7 +195,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   const ownOrigins = (req: FastifyRequest): string[] => {
     const host = req.headers.host;
-    return host ? [`http://${host}`, `https://${host}`] : [];
+    const own = host ? [`http://${host}`, `https://${host}`] : [];
+    // Behind a trusted proxy the public origin is in X-Forwarded-Proto/-Host.
+    if (config.trustProxy) own.push(`${req.protocol}://${req.host}`);
+    return own;
   };
 
   app.get(

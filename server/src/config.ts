@@ -2,6 +2,7 @@
  * Server configuration: read from the environment once, validated, typed and frozen.
  * Nothing else in the server reads `process.env`.
  */
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -37,10 +38,52 @@ const EnvSchema = z.object({
   PORT: Int(0, 65535).default(4321),
   /** Built site to serve (output of `npm run build`). */
   CL_SITE_DIR: z.string().default('dist'),
-  /** `open`: labs for anyone who reaches the server (rate limited).
-   *  `local`: single-user mode on loopback only; terminals of target `host` are the
-   *  learner's own shell (node-pty); every API call needs the token printed at start. */
-  CL_MODE: z.enum(['open', 'local']).default('open'),
+  /** The access mode. `open`: labs for anyone who reaches the server (rate limited).
+   *  `code`: reading stays open; labs need the shared CL_ACCESS_CODE (an invite link
+   *  `/?access=<code>` sets a cookie). `local`: single-user mode on loopback only;
+   *  terminals of target `host` are the learner's own shell (node-pty); every API call
+   *  needs the token printed at start. */
+  CL_MODE: z.enum(['open', 'code', 'local']).default('open'),
+  /** `code` mode: the shared access code (8-128 letters, digits, `-`, `_`, `.`, `~`, so it
+   *  fits in a link unescaped). */
+  CL_ACCESS_CODE: z
+    .string()
+    .regex(/^[A-Za-z0-9._~-]{8,128}$/, '8 to 128 letters, digits, "-", "_", "." or "~"')
+    .optional(),
+  /** `code` mode: who readers should ask for a code, shown in the 401 message
+   *  (e.g. "your teacher, ana@example.org"). */
+  CL_ACCESS_CONTACT: z.string().max(200).optional(),
+  /** Labs offered (comma separated ids, e.g. `processes,namespaces`); empty: every lab. */
+  CL_LABS: z
+    .string()
+    .default('')
+    .transform((s) =>
+      s
+        .split(',')
+        .map((id) => id.trim())
+        .filter(Boolean),
+    ),
+  /** Replace every lab's memory limit from lab.yaml (e.g. `256m`). */
+  CL_LAB_MEMORY: z
+    .string()
+    .regex(/^\d+[kmg]$/i, 'a size such as 256m')
+    .optional(),
+  /** Replace every lab's CPU share from lab.yaml (cores, e.g. `0.25`). */
+  CL_LAB_CPUS: z.coerce.number().positive().max(4).optional(),
+  /** Replace every lab's pids limit from lab.yaml. */
+  CL_LAB_PIDS: Int(16, 4096).optional(),
+  /** Replace every lab's /tmp size from lab.yaml (e.g. `32m`). */
+  CL_LAB_TMP: z
+    .string()
+    .regex(/^\d+[kmg]$/i, 'a size such as 32m')
+    .optional(),
+  /** On SIGTERM: refuse new sessions, tell live ones, and wait this long before ending
+   *  them (0: at once). */
+  CL_DRAIN_GRACE: Duration.default(parseDuration('10s')),
+  /** Bearer token for GET /metrics; unset: /metrics answers loopback only. */
+  CL_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /** Bearer token for the admin API (/api/v1/admin, `npm run admin`); unset: loopback only. */
+  CL_ADMIN_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** Lifetime of a new session; the reader may extend it up to CL_SESSION_MAX_LIFETIME. */
   CL_SESSION_TTL: Duration.default(parseDuration('30m')),
   /** Hard cap on a session's life, extensions included; the lab host itself exits then
@@ -74,11 +117,27 @@ const EnvSchema = z.object({
   /** Names this server's lab hosts (label `containerlabs.instance`); leftovers of the same
    *  instance are removed at start. Default: HOST:PORT. */
   CL_INSTANCE: z.string().optional(),
-  /** Trust X-Forwarded-* headers (set when behind a reverse proxy). */
+  /** Trust X-Forwarded-* headers (set when behind a reverse proxy): `true` (from any peer),
+   *  `false`, or the proxies' addresses (comma separated addresses, CIDRs or `loopback`),
+   *  which also stops clients from spoofing the address a proxy appends. */
   CL_TRUST_PROXY: z
-    .enum(['true', 'false', '1', '0'])
+    .string()
     .default('false')
-    .transform((s) => s === 'true' || s === '1'),
+    .refine(
+      (s) => /^(true|false|1|0)$/.test(s.trim()) || s.split(',').every((p) => isProxyAddress(p.trim())),
+      {
+        message: 'true, false, or proxy addresses such as loopback or 10.0.0.0/8,::1',
+      },
+    )
+    .transform((s): boolean | string => {
+      const t = s.trim();
+      if (t === 'true' || t === '1') return true;
+      if (t === 'false' || t === '0') return false;
+      return t
+        .split(',')
+        .map((p) => p.trim())
+        .join(',');
+    }),
   /** Docker engine address; dockerode's own DOCKER_HOST handling applies (unix, tcp, ssh). */
   DOCKER_HOST: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -88,7 +147,17 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly siteDir: string;
-  readonly mode: 'open' | 'local';
+  readonly mode: 'open' | 'code' | 'local';
+  /** `code` mode only. */
+  readonly accessCode: string | undefined;
+  readonly accessContact: string | undefined;
+  /** Enabled lab ids (empty: all). */
+  readonly labs: readonly string[];
+  /** Overrides of every lab's limits (lab.yaml `limits`). */
+  readonly labLimits: Readonly<{ memory?: string; cpus?: number; pids?: number; tmp?: string }>;
+  readonly drainGraceMs: number;
+  readonly metricsToken: string | undefined;
+  readonly adminToken: string | undefined;
   readonly sessionTtlMs: number;
   readonly sessionMaxLifetimeMs: number;
   readonly idleTimeoutMs: number;
@@ -101,7 +170,8 @@ export interface Config {
   readonly poolMaxAgeMs: number;
   readonly allowedOrigins: readonly string[];
   readonly instance: string;
-  readonly trustProxy: boolean;
+  /** Fastify's trustProxy: true, false, or comma-separated proxy addresses. */
+  readonly trustProxy: boolean | string;
   readonly dockerHost: string | undefined;
   readonly logLevel: string;
 }
@@ -127,6 +197,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `invalid configuration:\n  HOST: local mode gives a real shell and listens on loopback only (got ${e.HOST})`,
     );
   }
+  if (e.CL_MODE === 'code' && !e.CL_ACCESS_CODE) {
+    throw new ConfigError(
+      'invalid configuration:\n  CL_ACCESS_CODE: code mode needs a shared code (e.g. CL_ACCESS_CODE=$(openssl rand -hex 12))',
+    );
+  }
   if (e.CL_SESSION_TTL > e.CL_SESSION_MAX_LIFETIME) {
     throw new ConfigError('invalid configuration:\n  CL_SESSION_TTL: longer than CL_SESSION_MAX_LIFETIME');
   }
@@ -135,6 +210,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     port: e.PORT,
     siteDir: resolve(e.CL_SITE_DIR),
     mode: e.CL_MODE,
+    accessCode: e.CL_MODE === 'code' ? e.CL_ACCESS_CODE : undefined,
+    accessContact: e.CL_ACCESS_CONTACT,
+    labs: Object.freeze([...e.CL_LABS]),
+    labLimits: Object.freeze({
+      ...(e.CL_LAB_MEMORY ? { memory: e.CL_LAB_MEMORY.toLowerCase() } : {}),
+      ...(e.CL_LAB_CPUS !== undefined ? { cpus: e.CL_LAB_CPUS } : {}),
+      ...(e.CL_LAB_PIDS !== undefined ? { pids: e.CL_LAB_PIDS } : {}),
+      ...(e.CL_LAB_TMP ? { tmp: e.CL_LAB_TMP.toLowerCase() } : {}),
+    }),
+    drainGraceMs: e.CL_DRAIN_GRACE,
+    metricsToken: e.CL_METRICS_TOKEN,
+    adminToken: e.CL_ADMIN_TOKEN,
     sessionTtlMs: e.CL_SESSION_TTL,
     sessionMaxLifetimeMs: e.CL_SESSION_MAX_LIFETIME,
     idleTimeoutMs: e.CL_IDLE_TIMEOUT,
@@ -151,6 +238,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dockerHost: e.DOCKER_HOST,
     logLevel: e.LOG_LEVEL,
   });
+}
+
+/** An address, a CIDR, or one of proxy-addr's names (what Fastify's trustProxy takes). */
+function isProxyAddress(s: string): boolean {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(s)) return true;
+  const [addr, bits, more] = s.split('/');
+  if (more !== undefined || !addr || isIP(addr) === 0) return false;
+  if (bits === undefined) return true;
+  const max = isIP(addr) === 4 ? 32 : 128;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max;
 }
 
 export function isLoopback(host: string): boolean {

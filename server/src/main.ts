@@ -8,14 +8,19 @@ import { homedir } from 'node:os';
 import { loadLabs } from '../../labs/load.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { Drain } from './ops/drain.ts';
+import { selectLabs } from './ops/lab-selection.ts';
+import { countingRuntime, Metrics } from './ops/metrics.ts';
 import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import type { TerminalProcess } from './runtime/runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
+  let labs: Awaited<ReturnType<typeof loadLabs>>;
   try {
     config = loadConfig();
+    labs = selectLabs(await loadLabs(), config);
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
@@ -24,8 +29,9 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const labs = await loadLabs();
-  const runtime = new DockerRuntime();
+  const metrics = new Metrics({ labs: labs.map((l) => l.id), mode: config.mode });
+  const drain = new Drain();
+  const runtime = countingRuntime(new DockerRuntime(), metrics);
   // Local mode: the `host` terminal is the learner's own shell, behind a token.
   let hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
   let accessToken: string | undefined;
@@ -51,11 +57,22 @@ async function main(): Promise<void> {
       poolSize: config.poolSize,
       poolMaxAgeMs: config.poolMaxAgeMs,
     },
-    events: { event: (name, fields) => log.info({ event: name, ...fields }, name) },
+    events: {
+      event: (name, fields) => {
+        metrics.onEvent(name, fields);
+        log.info({ event: name, ...fields }, name);
+      },
+    },
     hostShell,
   });
-  const app = await buildApp({ config, runtime, sessions, accessToken });
+  const app = await buildApp({ config, runtime, sessions, accessToken, ops: { metrics, drain } });
   log = app.log;
+  metrics.bind({
+    sessionCount: () => sessions.count,
+    poolReady: () => sessions.poolStats().ready,
+    engineUp: async () => (await runtime.info()).reachable,
+    draining: () => drain.active,
+  });
 
   const engine = await runtime.info();
   if (engine.reachable) {
@@ -75,12 +92,20 @@ async function main(): Promise<void> {
   }, config.reapIntervalMs);
   reaper.unref();
 
-  let stopping = false;
+  let stopping = 0;
   const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    app.log.info({ signal, sessions: sessions.count }, 'shutting down: ending every session');
+    // A second signal ends the grace period; one within a second is the same signal
+    // delivered twice (npm and its child both get it from a terminal or systemd).
+    if (stopping) {
+      if (Date.now() - stopping > 1000) drain.hurry();
+      return;
+    }
+    stopping = Date.now();
     clearInterval(reaper);
+    // Drain: refuse new sessions, tell live ones, wait CL_DRAIN_GRACE (none if idle).
+    app.log.info({ signal, sessions: sessions.count, graceMs: config.drainGraceMs }, 'draining');
+    await drain.start(sessions, config.drainGraceMs);
+    app.log.info({ signal, sessions: sessions.count }, 'shutting down: ending every session');
     const hardExit = setTimeout(() => process.exit(1), 20_000);
     hardExit.unref();
     await sessions.shutdown();
@@ -98,6 +123,8 @@ async function main(): Promise<void> {
   console.log(`Container Labs at ${url} (labs: ${engine.reachable ? 'live' : 'recordings only, no engine'})`);
   if (accessToken)
     console.log('Local mode: the "host" terminals are YOUR shell on this machine. Keep the link private.');
+  if (config.mode === 'code')
+    console.log('Code mode: readers need an invite link, the site with ?access=<CL_ACCESS_CODE> added.');
 }
 
 main().catch((err) => {

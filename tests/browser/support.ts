@@ -75,6 +75,7 @@ export async function startLabServer(site: string, env: Record<string, string> =
       HOST: '127.0.0.1',
       CL_SITE_DIR: site,
       CL_INSTANCE: `browser-test-${port}`,
+      CL_DRAIN_GRACE: '0',
       // The tests start several sessions a minute from one address.
       CL_CREATE_PER_MINUTE: '100',
       CL_MAX_SESSIONS_PER_CLIENT: '10',

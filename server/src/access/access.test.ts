@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { FastifyInstance } from 'fastify';
+import type { LabDef } from '../../../labs/schema.ts';
+import { buildApp } from '../app.ts';
+import { loadConfig } from '../config.ts';
+import { FakeRuntime } from '../runtime/fake-runtime.ts';
+import { SessionManager } from '../sessions/session-manager.ts';
+import {
+  accessCookie,
+  accessPolicy,
+  checkAccess,
+  isLabPath,
+  readCookie,
+  refusalMessage,
+  sameSecret,
+} from './access.ts';
+import { assertOperator, isDirectLocal, isLoopbackAddress } from './operator.ts';
+
+describe('access policy (pure)', () => {
+  const code = { mode: 'code' as const, secret: 'class-of-2026', contact: 'Ana (ana@example.org)' };
+
+  test('open lets everything through; code and local need the secret', () => {
+    assert.deepEqual(checkAccess({ mode: 'open', secret: undefined }, undefined), { ok: true });
+    assert.deepEqual(checkAccess(code, 'class-of-2026'), { ok: true });
+    const missing = checkAccess(code, undefined);
+    assert.equal(missing.ok, false);
+    assert.equal(!missing.ok && missing.reason, 'missing');
+    assert.equal(checkAccess(code, '').ok, false);
+    const wrong = checkAccess(code, 'class-of-2025');
+    assert.equal(!wrong.ok && wrong.reason, 'wrong');
+    assert.equal(checkAccess({ mode: 'local', secret: 't0k' }, 't0k').ok, true);
+  });
+
+  test('messages say how to get access', () => {
+    assert.match(
+      refusalMessage(code, 'missing'),
+      /need an access code: open the invite link you were given, or ask Ana/,
+    );
+    assert.match(refusalMessage(code, 'wrong'), /not accepted.*newest invite link/);
+    assert.match(
+      refusalMessage({ ...code, contact: undefined }, 'missing'),
+      /ask the person who runs this site/,
+    );
+    assert.match(refusalMessage({ mode: 'local', secret: 'x' }, 'missing'), /local mode/);
+  });
+
+  test('policy from the config: local token wins, then code, else open', () => {
+    assert.equal(accessPolicy({ mode: 'open' }, 'tok').mode, 'local');
+    assert.deepEqual(accessPolicy({ mode: 'code', accessCode: 'abcdefgh' }, undefined), {
+      mode: 'code',
+      secret: 'abcdefgh',
+      contact: undefined,
+    });
+    assert.deepEqual(accessPolicy({ mode: 'open' }, undefined), { mode: 'open', secret: undefined });
+  });
+
+  test('cookies: read, and the Set-Cookie value', () => {
+    assert.equal(readCookie('a=1; cl_access=x%20y; b=2', 'cl_access'), 'x y');
+    assert.equal(readCookie('cl_access=%E0%A4%A', 'cl_access'), undefined, 'malformed escapes are ignored');
+    assert.equal(readCookie(undefined, 'cl_access'), undefined);
+    const c = accessCookie(code, true);
+    assert.match(c, /^cl_access=class-of-2026; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+    assert.doesNotMatch(accessCookie({ mode: 'local', secret: 't' }, false), /Max-Age|Secure/);
+  });
+
+  test('lab paths and secrets', () => {
+    assert.ok(isLabPath('/api/v1/sessions'));
+    assert.ok(isLabPath('/api/v1/sessions/abc/terminals/host'));
+    assert.ok(!isLabPath('/api/v1/sessionsx'));
+    assert.ok(!isLabPath('/api/v1/health'));
+    assert.ok(!isLabPath('/api/v1/labs'));
+    assert.ok(sameSecret('a', 'a'));
+    assert.ok(!sameSecret('a', 'ab'));
+    assert.ok(!sameSecret(undefined, 'a'));
+  });
+
+  test('operator endpoints: token when set, else direct loopback only', () => {
+    const req = (remoteAddress: string, headers: Record<string, string> = {}) => ({
+      socket: { remoteAddress },
+      headers,
+    });
+    assert.ok(
+      isLoopbackAddress('127.0.0.1') && isLoopbackAddress('::1') && isLoopbackAddress('::ffff:127.0.0.5'),
+    );
+    assert.ok(!isLoopbackAddress('10.0.0.1') && !isLoopbackAddress(undefined as unknown as string));
+    assert.ok(isDirectLocal(req('127.0.0.1')));
+    assert.ok(!isDirectLocal(req('127.0.0.1', { 'x-forwarded-for': '1.2.3.4' })));
+    assert.ok(!isDirectLocal(req('127.0.0.1', { forwarded: 'for=1.2.3.4' })));
+    assert.ok(!isDirectLocal(req('172.18.0.1')));
+    assert.doesNotThrow(() => assertOperator(req('127.0.0.1'), undefined, 'x', 'T'));
+    assert.throws(() => assertOperator(req('10.1.1.1'), undefined, 'x', 'T'), { code: 'forbidden' });
+    assert.throws(() => assertOperator(req('127.0.0.1'), 'secret-token', 'x', 'T'), { code: 'bad_token' });
+    assert.doesNotThrow(() =>
+      assertOperator(req('10.1.1.1', { authorization: 'Bearer secret-token' }), 'secret-token', 'x', 'T'),
+    );
+  });
+});
+
+const lab: LabDef = {
+  id: 'processes',
+  title: 'A container is a process',
+  description: 'd',
+  app: { command: 'sleep 1000', hostname: 'box' },
+  terminals: [{ name: 'host', title: 'On the host', target: 'host' }],
+  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
+  checks: [],
+};
+
+describe('code mode in the app (fake runtime, no port)', () => {
+  let app: FastifyInstance;
+  before(async () => {
+    const config = loadConfig({
+      PORT: '0',
+      CL_SITE_DIR: '/nonexistent',
+      LOG_LEVEL: 'silent',
+      CL_MODE: 'code',
+      CL_ACCESS_CODE: 'invite-code-1',
+    });
+    const runtime = new FakeRuntime();
+    const sessions = new SessionManager({
+      runtime,
+      labs: [lab],
+      instance: 't',
+      limits: {
+        ttlMs: 60_000,
+        maxLifetimeMs: 120_000,
+        idleTimeoutMs: 60_000,
+        maxSessions: 5,
+        maxSessionsPerClient: 5,
+        createPerMinute: 100,
+        engineConcurrency: 2,
+      },
+    });
+    app = await buildApp({ config, runtime, sessions });
+  });
+  after(() => app.close());
+
+  const create = (headers: Record<string, string> = {}) =>
+    app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' }, headers });
+
+  test('401 without, 401 with a wrong code, 201 with the header or the invite cookie', async () => {
+    assert.equal((await create()).statusCode, 401);
+    assert.equal((await create({ 'x-access-token': 'nope-nope' })).statusCode, 401);
+    assert.equal((await create({ 'x-access-token': 'invite-code-1' })).statusCode, 201);
+    const link = await app.inject('/some/page/?access=invite-code-1&x=1');
+    assert.equal(link.statusCode, 303);
+    assert.equal(link.headers.location, '/some/page/?x=1');
+    const cookie = String(link.headers['set-cookie']).split(';')[0]!;
+    assert.equal((await create({ cookie })).statusCode, 201);
+    const health = (await app.inject('/api/v1/health')).json();
+    assert.equal(health.access, 'code');
+    assert.equal(health.mode, 'code');
+  });
+});

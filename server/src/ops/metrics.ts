@@ -1,0 +1,204 @@
+/**
+ * Prometheus metrics (text format, GET /metrics). Fed by the session manager's events
+ * (the same ones that become log lines), by the access check and drain refusals, and by
+ * the runtime wrapper that counts engine errors; gauges are read at scrape time.
+ *
+ * One registry per server (no module-level singleton), so tests can build several.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { AppError } from '../errors.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+
+/** What the gauges read at scrape time. */
+export interface MetricsSources {
+  sessionCount(): number;
+  poolReady(): Record<string, number>;
+  engineUp(): Promise<boolean>;
+  draining(): boolean;
+}
+
+const END_REASONS = ['stopped', 'expired', 'idle', 'shutdown', 'host_gone', 'admin'];
+const REFUSE_REASONS = [
+  'out_of_capacity',
+  'too_many_sessions',
+  'rate_limited',
+  'engine_unavailable',
+  'image_missing',
+  'internal',
+  'access',
+  'draining',
+];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly #started: Counter<'lab' | 'pooled'>;
+  readonly #refused: Counter<'reason'>;
+  readonly #ended: Counter<'reason'>;
+  readonly #startSeconds: Histogram;
+  readonly #engineErrors: Counter<'operation' | 'code'>;
+  readonly #accessRefused: Counter<'reason'>;
+  #sources: MetricsSources | undefined;
+
+  constructor(opts: { labs: readonly string[]; mode: string; defaultMetrics?: boolean }) {
+    const r = this.registry;
+    const self = this;
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: r });
+    new Gauge({
+      name: 'containerlabs_info',
+      help: 'Always 1; labels describe this server.',
+      labelNames: ['mode'],
+      registers: [r],
+    }).set({ mode: opts.mode }, 1);
+    new Gauge({
+      name: 'containerlabs_sessions_active',
+      help: 'Live lab sessions.',
+      registers: [r],
+      collect() {
+        if (self.#sources) this.set(self.#sources.sessionCount());
+      },
+    });
+    const pool = new Gauge({
+      name: 'containerlabs_pool_ready',
+      help: 'Ready lab hosts in the warm pool, per lab.',
+      labelNames: ['lab'],
+      registers: [r],
+      collect() {
+        if (!self.#sources) return;
+        const ready = self.#sources.poolReady();
+        for (const lab of opts.labs) this.set({ lab }, ready[lab] ?? 0);
+      },
+    });
+    for (const lab of opts.labs) pool.set({ lab }, 0);
+    new Gauge({
+      name: 'containerlabs_engine_up',
+      help: '1 when the container engine answers, else 0.',
+      registers: [r],
+      async collect() {
+        if (self.#sources) this.set((await self.#sources.engineUp()) ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'containerlabs_draining',
+      help: '1 while the server drains before exiting (new sessions refused).',
+      registers: [r],
+      collect() {
+        this.set(self.#sources?.draining() ? 1 : 0);
+      },
+    });
+    this.#started = new Counter({
+      name: 'containerlabs_sessions_started_total',
+      help: 'Sessions started, per lab; pooled="true" when a warm-pool host was handed out.',
+      labelNames: ['lab', 'pooled'],
+      registers: [r],
+    });
+    for (const lab of opts.labs)
+      for (const pooled of ['true', 'false']) this.#started.inc({ lab, pooled }, 0);
+    this.#refused = new Counter({
+      name: 'containerlabs_sessions_refused_total',
+      help: 'Session starts refused, by reason (capacity, per-client cap, rate, engine, access, draining).',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    for (const reason of REFUSE_REASONS) this.#refused.inc({ reason }, 0);
+    this.#ended = new Counter({
+      name: 'containerlabs_sessions_ended_total',
+      help: 'Sessions ended, by reason.',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+    for (const reason of END_REASONS) this.#ended.inc({ reason }, 0);
+    this.#startSeconds = new Histogram({
+      name: 'containerlabs_session_start_seconds',
+      // No labels (pooled or not: see sessions_started_total), which also keeps it readable
+      // by simple text-format parsers that handle only unlabelled histograms.
+      help: 'Time from a Start request being accepted to its lab host running (warm-pool hand-outs included).',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [r],
+    });
+    this.#engineErrors = new Counter({
+      name: 'containerlabs_engine_errors_total',
+      help: 'Failed calls to the container engine, by operation and error code.',
+      labelNames: ['operation', 'code'],
+      registers: [r],
+    });
+    this.#accessRefused = new Counter({
+      name: 'containerlabs_access_refused_total',
+      help: 'Lab requests refused for a missing or wrong access code (code and local modes).',
+      labelNames: ['reason'],
+      registers: [r],
+    });
+  }
+
+  /** Where gauges read from; set once the session manager exists. */
+  bind(sources: MetricsSources): void {
+    this.#sources = sources;
+  }
+
+  /** A session manager event (see SessionEvents). Unknown events are ignored. */
+  onEvent(name: string, fields: Record<string, unknown>): void {
+    switch (name) {
+      case 'session.started': {
+        const pooled = fields.pooled === true ? 'true' : 'false';
+        this.#started.inc({ lab: String(fields.lab), pooled });
+        if (typeof fields.ms === 'number') this.#startSeconds.observe(fields.ms / 1000);
+        break;
+      }
+      case 'session.refused':
+        this.#refused.inc({ reason: String(fields.reason) });
+        break;
+      case 'session.stopped':
+        this.#ended.inc({ reason: String(fields.reason) });
+        break;
+    }
+  }
+
+  refused(reason: string): void {
+    this.#refused.inc({ reason });
+  }
+
+  accessRefused(reason: 'missing' | 'wrong'): void {
+    this.#accessRefused.inc({ reason });
+    this.#refused.inc({ reason: 'access' });
+  }
+
+  engineError(operation: string, err: unknown): void {
+    const code = err instanceof AppError ? err.code : 'internal';
+    // A host that ended by itself is the session's news, not the engine's failure.
+    if (code === 'session_ended') return;
+    this.#engineErrors.inc({ operation, code });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** The runtime, with every failed engine call counted (the adapter stays unaware). */
+export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
+  const wrap =
+    <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await fn(...args);
+      } catch (err) {
+        metrics.engineError(operation, err);
+        throw err;
+      }
+    };
+  return {
+    info: async () => {
+      const i = await runtime.info();
+      if (!i.reachable) metrics.engineError('info', new AppError('engine_unavailable', i.error ?? ''));
+      return i;
+    },
+    createLabHost: wrap('createLabHost', (req) => runtime.createLabHost(req)),
+    removeLabHost: wrap('removeLabHost', (id) => runtime.removeLabHost(id)),
+    listLabHosts: wrap('listLabHosts', () => runtime.listLabHosts()),
+    openTerminal: wrap('openTerminal', (id, t, size) => runtime.openTerminal(id, t, size)),
+    exec: wrap('exec', (id, cmd, opts) => runtime.exec(id, cmd, opts)),
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * The operator's routes and hooks, registered by app.ts in one line:
+ *   GET /metrics                          Prometheus text (CL_METRICS_TOKEN, else loopback)
+ *   GET/DELETE /api/v1/admin/sessions…    the admin API (CL_ADMIN_TOKEN, else loopback)
+ *   a hook refusing new sessions while the server drains (503 + Retry-After)
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { assertOperator } from '../access/operator.ts';
+import { AppError } from '../errors.ts';
+import type { Runtime } from '../runtime/runtime.ts';
+import type { SessionManager } from '../sessions/session-manager.ts';
+import { type AdminSession, labHostResources } from './admin.ts';
+import type { Drain } from './drain.ts';
+import type { Metrics } from './metrics.ts';
+
+export interface OpsDeps {
+  metrics: Metrics;
+  drain: Drain;
+}
+
+export interface OpsPluginOptions extends OpsDeps {
+  sessions: SessionManager;
+  runtime: Runtime;
+  metricsToken: string | undefined;
+  adminToken: string | undefined;
+  now?: () => number;
+}
+
+const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
+
+export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): Promise<void> {
+  const { metrics, drain, sessions, runtime } = opts;
+  const now = opts.now ?? Date.now;
+
+  app.addHook('onRequest', async (req) => {
+    if (!drain.active || req.method !== 'POST' || req.url.split('?')[0] !== '/api/v1/sessions') return;
+    metrics.refused('draining');
+    throw new AppError('out_of_capacity', 'This lab server is shutting down; try again in a minute.', {
+      retryAfter: drain.retryAfterSeconds(),
+    });
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    assertOperator(req, opts.metricsToken, '/metrics', 'CL_METRICS_TOKEN');
+    const text = await metrics.text();
+    return reply.header('cache-control', 'no-store').type(metrics.contentType).send(text);
+  });
+
+  app.get('/api/v1/admin/sessions', async (req) => {
+    assertOperator(req, opts.adminToken, 'The admin API', 'CL_ADMIN_TOKEN');
+    const t = now();
+    const list: AdminSession[] = await Promise.all(
+      sessions.list().map(async (s) => ({
+        id: s.id,
+        lab: s.lab.id,
+        client: s.clientKey,
+        createdAt: new Date(s.createdAt).toISOString(),
+        expiresAt: new Date(s.expiresAt).toISOString(),
+        ageSeconds: Math.round((t - s.createdAt) / 1000),
+        idleSeconds: Math.round((t - s.lastActivityAt) / 1000),
+        terminals: { attached: s.attachedCount, open: s.terminals.size },
+        resources: s.hostId ? await labHostResources(runtime, s.hostId) : { error: 'starting' },
+      })),
+    );
+    return { sessions: list, pool: sessions.poolStats(), draining: drain.active };
+  });
+
+  app.delete('/api/v1/admin/sessions/:id', async (req, reply) => {
+    assertOperator(req, opts.adminToken, 'The admin API', 'CL_ADMIN_TOKEN');
+    const r = IdParams.safeParse(req.params);
+    if (!r.success) throw new AppError('bad_request', 'Invalid session id.');
+    const s = sessions.list().find((x) => x.id === r.data.id);
+    if (!s) throw new AppError('not_found', 'No such session (it may have ended).');
+    req.log.info({ session: s.id, lab: s.lab.id }, 'session ended by the admin');
+    await sessions.remove(s, 'admin');
+    return reply.code(204).send();
+  });
+}
+// The drain hook must see the app's own routes: opt out of encapsulation.
+Object.assign(opsPlugin, { [Symbol.for('skip-override')]: true });

@@ -1,0 +1,106 @@
+/**
+ * Behind a reverse proxy (simulated with the headers a proxy sets): with CL_TRUST_PROXY
+ * the per-client cap keys on X-Forwarded-For and terminals accept the public origin from
+ * X-Forwarded-Proto/-Host; without it those headers change nothing. With a list of proxy
+ * addresses, a client cannot pick its address by sending its own X-Forwarded-For.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { labContainers, startServer } from '../support/server.ts';
+
+const post = (base: string, xff: string) =>
+  fetch(`${base}/api/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
+    body: '{"lab":"processes"}',
+  });
+
+function upgrade(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    ws.once('unexpected-response', (_q, res) => {
+      resolve(res.statusCode ?? 0);
+      ws.terminate();
+    });
+    ws.once('open', () => {
+      resolve(101);
+      ws.close();
+    });
+    ws.once('error', reject);
+  });
+}
+
+const PUBLIC = {
+  origin: 'https://labs.example.org',
+  'x-forwarded-proto': 'https',
+  'x-forwarded-host': 'labs.example.org',
+};
+
+describe('reverse proxy headers (real engine)', () => {
+  test('CL_TRUST_PROXY=true: per-client cap by forwarded address, public origin accepted', async () => {
+    const instance = `deploy-proxy-${process.pid}`;
+    const srv = await startServer({
+      CL_INSTANCE: instance,
+      CL_POOL_SIZE: '0',
+      CL_TRUST_PROXY: 'true',
+      CL_MAX_SESSIONS_PER_CLIENT: '1',
+      CL_DRAIN_GRACE: '0',
+    });
+    try {
+      const a = await post(srv.base, '203.0.113.1');
+      assert.equal(a.status, 201);
+      assert.equal((await post(srv.base, '203.0.113.2')).status, 201, 'another client address');
+      assert.equal((await post(srv.base, '203.0.113.1')).status, 429, 'the same client again');
+      const s = await a.json();
+      const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
+      assert.equal(await upgrade(url, PUBLIC), 101, 'the public origin opens terminals');
+      assert.equal(await upgrade(url, { ...PUBLIC, origin: 'https://evil.example' }), 403);
+    } finally {
+      assert.equal(await srv.stop(), 0);
+    }
+    assert.deepEqual(await labContainers(instance), []);
+  });
+
+  test('CL_TRUST_PROXY unset: forwarded headers are ignored', async () => {
+    const instance = `deploy-noproxy-${process.pid}`;
+    const srv = await startServer({
+      CL_INSTANCE: instance,
+      CL_POOL_SIZE: '0',
+      CL_MAX_SESSIONS_PER_CLIENT: '1',
+      CL_DRAIN_GRACE: '0',
+    });
+    try {
+      const a = await post(srv.base, '203.0.113.1');
+      assert.equal(a.status, 201);
+      assert.equal((await post(srv.base, '203.0.113.2')).status, 429, 'all one client: 127.0.0.1');
+      const s = await a.json();
+      const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
+      assert.equal(await upgrade(url, PUBLIC), 403, 'a forwarded host is not trusted');
+    } finally {
+      assert.equal(await srv.stop(), 0);
+    }
+  });
+
+  test('CL_TRUST_PROXY=loopback: the address the proxy appended counts, not what the client sent', async () => {
+    const instance = `deploy-proxylist-${process.pid}`;
+    const srv = await startServer({
+      CL_INSTANCE: instance,
+      CL_POOL_SIZE: '0',
+      CL_TRUST_PROXY: 'loopback',
+      CL_MAX_SESSIONS_PER_CLIENT: '1',
+      CL_DRAIN_GRACE: '0',
+    });
+    try {
+      // nginx's $proxy_add_x_forwarded_for: "<what the client sent>, <its real address>".
+      assert.equal((await post(srv.base, '10.9.9.9, 203.0.113.5')).status, 201);
+      assert.equal(
+        (await post(srv.base, '10.9.9.8, 203.0.113.5')).status,
+        429,
+        'a spoofed first hop changes nothing',
+      );
+    } finally {
+      assert.equal(await srv.stop(), 0);
+    }
+  });
+});

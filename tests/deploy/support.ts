@@ -1,0 +1,98 @@
+/**
+ * Helpers of the self-hosting tests: Prometheus scrapes, the admin CLI, docker-compose.
+ * The server itself is started with tests/support/server.ts (the real main.ts).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import parsePrometheus, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { ROOT } from '../support/server.ts';
+
+export { ROOT };
+
+/** GET /metrics, parsed; throws with the body on a non-200. */
+export async function scrape(base: string, headers: Record<string, string> = {}): Promise<ParsedFamily[]> {
+  const r = await fetch(`${base}/metrics`, { headers });
+  const text = await r.text();
+  if (r.status !== 200) throw new Error(`/metrics: ${r.status} ${text}`);
+  if (!(r.headers.get('content-type') ?? '').startsWith('text/plain')) {
+    throw new Error(`/metrics content-type ${r.headers.get('content-type')}`);
+  }
+  return parsePrometheus(text);
+}
+
+/** Value of one sample whose labels include `labels` (0 when the series is absent). */
+export function sample(families: ParsedFamily[], name: string, labels: Record<string, string> = {}): number {
+  const fam = families.find((f) => f.name === name);
+  if (!fam) throw new Error(`no metric ${name} in the scrape`);
+  const s = fam.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return s?.value === undefined ? 0 : Number(s.value);
+}
+
+/** Observations in an unlabelled histogram (its +Inf bucket). */
+export function histogramCount(families: ParsedFamily[], name: string): number {
+  const fam = families.find((f) => f.name === name);
+  if (!fam) throw new Error(`no metric ${name} in the scrape`);
+  if (fam.type !== 'HISTOGRAM') throw new Error(`${name} is a ${fam.type}`);
+  return Number(fam.metrics[0]?.buckets?.['+Inf'] ?? 0);
+}
+
+/** Run `node scripts/admin.ts …` against a server; resolves with its exit code and output. */
+export function admin(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['scripts/admin.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, CL_ADMIN_TOKEN: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** docker-compose (v1, from apt) or `docker compose` (v2), whichever is installed. */
+export function composeCommand(): string[] {
+  if (spawnSync('docker-compose', ['version'], { stdio: 'ignore' }).status === 0) return ['docker-compose'];
+  if (spawnSync('docker', ['compose', 'version'], { stdio: 'ignore' }).status === 0)
+    return ['docker', 'compose'];
+  throw new Error(
+    'neither docker-compose nor the docker compose plugin is installed: run ./run.sh setup (installs docker-compose on Debian) or install Docker Compose',
+  );
+}
+
+export function run(
+  cmd: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): { code: number | null; out: string } {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    encoding: 'utf8',
+    timeout: opts.timeoutMs ?? 300_000,
+  });
+  return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll `cond` until it holds (or fail after `timeoutMs` with `what`). */
+export async function until(
+  what: string,
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
