@@ -7,9 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import {
   createSession,
   deleteSession,
-  labContainers,
   type RunningServer,
   type SessionInfo,
+  sessionContainers,
   startServer,
   TermClient,
 } from '../support/server.ts';
@@ -40,8 +40,10 @@ describe('namespaces lab (real engine)', () => {
   after(async () => {
     await inside?.close();
     await host?.close();
-    if (s) await deleteSession(srv.base, s);
-    assert.deepEqual(await labContainers(instance), []);
+    if (s) {
+      assert.equal(await deleteSession(srv.base, s), 204);
+      assert.deepEqual(await sessionContainers(s.id), []);
+    }
     await srv?.stop();
   });
 

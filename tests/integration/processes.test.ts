@@ -8,9 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import {
   createSession,
   deleteSession,
-  labContainers,
   type RunningServer,
   type SessionInfo,
+  sessionContainers,
   startServer,
   TermClient,
 } from '../support/server.ts';
@@ -95,9 +95,9 @@ describe('processes lab (real engine)', () => {
   });
 
   test('DELETE removes the lab host before answering 204', async () => {
-    assert.equal((await labContainers(instance)).length, 1);
+    assert.equal((await sessionContainers(s.id)).length, 1);
     assert.equal(await deleteSession(srv.base, s), 204);
-    assert.deepEqual(await labContainers(instance), []);
+    assert.deepEqual(await sessionContainers(s.id), []);
     const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}`, {
       headers: { authorization: `Bearer ${s.token}` },
     });

@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { after } from 'node:test';
 import { WebSocket } from 'ws';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
@@ -31,9 +32,18 @@ export interface RunningServer {
 
 const started = new Set<ChildProcess>();
 // Safety net: a test that failed before stopping its server must not keep the test file's
-// process alive (its pipes would) or leave the server running.
-process.on('exit', () => {
-  for (const p of started) if (p.exitCode === null) p.kill('SIGKILL');
+// process alive (the child's pipes would, forever) or leave the server running. A root-level
+// hook runs after every test of the file; SIGTERM lets the server remove its containers.
+after(async () => {
+  await Promise.all(
+    [...started].map(async (p) => {
+      if (p.exitCode !== null) return;
+      p.kill('SIGTERM');
+      const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+      await once(p, 'exit');
+      clearTimeout(timer);
+    }),
+  );
 });
 
 export async function startServer(env: Record<string, string> = {}): Promise<RunningServer> {
@@ -251,6 +261,18 @@ export async function labContainers(
     label: ['containerlabs.managed=true', ...(instance ? [`containerlabs.instance=${instance}`] : [])],
   };
   return (await docker.listContainers({ all: true, filters })) as {
+    Id: string;
+    Labels: Record<string, string>;
+  }[];
+}
+
+/** Containers of one session (via the Engine API). */
+export async function sessionContainers(
+  sessionId: string,
+): Promise<{ Id: string; Labels: Record<string, string> }[]> {
+  const { default: Docker } = await import('dockerode');
+  const filters = { label: ['containerlabs.managed=true', `containerlabs.session=${sessionId}`] };
+  return (await new Docker().listContainers({ all: true, filters })) as {
     Id: string;
     Labels: Record<string, string>;
   }[];
