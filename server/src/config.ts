@@ -103,6 +103,13 @@ const EnvSchema = z.object({
   CL_POOL_SIZE: Int(0, 50).default(1),
   /** A pooled lab host older than this is replaced instead of handed out. */
   CL_POOL_MAX_AGE: Duration.default(parseDuration('15m')),
+  /** AppArmor profile of lab hosts: `auto` = `unconfined` on engines that apply AppArmor
+   *  (Docker's docker-default denies the mount(2) nested containers need), none elsewhere;
+   *  or the name of a profile loaded on the engine's host. */
+  CL_APPARMOR_PROFILE: z
+    .string()
+    .regex(/^[\w.-]+$/, 'a profile name, `auto` or `unconfined`')
+    .default('auto'),
   /** Extra origins allowed to open terminals (comma separated); the server's own origin
    *  is always allowed. */
   CL_ALLOWED_ORIGINS: z
@@ -168,6 +175,7 @@ export interface Config {
   readonly engineConcurrency: number;
   readonly poolSize: number;
   readonly poolMaxAgeMs: number;
+  readonly apparmorProfile: string;
   readonly allowedOrigins: readonly string[];
   readonly instance: string;
   /** Fastify's trustProxy: true, false, or comma-separated proxy addresses. */
@@ -232,6 +240,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     engineConcurrency: e.CL_ENGINE_CONCURRENCY,
     poolSize: e.CL_POOL_SIZE,
     poolMaxAgeMs: e.CL_POOL_MAX_AGE,
+    apparmorProfile: e.CL_APPARMOR_PROFILE,
     allowedOrigins: Object.freeze([...e.CL_ALLOWED_ORIGINS]),
     instance: e.CL_INSTANCE ?? `${e.HOST}:${e.PORT}`,
     trustProxy: e.CL_TRUST_PROXY,

@@ -31,7 +31,8 @@ async function main(): Promise<void> {
 
   const metrics = new Metrics({ labs: labs.map((l) => l.id), mode: config.mode });
   const drain = new Drain();
-  const runtime = countingRuntime(new DockerRuntime(), metrics);
+  const docker = new DockerRuntime({ apparmorProfile: config.apparmorProfile });
+  const runtime = countingRuntime(docker, metrics);
   // Local mode: the `host` terminal is the learner's own shell, behind a token.
   let hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
   let accessToken: string | undefined;
@@ -77,6 +78,13 @@ async function main(): Promise<void> {
   const engine = await runtime.info();
   if (engine.reachable) {
     app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
+    if (engine.apparmor && config.apparmorProfile === 'auto') {
+      app.log.warn(
+        'the engine applies AppArmor: lab hosts run with apparmor=unconfined (docker-default denies the mount ' +
+          'nested containers need); seccomp, no capabilities and no-new-privileges still apply. For a public ' +
+          'site load a profile of your own and set CL_APPARMOR_PROFILE (docs/threat-model.md).',
+      );
+    }
     const removed = await sessions.removeLeftovers({ all: true });
     if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
     sessions.startPool();

@@ -11,6 +11,8 @@ export interface EngineInfo {
   /** Engine name and version, e.g. "docker 20.10.24". */
   version?: string;
   cgroupVersion?: '1' | '2';
+  /** The engine applies AppArmor profiles to containers. */
+  apparmor?: boolean;
   /** Why it is unreachable, for operators. */
   error?: string;
 }

@@ -62,16 +62,40 @@ export interface DockerRuntimeOptions {
   docker?: Docker;
   /** Which image tag runs a lab (default: labs/images.ts, from the lab's files). */
   imageFor?: (labId: string) => Promise<string>;
+  /**
+   * AppArmor profile for lab hosts. `auto` (default): none where the engine has no
+   * AppArmor; `unconfined` where it has, since Docker's `docker-default` denies the mount(2)
+   * the nested container needs (the lab host keeps its seccomp filter, no capabilities and
+   * no-new-privileges). Any other value names a profile loaded on the engine's host.
+   */
+  apparmorProfile?: string;
 }
 
 export class DockerRuntime implements Runtime {
   readonly #docker: Docker;
   readonly #imageFor: (labId: string) => Promise<string>;
   readonly #imageCache = new Map<string, Promise<string>>();
+  readonly #apparmorSetting: string;
+  #apparmor: Promise<string | undefined> | null = null;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker();
     this.#imageFor = opts.imageFor ?? (async (labId) => labImageTag(labId));
+    this.#apparmorSetting = opts.apparmorProfile ?? 'auto';
+  }
+
+  /** The AppArmor profile lab hosts get (see DockerRuntimeOptions.apparmorProfile). */
+  apparmorProfile(): Promise<string | undefined> {
+    if (this.#apparmorSetting !== 'auto') return Promise.resolve(this.#apparmorSetting);
+    if (!this.#apparmor) {
+      const asked = this.info();
+      this.#apparmor = asked.then((i) => (i.apparmor ? 'unconfined' : undefined));
+      // Ask again next time if the engine could not be reached this time.
+      asked.then((i) => {
+        if (!i.reachable) this.#apparmor = null;
+      });
+    }
+    return this.#apparmor;
   }
 
   async info(): Promise<EngineInfo> {
@@ -80,10 +104,12 @@ export class DockerRuntime implements Runtime {
         Promise.all([this.#docker.version(), this.#docker.info() as Promise<Record<string, unknown>>]),
         3000,
       );
+      const security = Array.isArray(info.SecurityOptions) ? (info.SecurityOptions as string[]) : [];
       return {
         reachable: true,
         version: `docker ${version.Version} (API ${version.ApiVersion})`,
         cgroupVersion: info.CgroupVersion === '2' ? '2' : '1',
+        apparmor: security.some((o) => o.includes('name=apparmor')),
       };
     } catch (err) {
       return { reachable: false, error: message(err) };
@@ -102,7 +128,9 @@ export class DockerRuntime implements Runtime {
 
   async createLabHost(req: LabHostRequest): Promise<LabHost> {
     const image = await this.#image(req.lab.id);
+    const apparmorProfile = await this.apparmorProfile();
     const spec = labHostSpec({
+      apparmorProfile,
       lab: req.lab,
       image,
       sessionId: req.sessionId,

@@ -48,6 +48,12 @@ export interface LabHostSpecInput {
   hardDeadlineSeconds: number;
   /** Extra labels (e.g. the server instance); ours win on conflict. */
   labels: Record<string, string>;
+  /**
+   * AppArmor profile for engines that apply one (Ubuntu and other AppArmor hosts): Docker's
+   * `docker-default` denies mount(2), which the nested container needs. Undefined: leave
+   * the engine's default (hosts without AppArmor ignore it anyway).
+   */
+  apparmorProfile?: string;
 }
 
 /** Subset of the Engine API's ContainerCreateRequest that we set (API 1.41). */
@@ -157,7 +163,11 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       // Privileges: none. The nested container gets its "root" from a user namespace.
       CapDrop: ['ALL'],
       CapAdd: [],
-      SecurityOpt: ['no-new-privileges:true', `seccomp=${SECCOMP_PROFILE_JSON}`],
+      SecurityOpt: [
+        'no-new-privileges:true',
+        `seccomp=${SECCOMP_PROFILE_JSON}`,
+        ...(input.apparmorProfile ? [`apparmor=${input.apparmorProfile}`] : []),
+      ],
       // WARNING: the kernel lets a user namespace mount a fresh procfs only if the proc
       // mount it can already see is fully visible: nothing mounted over any part of it
       // (fs/namespace.c, mount_too_revealing / mnt_already_visible). Docker's default
