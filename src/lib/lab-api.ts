@@ -2,6 +2,25 @@
  * The lab server's HTTP API, as the browser uses it (same origin as the site).
  * Every failure becomes a {@link LabApiError} with a code the UI can switch on.
  */
+import type { CgroupSnapshot, ProcessSnapshot } from '../../server/src/inspect/snapshot.ts';
+
+export type { NsKind, ProcessInfo, ProcessSnapshot } from '../../server/src/inspect/snapshot.ts';
+
+/** `GET …/cgroup`: the snapshot plus CPU use since the session's previous reading. */
+export type CgroupReading = CgroupSnapshot & {
+  cpu: CgroupSnapshot['cpu'] & {
+    /** Percent of one core since the previous reading of this session; null on the first. */
+    percent: number | null;
+  };
+};
+
+/** `POST …/checks/:check`. */
+export interface CheckResult {
+  id: string;
+  passed: boolean;
+  message: string;
+  hint?: string;
+}
 
 export interface SessionTerminal {
   name: string;
@@ -43,7 +62,7 @@ const API = '/api/v1';
 async function call(
   method: string,
   path: string,
-  init: { body?: unknown; token?: string; keepalive?: boolean } = {},
+  init: { body?: unknown; token?: string; keepalive?: boolean; signal?: AbortSignal } = {},
 ): Promise<Response> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
@@ -55,9 +74,11 @@ async function call(
       headers,
       body: init.body === undefined ? undefined : JSON.stringify(init.body),
       keepalive: init.keepalive,
+      signal: init.signal,
       cache: 'no-store',
     });
-  } catch {
+  } catch (err) {
+    if (init.signal?.aborted) throw err;
     throw new LabApiError('network', 'Could not reach the lab server. Check your connection and try again.');
   }
   if (res.ok) return res;
@@ -132,4 +153,27 @@ export function terminalSocketUrl(s: LabSession, t: SessionTerminal, loc: Locati
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   const sep = t.url.includes('?') ? '&' : '?';
   return `${scheme}//${loc.host}${t.url}${sep}token=${encodeURIComponent(s.token)}`;
+}
+
+const sessionPath = (s: LabSession, rest: string) => `/sessions/${encodeURIComponent(s.id)}${rest}`;
+
+/** Every process of the session as the kernel reports it (the process map). */
+export async function getProcesses(s: LabSession, signal?: AbortSignal): Promise<ProcessSnapshot> {
+  const res = await call('GET', sessionPath(s, '/processes'), { token: s.token, signal });
+  return (await res.json()) as ProcessSnapshot;
+}
+
+/** The lab host's cgroup figures (limits, use, OOM kills, refused forks, throttling). */
+export async function getCgroup(s: LabSession, signal?: AbortSignal): Promise<CgroupReading> {
+  const res = await call('GET', sessionPath(s, '/cgroup'), { token: s.token, signal });
+  return (await res.json()) as CgroupReading;
+}
+
+/** Runs one step check of the session's lab; `answer` for the kinds that take one. */
+export async function runCheck(s: LabSession, check: string, answer?: string): Promise<CheckResult> {
+  const res = await call('POST', sessionPath(s, `/checks/${encodeURIComponent(check)}`), {
+    token: s.token,
+    body: answer === undefined ? {} : { answer },
+  });
+  return (await res.json()) as CheckResult;
 }

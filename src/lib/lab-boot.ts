@@ -5,6 +5,7 @@
  * friends) on the first click that needs it.
  */
 import { checkHealth, type LabAvailability, setMessage } from './lab-health.ts';
+import { PROGRESS_KEY, renderProgress } from './panels/check-progress.ts';
 
 type ControllerModule = typeof import('./lab-controller.ts');
 
@@ -164,12 +165,45 @@ function wireRunBlocks(): void {
   }
 }
 
+/** A message in a step check's status region, without loading the controller. */
+function checkMessage(check: HTMLElement, text: string): void {
+  const out = check.querySelector<HTMLElement>('[data-check-result]');
+  if (!out) return;
+  out.dataset.kind = 'error';
+  const p = document.createElement('p');
+  p.textContent = text;
+  out.replaceChildren(p);
+}
+
+/** Step checks (`<Check>`): stored progress now, and Check runs them in their lab's session. */
+function wireChecks(): void {
+  for (const check of document.querySelectorAll<HTMLElement>('[data-check]')) {
+    check.querySelector('form')?.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const lab = check.dataset.checkLab;
+      const root = roots.find((r) => r.dataset.lab === lab);
+      if (!root) {
+        checkMessage(check, `This check runs in the lab “${lab}”, which is not on this page.`);
+      } else if (availability && availability.kind !== 'live') {
+        checkMessage(check, 'This check needs a live lab, and live labs are not available here.');
+      } else {
+        void withController(root, (c) => c.check(check));
+      }
+    });
+  }
+  renderProgress();
+  // Another tab passed a check: show it here too.
+  addEventListener('storage', (ev) => {
+    if (ev.key === PROGRESS_KEY) renderProgress();
+  });
+}
+
 let availability: LabAvailability | undefined;
 
 function applyAvailability(a: LabAvailability): void {
   availability = a;
   const mode = a.kind === 'live' ? 'live' : 'offline';
-  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run]'))
+  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run], [data-check]'))
     block.dataset.labMode = mode;
   controllerModule?.then((m) => m.setAvailability(a)).catch(() => {});
   if (a.kind === 'live') return;
@@ -207,5 +241,6 @@ if (roots.length > 0) {
   for (const root of roots)
     root.querySelector('[data-action="screen-reader"]')?.setAttribute('aria-pressed', String(sr));
   wireRunBlocks();
-  void checkHealth().then(applyAvailability);
 }
+wireChecks();
+if (roots.length > 0) void checkHealth().then(applyAvailability);

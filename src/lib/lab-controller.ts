@@ -19,6 +19,8 @@ import {
   terminalSocketUrl,
 } from './lab-api.ts';
 import { type LabAvailability, setMessage } from './lab-health.ts';
+import { KernelView } from './panels/kernel-view.ts';
+import { runStepCheck, showCheck } from './panels/step-checks.ts';
 import { type EndReason, TerminalClient } from './terminal-client.ts';
 import { openTerminal, terminalText, type XTerm } from './xterm-setup.ts';
 
@@ -109,9 +111,12 @@ export class LabController {
   #probing = false;
   #player: CastPlayer | undefined;
   #leftPage = false;
+  /** The "Kernel view" panels; they poll only while open, visible and attached to a session. */
+  readonly kernelView: KernelView | undefined;
 
   constructor(root: HTMLElement) {
     this.root = root;
+    this.kernelView = KernelView.in(root);
     this.labId = root.dataset.lab ?? '';
     const s = root.dataset.state;
     this.#state = s === 'offline' || s === 'engine-down' ? s : 'idle';
@@ -203,6 +208,7 @@ export class LabController {
       `Ready: ${live.length > 1 ? 'type in either terminal' : 'type in the terminal'}. ${minutesText(this.#expiresAt - Date.now())} left.`,
     );
     this.#startCountdown();
+    this.kernelView?.attach(session);
     const active = document.activeElement;
     if (focus && (!active || active === document.body || this.root.contains(active)))
       live[0]?.pane.xterm?.term.focus();
@@ -270,6 +276,25 @@ export class LabController {
     const where = panes.length > 1 ? 'both terminals' : listTitles(panes);
     this.#announce(`Ran ${first.length > 40 ? `${first.slice(0, 40)}…` : first} in ${where}.`);
     return true;
+  }
+
+  /** Runs a step check (`<Check>` element) in this lab's session, starting the lab if needed. */
+  async check(el: HTMLElement): Promise<void> {
+    if (this.#state !== 'ready' || !this.#session) {
+      showCheck(el, {
+        kind: 'pending',
+        text: 'Starting the lab first: the check looks inside your sandbox…',
+      });
+      if (!(await this.start())) {
+        showCheck(el, {
+          kind: 'error',
+          text: 'This check needs a running lab, and it did not start: see the lab block for why.',
+        });
+        return;
+      }
+    }
+    const session = this.#session;
+    if (session) await runStepCheck(session, el);
   }
 
   /** Play / pause / replay the recorded session. */
@@ -547,6 +572,7 @@ export class LabController {
   /** Closes sockets, stops timers, forgets the session; the screens stay, read-only. */
   #teardown(): void {
     this.#session = undefined;
+    this.kernelView?.detach();
     this.#reconnectTold = false;
     clearInterval(this.#countdown);
     for (const p of this.panes) {
