@@ -3,7 +3,8 @@
  * figures and the targets next to them, and never fails on a figure. See bench/README.md.
  *
  *   --quick              small N everywhere (a smoke run, a minute or two)
- *   --only a,b           sections: start, echo (the terminal path: echo + throughput), idle
+ *   --only a,b           sections: start, echo (the terminal path: echo + throughput), idle,
+ *                        lighthouse (the built site in Lighthouse, mobile and desktop)
  *   --idle N             idle sessions (default 200)
  *   --starts N           sequential starts per series (default 10)
  *   --burst N            readers starting at once (default 10)
@@ -11,6 +12,10 @@
  *   --size S             throughput output size for head -c (default 50M)
  *   --rounds N           interleaved rounds of the terminal path (default 3)
  *   --concurrency N      sessions started/opened/deleted at once in the idle section (default 8)
+ *   --lh-runs N          Lighthouse runs per page and preset, the median reported (default 1)
+ *   --lh-pages a,b       site paths for Lighthouse (default /, /03-a-container-is-a-process/, /05-cgroups/)
+ *   --lh-build           Lighthouse: measure a fresh build of the current sources (made in
+ *                        test-results/tmp/, removed after); default: dist/ as it is, built if missing
  *   --out NAME           results file name in bench/results/ (default: latest for a full run,
  *                        partial for --quick or --only)
  *
@@ -23,14 +28,13 @@ import { parseArgs } from 'node:util';
 import { stopAll } from './lib/cleanup.ts';
 import { engineVersion, managedContainers, removeContainers } from './lib/engine.ts';
 import { benchIdle } from './lib/idle.ts';
+import { benchLighthouse, DEFAULT_PAGES } from './lib/lighthouse.ts';
 import { errText, log } from './lib/log.ts';
 import { machineInfo } from './lib/machine.ts';
 import { INSTANCE_PREFIX } from './lib/ours.ts';
-import { type BenchConfig, type Results, renderMarkdown } from './lib/report.ts';
+import { type BenchConfig, type Results, renderMarkdown, SECTIONS } from './lib/report.ts';
 import { benchStart } from './lib/start.ts';
 import { benchTerminal } from './lib/terminal.ts';
-
-const SECTIONS = ['start', 'echo', 'idle'] as const;
 
 function config(): BenchConfig & { out: string } {
   const { values } = parseArgs({
@@ -44,6 +48,9 @@ function config(): BenchConfig & { out: string } {
       size: { type: 'string' },
       rounds: { type: 'string' },
       concurrency: { type: 'string' },
+      'lh-runs': { type: 'string' },
+      'lh-pages': { type: 'string' },
+      'lh-build': { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -51,7 +58,7 @@ function config(): BenchConfig & { out: string } {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node bench/run.ts [--quick] [--only start,echo,idle] [--idle N] (see bench/README.md)\n',
+      'usage: node bench/run.ts [--quick] [--only start,echo,idle,lighthouse] [--idle N] (see bench/README.md)\n',
     );
     process.exit(0);
   }
@@ -69,6 +76,8 @@ function config(): BenchConfig & { out: string } {
     throughput: 'echo',
     terminal: 'echo',
     idle: 'idle',
+    lighthouse: 'lighthouse',
+    lh: 'lighthouse',
   };
   const only = values.only
     ? [
@@ -94,6 +103,15 @@ function config(): BenchConfig & { out: string } {
     size,
     idle: int('idle', values.idle, quick ? 10 : 200),
     concurrency: int('concurrency', values.concurrency, 8),
+    lhRuns: int('lh-runs', values['lh-runs'], 1),
+    lhBuild: values['lh-build'] ?? false,
+    lhPages: values['lh-pages']
+      ? values['lh-pages']
+          .split(',')
+          .map((p) => p.trim())
+          .filter(Boolean)
+          .map((p) => (p.startsWith('/') ? p : `/${p}`))
+      : DEFAULT_PAGES,
     out: values.out ?? (partial ? 'partial' : 'latest'),
   };
 }
@@ -133,11 +151,14 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
+  // Lighthouse alone needs no Docker engine: no engine check, no leftover check.
+  const usesDocker = cfg.only.some((s) => s !== 'lighthouse');
   let engine = { docker: 'unreachable', cgroup: '?' };
   try {
     engine = await engineVersion();
   } catch (err) {
-    log(`the Docker engine is not reachable (${errText(err)}): our server's figures will fail`);
+    if (usesDocker)
+      log(`the Docker engine is not reachable (${errText(err)}): our server's figures will fail`);
   }
   const results: Results = { machine: machineInfo(engine.docker, engine.cgroup), config: cfg, errors: [] };
   log(
@@ -158,6 +179,21 @@ async function main(): Promise<number> {
         concurrency: cfg.concurrency,
       });
     }
+    if (cfg.only.includes('lighthouse')) {
+      log(`lighthouse: ${cfg.lhPages.join(', ')} × mobile, desktop × ${cfg.lhRuns} run(s)`);
+      // Never throws: a failed install, build or browser makes the section "skipped".
+      results.lighthouse = await benchLighthouse(
+        { runs: cfg.lhRuns, pages: cfg.lhPages, build: cfg.lhBuild },
+        log,
+      ).catch((err: unknown) => ({
+        skipped: `unexpected error: ${errText(err)}`,
+        site: { builtNow: false },
+        runsPerRow: cfg.lhRuns,
+        rows: [],
+        errors: [],
+        seconds: 0,
+      }));
+    }
   } catch (err) {
     results.errors.push(errText(err));
     log(`bench failed: ${errText(err)}`);
@@ -166,18 +202,20 @@ async function main(): Promise<number> {
   }
 
   // Nothing of ours may be left: every server removed its hosts on SIGTERM; check by label.
-  try {
-    const managed = await managedContainers();
-    const ours = managed.filter((c) => c.instance.startsWith(INSTANCE_PREFIX));
-    if (ours.length) await removeContainers(ours.map((c) => c.id));
-    results.leftovers = {
-      ours: ours.length,
-      otherManaged: managed.length - ours.length,
-      removed: ours.length,
-    };
-    log(`left behind: ${ours.length} of this run's containers${ours.length ? ' (force-removed now)' : ''}`);
-  } catch (err) {
-    results.errors.push(`leftover check: ${errText(err)}`);
+  if (usesDocker) {
+    try {
+      const managed = await managedContainers();
+      const ours = managed.filter((c) => c.instance.startsWith(INSTANCE_PREFIX));
+      if (ours.length) await removeContainers(ours.map((c) => c.id));
+      results.leftovers = {
+        ours: ours.length,
+        otherManaged: managed.length - ours.length,
+        removed: ours.length,
+      };
+      log(`left behind: ${ours.length} of this run's containers${ours.length ? ' (force-removed now)' : ''}`);
+    } catch (err) {
+      results.errors.push(`leftover check: ${errText(err)}`);
+    }
   }
 
   results.durationSeconds = (performance.now() - started) / 1000;

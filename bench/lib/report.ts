@@ -1,10 +1,14 @@
 /** The Markdown report (bench/results/latest.md) built from the results object. */
 import type { IdleResult, MemorySnapshot } from './idle.ts';
+import type { Finding, LighthouseResult, LighthouseRow } from './lighthouse.ts';
 import type { MachineInfo } from './machine.ts';
 import type { StartResult, StartSeries } from './start.ts';
 import { fmt, type Summary } from './stats.ts';
 import { atLeast, atMost, mark, TARGETS } from './targets.ts';
 import type { PathResult, TerminalResult } from './terminal.ts';
+
+/** The sections of a full run, in order (`--only` picks some). */
+export const SECTIONS = ['start', 'echo', 'idle', 'lighthouse'] as const;
 
 export interface BenchConfig {
   quick: boolean;
@@ -16,6 +20,11 @@ export interface BenchConfig {
   size: string;
   idle: number;
   concurrency: number;
+  /** Lighthouse runs per page and preset (the median one is reported). */
+  lhRuns: number;
+  lhPages: string[];
+  /** Lighthouse measured a fresh build (in test-results/tmp/) instead of dist/. */
+  lhBuild: boolean;
 }
 
 export interface Results {
@@ -25,6 +34,7 @@ export interface Results {
   start?: StartResult;
   terminal?: TerminalResult;
   idle?: IdleResult;
+  lighthouse?: LighthouseResult;
   leftovers?: { ours: number; otherManaged: number; removed: number };
   errors: string[];
 }
@@ -226,6 +236,114 @@ function idleSection(r: IdleResult): string[] {
   return out;
 }
 
+const KiB = (bytes: number | undefined) => (bytes === undefined ? '–' : fmt(bytes / 1024, 0));
+
+/** Lighthouse's estimate of what fixing an audit saves, e.g. `LCP −450 ms, FCP −450 ms, 26 KiB`. */
+function savingText(f: Finding): string {
+  const s = f.savings ?? {};
+  const parts = (['LCP', 'FCP', 'TBT'] as const)
+    .filter((k) => (s[k] ?? 0) >= 10)
+    .map((k) => `${k} −${fmt(s[k], 0)} ms`);
+  if ((s.CLS ?? 0) > 0) parts.push(`CLS −${fmt(s.CLS, 3)}`);
+  if (f.savingsBytes) parts.push(`${KiB(f.savingsBytes)} KiB`);
+  const checks = f.failedChecks ?? [];
+  if (!parts.length && f.display) parts.push(f.display.replace(/^Est savings of /, ''));
+  return [...checks, ...parts].join(', ');
+}
+
+function lhRow(r: LighthouseRow): string {
+  if (r.error && !r.runs)
+    return `| \`${r.path}\` | ${r.preset} | error: ${r.error} | | | | | | | | | | | | |`;
+  const s = r.scores;
+  const perf = `${s.performance ?? '–'}${r.perfRange ? ` (${r.perfRange[0]}–${r.perfRange[1]})` : ''}`;
+  const secs = r.seconds.length ? r.seconds.reduce((a, b) => a + b, 0) / r.seconds.length : Number.NaN;
+  return `| \`${r.path}\` | ${r.preset} | ${perf} | ${mark(atLeast(s.performance, TARGETS.lighthousePerf))} | ${fmt(r.fcpMs, 0)} | ${fmt(r.lcpMs, 0)} | ${fmt(r.tbtMs, 0)} | ${fmt(r.cls, 3)} | ${KiB(r.transferBytes)} | ${KiB(r.jsBytes)} | ${r.requests ?? '–'} | ${s.accessibility ?? '–'} | ${s.bestPractices ?? '–'} | ${s.seo ?? '–'} | ${fmt(secs, 1)} |`;
+}
+
+function lighthouseSection(l: LighthouseResult): string[] {
+  const out: string[] = [];
+  out.push('## Lighthouse: the built site, served statically');
+  out.push('');
+  if (l.skipped) {
+    out.push(`Skipped: ${l.skipped}`);
+    out.push('');
+    return out;
+  }
+  const site = l.site.builtNow
+    ? `built for this run, \`astro build\` ${fmt(l.site.buildSeconds, 0)} s`
+    : `built ${l.site.builtAt ?? '?'}${l.site.stale ? ` — **may be stale**: ${l.site.stale}` : ''}`;
+  out.push(
+    `Lighthouse ${l.lighthouse ?? '?'} (Node API) in headless Chromium ${l.chrome ?? '?'} (Lighthouse's CPU benchmark index here: ${fmt(l.benchmarkIndex, 0)}), against \`${l.site.dir ?? 'dist/'}\` (${site}) served by \`tests/site/static-server.ts\` on 127.0.0.1 — plain files, no compression, \`cache-control: no-store\`. **mobile** is Lighthouse's default (emulated Moto G Power, simulated slow 4G: 150 ms RTT, 1.6 Mbps, 4× CPU slowdown); **desktop** its desktop preset (40 ms RTT, 10 Mbps, no CPU slowdown). Throttling is simulated from one unthrottled load, so the machine's load moves the figures less than it moves wall times. ${l.runsPerRow} run(s) per row${l.runsPerRow > 1 ? ', the median by performance score shown with the range' : ''}. Chromium resolves no host but 127.0.0.1: nothing is fetched from the internet.`,
+  );
+  out.push('');
+  out.push(`Target: performance ≥ ${TARGETS.lighthousePerf} on every page, both presets.`);
+  out.push('');
+  out.push(
+    '| page | preset | performance | met | FCP ms | LCP ms | TBT ms | CLS | transfer KiB | JS KiB | requests | a11y | best pr. | SEO | s / run |',
+  );
+  out.push('|---|---|---:|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of l.rows) out.push(lhRow(r));
+  out.push('');
+  const secs = l.rows.flatMap((r) => r.seconds);
+  out.push(
+    `${secs.length} Lighthouse runs took ${fmt(
+      secs.reduce((a, b) => a + b, 0),
+      0,
+    )} s; the section ${fmt(l.seconds, 0)} s${l.installSeconds !== undefined ? ` (of which installing Lighthouse ${fmt(l.installSeconds, 0)} s)` : ''}. Transfer = every byte the page loaded (Lighthouse's total byte weight); JS = scripts' transfer size. Full reports of the rows: \`bench/.peer/lighthouse/<page>-<preset>.html\` (git-ignored, overwritten).`,
+  );
+  out.push('');
+
+  out.push(
+    'What lowered the performance score (performance audits not passed, largest estimated saving first):',
+  );
+  out.push('');
+  for (const r of l.rows) {
+    if (!r.runs) continue;
+    const top = r.opportunities.slice(0, 4);
+    out.push(
+      `- \`${r.path}\` ${r.preset} (${r.scores.performance ?? '–'}): ${
+        top.length
+          ? top.map((f) => `${f.title}${savingText(f) ? ` (${savingText(f)})` : ''}`).join('; ')
+          : 'nothing flagged'
+      }`,
+    );
+  }
+  out.push('');
+
+  const failing = new Map<string, { f: Finding & { category: string }; where: string[] }>();
+  for (const r of l.rows)
+    for (const f of r.failing) {
+      const k = `${f.category} ${f.id}`;
+      const e = failing.get(k) ?? { f, where: [] };
+      e.where.push(`${r.path} ${r.preset}`);
+      failing.set(k, e);
+    }
+  if (failing.size) {
+    out.push('Checks failed in the other categories:');
+    out.push('');
+    for (const { f, where } of failing.values())
+      out.push(
+        `- ${f.category}: ${f.title} (\`${f.id}\`${f.display ? `, ${f.display}` : ''}) — ${where.length === l.rows.filter((r) => r.runs).length ? 'every row' : where.join(', ')}`,
+      );
+    out.push('');
+  }
+  const failed = [...new Set(l.rows.flatMap((r) => r.failedRequests))];
+  const off = [...new Set(l.rows.flatMap((r) => r.offOrigin))];
+  out.push(
+    `Requests that failed: ${failed.length ? failed.map((f) => `\`${f}\``).join(', ') : 'none'}. Requests to anything but 127.0.0.1: ${off.length ? off.map((u) => `\`${u}\``).join(', ') : 'none'}.`,
+  );
+  if (failed.some((f) => f.startsWith('/api/v1/health ')))
+    out.push(
+      '(`/api/v1/health` is the lab boot script asking whether a lab server is there; a static host has none, so it answers 404 — and Chromium logs that 404 as a console error — and the lab blocks offer the recording. Behind our server it answers JSON.)',
+    );
+  const warnings = [...new Set(l.rows.flatMap((r) => r.warnings))];
+  for (const w of warnings) out.push(`- Lighthouse warning: ${w.replace(/\s+/g, ' ').slice(0, 300)}`);
+  for (const r of l.rows) if (r.error && r.runs) out.push(`- \`${r.path}\` ${r.preset}: ${r.error}`);
+  for (const e of l.errors) out.push(`- error: ${e}`);
+  out.push('');
+  return out;
+}
+
 export function summaryLine(s: Summary | undefined): string {
   return s ? `p50 ${fmt(s.p50, 2)} p95 ${fmt(s.p95, 2)} p99 ${fmt(s.p99, 2)} max ${fmt(s.max, 2)}` : '–';
 }
@@ -244,8 +362,11 @@ export function renderMarkdown(r: Results): string {
     c.only.includes('start') ? `${c.starts} sequential starts per series, ${c.burst} at once` : '',
     c.only.includes('echo') ? `${c.keys} keys and ${c.size} × ${c.rounds} per terminal path` : '',
     c.only.includes('idle') ? `${c.idle} idle sessions` : '',
+    c.only.includes('lighthouse')
+      ? `Lighthouse on ${c.lhPages.length} pages × mobile, desktop × ${c.lhRuns} run(s)${c.lhBuild ? ' of a fresh build' : ''}`
+      : '',
   ].filter(Boolean);
-  const flags = `${c.quick ? ' --quick' : ''}${c.only.length < 3 ? ` --only ${c.only.join(',')}` : ''}`;
+  const flags = `${c.quick ? ' --quick' : ''}${c.only.length < SECTIONS.length ? ` --only ${c.only.join(',')}` : ''}${c.lhBuild ? ' --lh-build' : ''}${c.lhRuns !== 1 ? ` --lh-runs ${c.lhRuns}` : ''}`;
   out.push(`- Run: \`node bench/run.ts${flags}\` — ${what.join('; ')}`);
   out.push(
     '- One run on one machine that other work shares: the figures are noisy. Read them as sizes and ratios (all paths are measured in the same run, interleaved), not as exact values. Targets are printed next to them, never asserted.',
@@ -254,6 +375,7 @@ export function renderMarkdown(r: Results): string {
   if (r.start) out.push(...startSection(r.start));
   if (r.terminal) out.push(...terminalSection(r.terminal, c));
   if (r.idle) out.push(...idleSection(r.idle));
+  if (r.lighthouse) out.push(...lighthouseSection(r.lighthouse));
   if (r.leftovers) {
     out.push(
       `After the run: ${r.leftovers.ours} containers of this run (label \`containerlabs.managed=true\`, instance \`${'bench-<pid>-*'}\`) were left${r.leftovers.removed ? ` and force-removed by the bench (${r.leftovers.removed})` : ''}; ${r.leftovers.otherManaged} managed containers of other instances (not the bench's) were running.`,

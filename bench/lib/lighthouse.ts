@@ -1,0 +1,656 @@
+/**
+ * Lighthouse against the built site (dist/), served statically on 127.0.0.1 by the tests' own
+ * static server (tests/site/static-server.ts), in the machine's Chromium (/usr/bin/chromium).
+ *
+ * Lighthouse 13 (and its chrome-launcher) is installed on demand into bench/.peer/ like the peer
+ * (`npm install --prefix bench/.peer lighthouse@13`), never a project dependency. Nothing leaves
+ * the machine: Chromium's background services are off and its resolver fails every host name but
+ * 127.0.0.1; the bench also lists any request that went elsewhere. Whatever goes wrong (install,
+ * browser, build) makes the section "skipped" with the reason; it never throws.
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { startServer } from '../../tests/support/server.ts';
+import { track } from './cleanup.ts';
+import { errText } from './log.ts';
+import { PEER_DIR } from './peers.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const DIST = join(ROOT, 'dist');
+/** The median run of each row, as Lighthouse's own HTML report (git-ignored, overwritten). */
+export const REPORT_DIR = join(PEER_DIR, 'lighthouse');
+/**
+ * Where `--lh-build` builds the site, leaving dist/ as it is: the repository's git-ignored scratch
+ * folder (as tests/site/temp-project.ts uses), inside the project so that the build's own chunks
+ * find the project's node_modules — not under bench/.peer, whose node_modules (wetty's) would
+ * shadow them. Removed after the run.
+ */
+const BUILD_DIR = join(ROOT, 'test-results', 'tmp', `lighthouse-site-${process.pid}`);
+const LH_SPEC = 'lighthouse@13';
+
+export const DEFAULT_PAGES = ['/', '/03-a-container-is-a-process/', '/05-cgroups/'];
+export const PRESETS = ['mobile', 'desktop'] as const;
+export type Preset = (typeof PRESETS)[number];
+const CATEGORIES = ['performance', 'accessibility', 'best-practices', 'seo'] as const;
+
+export const CHROME_FLAGS = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  // Every host name but 127.0.0.1 fails to resolve: nothing can be fetched from the internet.
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+];
+
+/** One audit that cost points: an opportunity/insight/diagnostic (performance) or a failed check. */
+export interface Finding {
+  id: string;
+  title: string;
+  display?: string;
+  /** Lighthouse's estimate of what fixing it would save, per metric (ms; CLS unitless). */
+  savings?: Record<string, number>;
+  savingsBytes?: number;
+  /** The checks of a checklist insight that failed, e.g. "No compression applied". */
+  failedChecks?: string[];
+}
+
+export interface LighthouseRow {
+  path: string;
+  preset: Preset;
+  /** Runs made (the row is the median one by performance score). */
+  runs: number;
+  /** 0–100. */
+  scores: { performance?: number; accessibility?: number; bestPractices?: number; seo?: number };
+  perfRange?: [number, number];
+  fcpMs?: number;
+  lcpMs?: number;
+  tbtMs?: number;
+  cls?: number;
+  speedIndexMs?: number;
+  transferBytes?: number;
+  jsBytes?: number;
+  requests?: number;
+  /** Requests answered ≥ 400 or failed: "path status". */
+  failedRequests: string[];
+  /** Requests to anything but the static server (should be none). */
+  offOrigin: string[];
+  /** Performance audits that did not pass, the largest estimated saving first. */
+  opportunities: Finding[];
+  /** Audits failed in accessibility, best-practices, seo. */
+  failing: Array<Finding & { category: string }>;
+  warnings: string[];
+  /** Wall time of each run, s. */
+  seconds: number[];
+  report?: string;
+  error?: string;
+}
+
+export interface LighthouseResult {
+  skipped?: string;
+  lighthouse?: string;
+  chrome?: string;
+  /** Lighthouse's CPU benchmark of this machine (its docs: < 1000 is a slow machine). */
+  benchmarkIndex?: number;
+  site: {
+    /** The folder measured, relative to the repository. */
+    dir?: string;
+    builtNow: boolean;
+    buildSeconds?: number;
+    builtAt?: string;
+    stale?: string;
+  };
+  installSeconds?: number;
+  runsPerRow: number;
+  rows: LighthouseRow[];
+  errors: string[];
+  seconds: number;
+}
+
+// ---- The minimal shape of Lighthouse's result (LH.Result) this file reads ------------------------
+
+interface LhrAudit {
+  id: string;
+  title: string;
+  score: number | null;
+  scoreDisplayMode: string;
+  numericValue?: number;
+  displayValue?: string;
+  metricSavings?: Record<string, number | undefined>;
+  details?: {
+    type?: string;
+    /** A table's rows; for a checklist, `{ name: { label, value } }`. */
+    items?: Array<Record<string, unknown>> | Record<string, { label?: string; value?: boolean }>;
+    overallSavingsMs?: number;
+    overallSavingsBytes?: number;
+  };
+}
+interface Lhr {
+  lighthouseVersion: string;
+  runtimeError?: { code: string; message: string };
+  runWarnings?: string[];
+  environment?: { hostUserAgent?: string; benchmarkIndex?: number };
+  categories: Record<string, { score: number | null; auditRefs: Array<{ id: string; group?: string }> }>;
+  audits: Record<string, LhrAudit>;
+}
+interface RunnerResult {
+  lhr: Lhr;
+  report: string | string[];
+}
+type LighthouseFn = (
+  url: string,
+  flags: Record<string, unknown>,
+  config?: unknown,
+) => Promise<RunnerResult | undefined>;
+interface Launched {
+  port: number;
+  pid: number;
+  process: import('node:child_process').ChildProcess;
+  kill(): unknown;
+}
+interface Peer {
+  lighthouse: LighthouseFn;
+  desktopConfig: unknown;
+  launch(opts: Record<string, unknown>): Promise<Launched>;
+  version: string;
+}
+
+// ---- Install, build, load --------------------------------------------------------------------------
+
+async function runQuiet(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs: number },
+): Promise<{ code: number | null; out: string }> {
+  const proc = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    out += d;
+  });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs);
+  const stop = track(`${cmd} ${args[0] ?? ''}`, () => proc.kill('SIGTERM'));
+  const [code] = (await once(proc, 'exit')) as [number | null];
+  clearTimeout(timer);
+  void stop();
+  return { code, out };
+}
+
+/** The telling part of a failed command's output: its error line, else its last lines. */
+function tail(out: string): string {
+  const lines = out
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes
+    .replace(/\x1b\[[0-9;]*m/g, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('at '));
+  const error = lines.find((l) => /\b(error|not found|cannot|failed|ERR!)\b/i.test(l));
+  return (error ?? lines.slice(-3).join(' / ')).slice(0, 400);
+}
+
+function peerPackage(name: string): string | undefined {
+  const pkg = join(PEER_DIR, 'node_modules', name, 'package.json');
+  return existsSync(pkg) ? pkg : undefined;
+}
+
+/** Install lighthouse@13 into bench/.peer (first run only); then import it and chrome-launcher. */
+async function loadPeer(log: (s: string) => void): Promise<{ peer: Peer; installSeconds?: number } | string> {
+  let installSeconds: number | undefined;
+  if (!peerPackage('lighthouse') || !peerPackage('chrome-launcher')) {
+    log(`installing Lighthouse: npm install --prefix bench/.peer ${LH_SPEC} (first run only)`);
+    const t0 = performance.now();
+    const npm = join(process.execPath, '..', 'npm');
+    const r = await runQuiet(
+      existsSync(npm) ? npm : 'npm',
+      ['install', '--prefix', PEER_DIR, LH_SPEC, '--no-audit', '--no-fund'],
+      { cwd: ROOT, timeoutMs: 300_000 },
+    );
+    installSeconds = (performance.now() - t0) / 1000;
+    if (r.code !== 0 || !peerPackage('lighthouse') || !peerPackage('chrome-launcher'))
+      return `npm install ${LH_SPEC} failed (exit ${r.code}): ${tail(r.out)}`;
+  }
+  try {
+    const lhPkgFile = peerPackage('lighthouse') as string;
+    const lhPkg = JSON.parse(readFileSync(lhPkgFile, 'utf8')) as { version: string; main?: string };
+    const lhMain = join(lhPkgFile, '..', lhPkg.main ?? 'core/index.js');
+    const lh = (await import(pathToFileURL(lhMain).href)) as {
+      default: LighthouseFn;
+      desktopConfig: unknown;
+    };
+    // chrome-launcher as Lighthouse itself resolves it (its own dependency, hoisted or nested).
+    const clEntry = createRequire(lhMain).resolve('chrome-launcher');
+    const cl = (await import(pathToFileURL(clEntry).href)) as { launch: Peer['launch'] };
+    if (typeof lh.default !== 'function' || typeof cl.launch !== 'function')
+      return 'lighthouse or chrome-launcher in bench/.peer does not export what the bench expects';
+    return {
+      peer: {
+        lighthouse: lh.default,
+        desktopConfig: lh.desktopConfig,
+        launch: cl.launch,
+        version: lhPkg.version,
+      },
+      installSeconds,
+    };
+  } catch (err) {
+    return `cannot load lighthouse from bench/.peer: ${errText(err)}`;
+  }
+}
+
+/** The newest file that feeds the build (READMEs and tests do not). */
+function newestMtime(dir: string): { mtime: number; file: string } {
+  let best = { mtime: 0, file: '' };
+  if (!existsSync(dir)) return best;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || entry.name === 'README.md' || /\.test\.ts$/.test(entry.name)) continue;
+    const file = join(entry.parentPath, entry.name);
+    const m = statSync(file).mtimeMs;
+    if (m > best.mtime) best = { mtime: m, file };
+  }
+  return best;
+}
+
+async function astroBuild(outDir: string | undefined): Promise<{ seconds: number } | string> {
+  const astro = join(ROOT, 'node_modules', '.bin', 'astro');
+  if (!existsSync(astro)) return 'astro is not installed (npm ci first)';
+  const t0 = performance.now();
+  const r = await runQuiet(astro, ['build', ...(outDir ? ['--outDir', outDir] : [])], {
+    cwd: ROOT,
+    env: { ...process.env, ASTRO_TELEMETRY_DISABLED: '1' },
+    timeoutMs: 600_000,
+  });
+  const index = join(outDir ?? DIST, 'index.html');
+  if (r.code !== 0 || !existsSync(index)) return `astro build failed (exit ${r.code}): ${tail(r.out)}`;
+  return { seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * The site to measure: dist/ as it is (built with `astro build` only when it is missing), or,
+ * with `fresh`, a build of the current sources into BUILD_DIR (dist/ left alone).
+ */
+async function ensureSite(
+  log: (s: string) => void,
+  fresh: boolean,
+): Promise<{ root: string; site: LighthouseResult['site'] } | string> {
+  const rel = (d: string) => d.slice(ROOT.length + 1);
+  if (fresh) {
+    log(`lighthouse: building the site into ${rel(BUILD_DIR)}/ (astro build --outDir)`);
+    const b = await astroBuild(BUILD_DIR);
+    track('fresh site build', () => rmSync(BUILD_DIR, { recursive: true, force: true }));
+    if (typeof b === 'string') return b;
+    return {
+      root: BUILD_DIR,
+      site: {
+        dir: `${rel(BUILD_DIR)}/`,
+        builtNow: true,
+        buildSeconds: b.seconds,
+        builtAt: statSync(join(BUILD_DIR, 'index.html')).mtime.toISOString(),
+      },
+    };
+  }
+  const index = join(DIST, 'index.html');
+  if (!existsSync(index)) {
+    log('lighthouse: dist/ is missing: building the site (astro build)');
+    const b = await astroBuild(undefined);
+    if (typeof b === 'string') return `dist/ is missing and ${b}`;
+    return {
+      root: DIST,
+      site: {
+        dir: 'dist/',
+        builtNow: true,
+        buildSeconds: b.seconds,
+        builtAt: statSync(index).mtime.toISOString(),
+      },
+    };
+  }
+  const builtAt = statSync(index).mtimeMs;
+  const sources = ['src', 'content', 'public']
+    .map((d) => newestMtime(join(ROOT, d)))
+    .reduce((a, b) => (b.mtime > a.mtime ? b : a));
+  const stale =
+    sources.mtime > builtAt + 1000
+      ? `${rel(sources.file)} was modified after dist/ was built (\`npm run build\`, or \`--lh-build\` to measure a fresh build)`
+      : undefined;
+  return {
+    root: DIST,
+    site: {
+      dir: 'dist/',
+      builtNow: false,
+      builtAt: new Date(builtAt).toISOString(),
+      ...(stale ? { stale } : {}),
+    },
+  };
+}
+
+// ---- One Lighthouse run -----------------------------------------------------------------------------
+
+const score100 = (s: number | null | undefined) =>
+  s === null || s === undefined ? undefined : Math.round(s * 100);
+
+function num(lhr: Lhr, id: string): number | undefined {
+  const v = lhr.audits[id]?.numericValue;
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function savingsOf(a: LhrAudit): Record<string, number> | undefined {
+  const s = Object.entries(a.metricSavings ?? {}).filter(
+    (e): e is [string, number] => typeof e[1] === 'number' && e[1] > 0,
+  );
+  return s.length ? Object.fromEntries(s) : undefined;
+}
+
+/** Audits that lowered the performance score, biggest estimated time saving first. */
+function opportunities(lhr: Lhr): Finding[] {
+  const perf = lhr.categories.performance;
+  if (!perf) return [];
+  const found: Array<Finding & { rank: number }> = [];
+  for (const ref of perf.auditRefs) {
+    if (ref.group === 'metrics') continue;
+    const a = lhr.audits[ref.id];
+    if (!a || a.score === null || a.score >= 0.9) continue;
+    if (!['metricSavings', 'numeric', 'binary'].includes(a.scoreDisplayMode)) continue;
+    const savings = savingsOf(a);
+    const checks =
+      a.details?.type === 'checklist' && a.details.items && !Array.isArray(a.details.items)
+        ? Object.values(a.details.items)
+            .filter((c) => c.value === false && c.label)
+            .map((c) => c.label as string)
+        : [];
+    const rank =
+      Math.max(savings?.LCP ?? 0, savings?.FCP ?? 0, savings?.TBT ?? 0, (savings?.CLS ?? 0) * 10_000) +
+      (a.details?.overallSavingsBytes ?? 0) / 1e6;
+    found.push({
+      id: a.id,
+      title: a.title,
+      ...(a.displayValue ? { display: a.displayValue } : {}),
+      ...(savings ? { savings } : {}),
+      ...(a.details?.overallSavingsBytes ? { savingsBytes: a.details.overallSavingsBytes } : {}),
+      ...(checks.length ? { failedChecks: checks } : {}),
+      rank,
+    });
+  }
+  return found.sort((a, b) => b.rank - a.rank).map(({ rank: _r, ...f }) => f);
+}
+
+function failing(lhr: Lhr): LighthouseRow['failing'] {
+  const out: LighthouseRow['failing'] = [];
+  for (const cat of CATEGORIES) {
+    if (cat === 'performance') continue;
+    for (const ref of lhr.categories[cat]?.auditRefs ?? []) {
+      const a = lhr.audits[ref.id];
+      if (!a || a.score === null || a.score >= 1) continue;
+      if (!['binary', 'numeric', 'metricSavings'].includes(a.scoreDisplayMode)) continue;
+      out.push({
+        category: cat,
+        id: a.id,
+        title: a.title,
+        ...(a.displayValue ? { display: a.displayValue } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+function summarizeRun(
+  lhr: Lhr,
+  origin: string,
+  path: string,
+  preset: Preset,
+  seconds: number,
+): LighthouseRow {
+  const c = lhr.categories;
+  const items = (lhr.audits['network-requests']?.details?.items ?? []) as unknown as Array<{
+    url?: string;
+    transferSize?: number;
+    resourceType?: string;
+    statusCode?: number;
+  }>;
+  const local = (u: string) =>
+    u.startsWith(`${origin}/`) || /^(data|blob|about|chrome|chrome-extension):/.test(u);
+  return {
+    path,
+    preset,
+    runs: 1,
+    scores: {
+      performance: score100(c.performance?.score),
+      accessibility: score100(c.accessibility?.score),
+      bestPractices: score100(c['best-practices']?.score),
+      seo: score100(c.seo?.score),
+    },
+    fcpMs: num(lhr, 'first-contentful-paint'),
+    lcpMs: num(lhr, 'largest-contentful-paint'),
+    tbtMs: num(lhr, 'total-blocking-time'),
+    cls: num(lhr, 'cumulative-layout-shift'),
+    speedIndexMs: num(lhr, 'speed-index'),
+    transferBytes: num(lhr, 'total-byte-weight'),
+    jsBytes: items.filter((r) => r.resourceType === 'Script').reduce((s, r) => s + (r.transferSize ?? 0), 0),
+    requests: items.length,
+    failedRequests: items
+      .filter((r) => r.url && (r.statusCode === undefined || r.statusCode >= 400 || r.statusCode === -1))
+      .map((r) => `${(r.url as string).replace(origin, '')} ${r.statusCode ?? 'failed'}`),
+    offOrigin: items.map((r) => r.url ?? '').filter((u) => u && !local(u)),
+    opportunities: opportunities(lhr),
+    failing: failing(lhr),
+    warnings: lhr.runWarnings ?? [],
+    seconds: [seconds],
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms / 1000} s`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+function failedRow(path: string, preset: Preset, error: string): LighthouseRow {
+  const none = {
+    failedRequests: [],
+    offOrigin: [],
+    opportunities: [],
+    failing: [],
+    warnings: [],
+    seconds: [],
+  };
+  return { path, preset, runs: 0, scores: {}, ...none, error };
+}
+
+const slug = (path: string) => path.replace(/^\/|\/$/g, '').replace(/[^\w.-]+/g, '_') || 'home';
+
+// ---- The section -------------------------------------------------------------------------------------
+
+export async function benchLighthouse(
+  opts: { runs: number; pages?: string[]; presets?: readonly Preset[]; build?: boolean },
+  log: (s: string) => void,
+): Promise<LighthouseResult> {
+  const t0 = performance.now();
+  const pages = opts.pages ?? DEFAULT_PAGES;
+  const presets = opts.presets ?? PRESETS;
+  const result: LighthouseResult = {
+    site: { builtNow: false },
+    runsPerRow: opts.runs,
+    rows: [],
+    errors: [],
+    seconds: 0,
+  };
+  const skip = (reason: string) => {
+    log(`lighthouse: skipped: ${reason}`);
+    result.skipped = reason;
+    result.seconds = (performance.now() - t0) / 1000;
+    return result;
+  };
+
+  const chromePath = process.env.CHROME_PATH || '/usr/bin/chromium';
+  if (!existsSync(chromePath)) return skip(`no Chromium at ${chromePath} (set CHROME_PATH)`);
+
+  const site = await ensureSite(log, opts.build ?? false).catch(
+    (err: unknown) => `building the site failed: ${errText(err)}`,
+  );
+  if (typeof site === 'string') return skip(site);
+  result.site = site.site;
+  const siteRoot = site.root;
+  if (site.site.stale) log(`lighthouse: note: ${site.site.stale}`);
+
+  const loaded = await loadPeer(log).catch((err: unknown) => `loading Lighthouse failed: ${errText(err)}`);
+  if (typeof loaded === 'string') return skip(loaded);
+  const { peer } = loaded;
+  if (loaded.installSeconds !== undefined) result.installSeconds = loaded.installSeconds;
+  result.lighthouse = peer.version;
+
+  // The pages as readers get them: through our own server (npm start), which compresses.
+  // No warm pool: the lab blocks only ask /api/v1/health before Start.
+  let server: { origin: string; url(path: string): string };
+  let stopServer: () => Promise<unknown>;
+  try {
+    const srv = await startServer({
+      CL_SITE_DIR: siteRoot,
+      CL_POOL_SIZE: '0',
+      CL_INSTANCE: `bench-lh-${process.pid}`,
+    });
+    server = { origin: srv.base, url: (p: string) => new URL(p, srv.base).href };
+    stopServer = track('server (lighthouse)', () => srv.stop());
+  } catch (err) {
+    return skip(`server: ${errText(err)}`);
+  }
+
+  let chrome: Launched | undefined;
+  let stopChrome: (() => Promise<void>) | undefined;
+  const launch = async () => {
+    const c = await peer.launch({
+      chromePath,
+      chromeFlags: CHROME_FLAGS,
+      logLevel: 'silent',
+      handleSIGINT: false,
+    });
+    chrome = c;
+    stopChrome = track('chromium (lighthouse)', async () => {
+      if (c.process.exitCode !== null || c.process.signalCode !== null) return;
+      const exited = once(c.process, 'exit');
+      c.kill();
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    });
+  };
+  const relaunch = async () => {
+    await stopChrome?.();
+    chrome = undefined;
+    await launch();
+  };
+
+  try {
+    try {
+      await launch();
+    } catch (err) {
+      return skip(`Chromium did not start (${chromePath}): ${errText(err)}`);
+    }
+    try {
+      const v = (await (await fetch(`http://127.0.0.1:${chrome?.port}/json/version`)).json()) as {
+        Browser?: string;
+      };
+      result.chrome = v.Browser?.replace(/^\w+\//, '');
+    } catch {}
+    mkdirSync(REPORT_DIR, { recursive: true });
+    const present = pages.filter((p) =>
+      existsSync(join(siteRoot, p.replace(/^\//, ''), p.endsWith('/') ? 'index.html' : '')),
+    );
+    const total = present.length * presets.length * opts.runs;
+    let done = 0;
+    for (const preset of presets) {
+      for (const path of pages) {
+        const row: LighthouseRow[] = [];
+        const url = server.url(path);
+        let lastError: string | undefined;
+        const file = join(siteRoot, path.replace(/^\//, ''), path.endsWith('/') ? 'index.html' : '');
+        if (!existsSync(file)) {
+          result.rows.push(failedRow(path, preset, `not in the built site (${file.slice(ROOT.length + 1)})`));
+          continue;
+        }
+        const reports: string[] = [];
+        for (let i = 0; i < opts.runs; i++) {
+          done++;
+          const t = performance.now();
+          try {
+            if (!chrome) await launch();
+            const flags = {
+              port: chrome?.port,
+              output: 'html',
+              logLevel: 'error',
+              onlyCategories: [...CATEGORIES],
+              disableFullPageScreenshot: true,
+            };
+            const rr = await withTimeout(
+              peer.lighthouse(url, flags, preset === 'desktop' ? peer.desktopConfig : undefined),
+              240_000,
+              `lighthouse ${path} ${preset}`,
+            );
+            const secs = (performance.now() - t) / 1000;
+            if (!rr) throw new Error('lighthouse returned nothing');
+            if (rr.lhr.runtimeError)
+              throw new Error(`${rr.lhr.runtimeError.code}: ${rr.lhr.runtimeError.message}`);
+            result.benchmarkIndex ??= rr.lhr.environment?.benchmarkIndex;
+            row.push(summarizeRun(rr.lhr, server.origin, path, preset, secs));
+            reports.push(Array.isArray(rr.report) ? (rr.report[0] ?? '') : rr.report);
+            log(
+              `lighthouse ${done}/${total}: ${path} ${preset}: performance ${row.at(-1)?.scores.performance ?? '–'} (${secs.toFixed(1)} s)`,
+            );
+          } catch (err) {
+            lastError = errText(err);
+            log(`lighthouse ${done}/${total}: ${path} ${preset}: failed: ${lastError}`);
+            // A hung or crashed browser: start a fresh one for the next run.
+            await relaunch().catch((e: unknown) => {
+              result.errors.push(`relaunching Chromium: ${errText(e)}`);
+            });
+          }
+        }
+        if (!row.length) {
+          result.rows.push(failedRow(path, preset, lastError ?? 'no run succeeded'));
+          continue;
+        }
+        // The median run by performance score stands for the row.
+        const order = row
+          .map((r, i) => ({ r, i }))
+          .sort((a, b) => (a.r.scores.performance ?? 0) - (b.r.scores.performance ?? 0));
+        const mid = order[Math.floor((order.length - 1) / 2)] as { r: LighthouseRow; i: number };
+        const perfs = row.map((r) => r.scores.performance ?? 0);
+        const chosen: LighthouseRow = {
+          ...mid.r,
+          runs: row.length,
+          seconds: row.flatMap((r) => r.seconds),
+          ...(row.length > 1
+            ? { perfRange: [Math.min(...perfs), Math.max(...perfs)] as [number, number] }
+            : {}),
+          ...(row.length < opts.runs
+            ? { error: `${opts.runs - row.length} run(s) failed: ${lastError}` }
+            : {}),
+        };
+        const bestReport = reports[mid.i];
+        if (bestReport) {
+          const name = `${slug(path)}-${preset}.html`;
+          writeFileSync(join(REPORT_DIR, name), bestReport);
+          chosen.report = `bench/.peer/lighthouse/${name}`;
+        }
+        result.rows.push(chosen);
+      }
+    }
+  } catch (err) {
+    result.errors.push(errText(err));
+  } finally {
+    await stopChrome?.();
+    await stopServer();
+  }
+  result.seconds = (performance.now() - t0) / 1000;
+  return result;
+}
