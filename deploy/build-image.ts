@@ -23,6 +23,7 @@ import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
+import { BuildError, followStream, printBuildOutput } from '../labs/build-images.ts';
 import { baseImageTag, listTree } from '../labs/images.ts';
 import { assemble, ROOT } from './assemble.ts';
 
@@ -30,8 +31,6 @@ export const IMAGE_REPO = 'containerlabs/server';
 const CONTEXT = join(ROOT, '.cache', 'server-image');
 /** Bump to rebuild every server image when the recipe changes. */
 const RECIPE = 'containerlabs-server-v1';
-
-class BuildError extends Error {}
 
 function log(msg: string): void {
   process.stdout.write(`${msg}\n`);
@@ -45,35 +44,6 @@ async function imageExists(docker: Docker, tag: string): Promise<boolean> {
     if ((err as { statusCode?: number }).statusCode === 404) return false;
     throw err;
   }
-}
-
-function follow(stream: NodeJS.ReadableStream, verbose: boolean): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    let failed: Error | undefined;
-    stream.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (!line) continue;
-        let ev: Record<string, unknown>;
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          continue;
-        }
-        if (ev.error) failed ??= new BuildError(String(ev.error));
-        if (verbose && typeof ev.stream === 'string') {
-          for (const l of ev.stream.split('\n')) if (l.trim()) log(`    ${l.trimEnd()}`);
-        }
-      }
-    });
-    stream.on('error', reject);
-    stream.on('end', () => (failed ? reject(failed) : resolve()));
-  });
 }
 
 /** The Node binary to put in the image: this one, if it can run there. */
@@ -177,7 +147,7 @@ export async function buildServerImage(opts: {
         forcerm: true,
       },
     );
-    await follow(stream as NodeJS.ReadableStream, opts.verbose);
+    await followStream(stream as NodeJS.ReadableStream, opts.verbose ? printBuildOutput : undefined);
     log(`${hashTag}: built in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   }
   if (opts.tag !== hashTag) {

@@ -41,7 +41,7 @@ const PULL_TOTAL_MS = 10 * 60_000;
 
 type BaseMethod = 'auto' | 'registry' | 'debootstrap';
 
-class BuildError extends Error {}
+export class BuildError extends Error {}
 
 function log(msg: string): void {
   process.stdout.write(`${msg}\n`);
@@ -61,8 +61,8 @@ async function imageExists(docker: Docker, tag: string): Promise<boolean> {
   }
 }
 
-/** Reads a Docker JSON progress stream; resolves with the last aux/status, rejects on error. */
-function followStream(
+/** Follows a Docker build/pull JSON stream to its end; rejects with the first error event. */
+export function followStream(
   stream: NodeJS.ReadableStream,
   onEvent: (ev: Record<string, unknown>) => void = () => {},
 ): Promise<void> {
@@ -95,7 +95,7 @@ function followStream(
 }
 
 /** Build output lines ("Step 3/9 : RUN ...") indented under the image being built. */
-function printBuildOutput(ev: Record<string, unknown>): void {
+export function printBuildOutput(ev: Record<string, unknown>): void {
   if (typeof ev.stream === 'string') {
     for (const line of ev.stream.split('\n')) if (line.trim()) log(`    ${line.trimEnd()}`);
   }
