@@ -2,24 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
-import type { LabDef } from '../../labs/schema.ts';
+import { testLab } from '../../labs/test-fixture.ts';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
 import { FakeRuntime } from './runtime/fake-runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
 
-const lab: LabDef = {
-  id: 'processes',
-  title: 'A container is a process',
-  description: 'd',
-  app: { command: 'sleep 1000', hostname: 'box' },
-  terminals: [
-    { name: 'container', title: 'Inside the container', target: 'container' },
-    { name: 'host', title: 'On the host', target: 'host' },
-  ],
-  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
-  checks: [],
-};
+const lab = testLab();
 
 async function setup(accessToken?: string) {
   const config = loadConfig({

@@ -1,23 +1,12 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import type { LabDef } from '../../../labs/schema.ts';
+import { testLab } from '../../../labs/test-fixture.ts';
 import { AppError } from '../errors.ts';
 import { FakeRuntime } from '../runtime/fake-runtime.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
 import { type SessionLimits, SessionManager } from './session-manager.ts';
 
-const lab: LabDef = {
-  id: 'processes',
-  title: 'A container is a process',
-  description: '',
-  app: { command: 'sleep 1000', hostname: 'box' },
-  terminals: [
-    { name: 'container', title: 'Inside', target: 'container' },
-    { name: 'host', title: 'Host', target: 'host' },
-  ],
-  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
-  checks: [],
-};
+const lab = testLab();
 
 const MIN = 60_000;
 const limits: SessionLimits = {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LabDef, type TerminalDef } from '../../../../labs/schema.ts';
+import type { TerminalDef } from '../../../../labs/schema.ts';
+import { testLab } from '../../../../labs/test-fixture.ts';
 import {
   execSpec,
   LABELS,
@@ -9,16 +10,7 @@ import {
   SECCOMP_PROFILE_JSON,
 } from './lab-host-spec.ts';
 
-const lab = LabDef.parse({
-  id: 'processes',
-  title: 'A container is a process',
-  app: { command: 'exec busybox httpd -f -p 8080 -h /srv/www', hostname: 'box' },
-  terminals: [
-    { name: 'container', title: 'Inside', target: 'container' },
-    { name: 'host', title: 'Outside', target: 'host' },
-  ],
-  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
-});
+const lab = testLab();
 
 function input(over: Partial<LabHostSpecInput> = {}): LabHostSpecInput {
   return {
