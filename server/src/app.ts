@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { accessPlugin, accessPolicy } from './access/access.ts';
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP } from './errors.ts';
+import { COMMON_HEADERS, contentSecurityPolicy, inlineScriptHashes } from './http/security-headers.ts';
 import { inspectRoutes } from './inspect/routes.ts';
 import { type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import type { Runtime } from './runtime/runtime.ts';
@@ -251,11 +252,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // ---- The site ----------------------------------------------------------------------
 
+  // Security headers on every reply; the CSP on pages (it lists the build's inline scripts
+  // by hash, read once here: restart the server after a new build).
+  const csp = contentSecurityPolicy(existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : []);
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [k, v] of Object.entries(COMMON_HEADERS)) reply.header(k, v);
+    const type = reply.getHeader('content-type');
+    if (typeof type === 'string' && type.startsWith('text/html'))
+      reply.header('content-security-policy', csp);
+    return payload;
+  });
+
   if (existsSync(config.siteDir)) {
     // Lesson pages are mostly text and CSS: gzip/brotli take a lesson from ~300 KiB to
     // ~80 KiB on the wire (Lighthouse mobile 95 → 100 in bench/). Terminal sockets are
     // untouched (compression applies to HTTP replies only).
     await app.register(fastifyCompress, { global: true, threshold: 1024 });
+    // WARNING: Pagefind's index files (*.pagefind, *.pf_*) are gzip already and served as
+    // application/octet-stream, which the plugin treats as compressible: it answered them
+    // with `content-encoding: br` over the unchanged bytes, and search broke. Its documented
+    // per-request opt-out is the x-no-compression request header.
+    app.addHook('onRequest', async (req) => {
+      if (/\.(pagefind|pf_[a-z]+)$/.test(req.url.split('?')[0]!)) req.headers['x-no-compression'] = '1';
+    });
     await app.register(fastifyStatic, {
       root: config.siteDir,
       redirect: true,
