@@ -475,6 +475,13 @@ describe('without a server (static hosting)', () => {
     await shootElement(page, lab, 'lab-recording-playing-light-1280');
     // Pause, then resume: the player stops and goes on.
     await lab.getByRole('button', { name: 'Pause' }).click();
+    await page.waitForFunction(
+      (l) => document.querySelector<HTMLElement>(`[data-lab="${l}"]`)?.dataset.player === 'paused',
+      LAB,
+    );
+    // xterm.js renders writes queued just before the pause asynchronously: let them land,
+    // then nothing more may appear.
+    await page.waitForTimeout(300);
     const paused = await termText(page, LAB, 'host');
     await page.waitForTimeout(1500);
     assert.equal(await termText(page, LAB, 'host'), paused, 'nothing is written while paused');

@@ -110,16 +110,27 @@ test('searching from the search dialog in Chromium finds the lesson that contain
 
     const results = dialog.locator('.pagefind-ui__result-link');
     await results.first().waitFor({ state: 'visible', timeout: 15_000 });
-    // Pagefind's UI shows the first few results: load all of them.
+    // Pagefind's UI shows the first few results: load all of them. Its message says how
+    // many there are; the "more" button may appear a moment after the first results, so
+    // keep going until that many are listed.
     const more = dialog.locator('.pagefind-ui__button');
-    for (let i = 0; i < 20 && (await more.isVisible()); i++) {
-      const before = await results.count();
-      await more.click();
-      await page.waitForFunction(
-        (n) => document.querySelectorAll('#starlight__search .pagefind-ui__result-link').length > n,
-        before,
-        { timeout: 10_000 },
+    const total = async () =>
+      Number(
+        /(\d+)\s+result/.exec((await dialog.locator('.pagefind-ui__message').textContent()) ?? '')?.[1] ?? 0,
       );
+    const deadline = Date.now() + 20_000;
+    // One <li> per page (links also count sub-results); a result's link appears only once
+    // its fragment has loaded.
+    const loaded = () =>
+      page.evaluate(
+        () =>
+          [...document.querySelectorAll('#starlight__search li.pagefind-ui__result')].filter((li) =>
+            li.querySelector('a.pagefind-ui__result-link'),
+          ).length,
+      );
+    while ((await loaded()) < (await total()) && Date.now() < deadline) {
+      if (await more.isVisible()) await more.click();
+      else await page.waitForTimeout(100);
     }
     const hrefs = await results.evaluateAll((els) => els.map((el) => (el as HTMLAnchorElement).pathname));
     const message = await dialog
