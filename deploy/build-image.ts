@@ -23,7 +23,7 @@ import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Docker from 'dockerode';
-import { BuildError, followStream, printBuildOutput } from '../labs/build-images.ts';
+import { BuildError, followStream, imageExists, printBuildOutput } from '../labs/build-images.ts';
 import { baseImageTag, listTree } from '../labs/images.ts';
 import { assemble, ROOT } from './assemble.ts';
 
@@ -34,16 +34,6 @@ const RECIPE = 'containerlabs-server-v1';
 
 function log(msg: string): void {
   process.stdout.write(`${msg}\n`);
-}
-
-async function imageExists(docker: Docker, tag: string): Promise<boolean> {
-  try {
-    await docker.getImage(tag).inspect();
-    return true;
-  } catch (err) {
-    if ((err as { statusCode?: number }).statusCode === 404) return false;
-    throw err;
-  }
 }
 
 /** The Node binary to put in the image: this one, if it can run there. */

@@ -51,7 +51,7 @@ function seconds(since: number): string {
   return `${((performance.now() - since) / 1000).toFixed(1)}s`;
 }
 
-async function imageExists(docker: Docker, tag: string): Promise<boolean> {
+export async function imageExists(docker: Docker, tag: string): Promise<boolean> {
   try {
     await docker.getImage(tag).inspect();
     return true;

@@ -2,40 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
-import { testLab } from '../../labs/test-fixture.ts';
-import { buildApp } from './app.ts';
-import { loadConfig } from './config.ts';
-import { FakeRuntime } from './runtime/fake-runtime.ts';
-import { SessionManager } from './sessions/session-manager.ts';
+import type { FakeRuntime } from './runtime/fake-runtime.ts';
+import { testApp } from './test-app.ts';
 
-const lab = testLab();
-
-async function setup(accessToken?: string) {
-  const config = loadConfig({
-    PORT: '0',
-    CL_SITE_DIR: '/nonexistent',
-    LOG_LEVEL: 'silent',
-    CL_MAX_SESSIONS_PER_CLIENT: '50',
-    CL_CREATE_PER_MINUTE: '100',
-  });
-  const runtime = new FakeRuntime();
-  const sessions = new SessionManager({
-    runtime,
-    labs: [lab],
-    instance: 't',
-    limits: {
-      ttlMs: config.sessionTtlMs,
-      maxLifetimeMs: config.sessionMaxLifetimeMs,
-      idleTimeoutMs: config.idleTimeoutMs,
-      maxSessions: 50,
-      maxSessionsPerClient: 50,
-      createPerMinute: 100,
-      engineConcurrency: 4,
-    },
-  });
-  const app = await buildApp({ config, runtime, sessions, accessToken });
-  return { app, runtime, sessions };
-}
+const setup = (accessToken?: string) => testApp({ accessToken });
 
 describe('HTTP API (fake runtime, no port)', () => {
   let app: FastifyInstance;

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { labContainers, type RunningServer, type SessionInfo, startServer } from '../support/server.ts';
+import { upgradeStatus } from './support.ts';
 
 const CODE = 'open-sesame-2026';
 
@@ -15,22 +16,6 @@ function post(base: string, headers: Record<string, string> = {}) {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: '{"lab":"processes"}',
-  });
-}
-
-/** Status of a WebSocket upgrade that the server refuses (or 101 when it accepts). */
-function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.once('error', reject);
   });
 }
 

@@ -6,8 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { labContainers, startServer } from '../support/server.ts';
+import { upgradeStatus } from './support.ts';
 
 const post = (base: string, xff: string) =>
   fetch(`${base}/api/v1/sessions`, {
@@ -15,21 +15,6 @@ const post = (base: string, xff: string) =>
     headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
     body: '{"lab":"processes"}',
   });
-
-function upgrade(url: string, headers: Record<string, string>): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('unexpected-response', (_q, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.once('error', reject);
-  });
-}
 
 const PUBLIC = {
   origin: 'https://labs.example.org',
@@ -54,8 +39,8 @@ describe('reverse proxy headers (real engine)', () => {
       assert.equal((await post(srv.base, '203.0.113.1')).status, 429, 'the same client again');
       const s = await a.json();
       const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
-      assert.equal(await upgrade(url, PUBLIC), 101, 'the public origin opens terminals');
-      assert.equal(await upgrade(url, { ...PUBLIC, origin: 'https://evil.example' }), 403);
+      assert.equal(await upgradeStatus(url, PUBLIC), 101, 'the public origin opens terminals');
+      assert.equal(await upgradeStatus(url, { ...PUBLIC, origin: 'https://evil.example' }), 403);
     } finally {
       assert.equal(await srv.stop(), 0);
     }
@@ -76,7 +61,7 @@ describe('reverse proxy headers (real engine)', () => {
       assert.equal((await post(srv.base, '203.0.113.2')).status, 429, 'all one client: 127.0.0.1');
       const s = await a.json();
       const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
-      assert.equal(await upgrade(url, PUBLIC), 403, 'a forwarded host is not trusted');
+      assert.equal(await upgradeStatus(url, PUBLIC), 403, 'a forwarded host is not trusted');
     } finally {
       assert.equal(await srv.stop(), 0);
     }

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import type { LabDef } from '../../../labs/schema.ts';
-import { buildApp } from '../app.ts';
-import { loadConfig } from '../config.ts';
-import { FakeRuntime } from '../runtime/fake-runtime.ts';
-import { SessionManager } from '../sessions/session-manager.ts';
+import { testLab } from '../../../labs/test-fixture.ts';
+import { testApp } from '../test-app.ts';
 import {
   accessCookie,
   accessPolicy,
@@ -97,42 +94,18 @@ describe('access policy (pure)', () => {
   });
 });
 
-const lab: LabDef = {
-  id: 'processes',
-  title: 'A container is a process',
-  description: 'd',
-  app: { command: 'sleep 1000', hostname: 'box' },
-  terminals: [{ name: 'host', title: 'On the host', target: 'host' }],
-  limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
-  checks: [],
-};
-
 describe('code mode in the app (fake runtime, no port)', () => {
   let app: FastifyInstance;
   before(async () => {
-    const config = loadConfig({
-      PORT: '0',
-      CL_SITE_DIR: '/nonexistent',
-      LOG_LEVEL: 'silent',
-      CL_MODE: 'code',
-      CL_ACCESS_CODE: 'invite-code-1',
-    });
-    const runtime = new FakeRuntime();
-    const sessions = new SessionManager({
-      runtime,
-      labs: [lab],
-      instance: 't',
-      limits: {
-        ttlMs: 60_000,
-        maxLifetimeMs: 120_000,
-        idleTimeoutMs: 60_000,
-        maxSessions: 5,
-        maxSessionsPerClient: 5,
-        createPerMinute: 100,
-        engineConcurrency: 2,
+    ({ app } = await testApp({
+      env: {
+        CL_MODE: 'code',
+        CL_ACCESS_CODE: 'invite-code-1',
+        CL_MAX_SESSIONS: '5',
+        CL_MAX_SESSIONS_PER_CLIENT: '5',
       },
-    });
-    app = await buildApp({ config, runtime, sessions });
+      labs: [testLab({ terminals: [{ name: 'host', title: 'On the host', target: 'host' }] })],
+    }));
   });
   after(() => app.close());
 

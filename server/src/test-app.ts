@@ -1,0 +1,43 @@
+/**
+ * Test support (unit tests only): the app built on the fake runtime, no port, no engine.
+ * `env` goes through the real config loader, so tests exercise its parsing too.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { LabDef } from '../../labs/schema.ts';
+import { testLab } from '../../labs/test-fixture.ts';
+import { buildApp } from './app.ts';
+import { loadConfig } from './config.ts';
+import { FakeRuntime } from './runtime/fake-runtime.ts';
+import { SessionManager } from './sessions/session-manager.ts';
+
+export async function testApp(
+  opts: { env?: Record<string, string>; accessToken?: string; labs?: LabDef[] } = {},
+): Promise<{ app: FastifyInstance; runtime: FakeRuntime; sessions: SessionManager }> {
+  const config = loadConfig({
+    PORT: '0',
+    CL_SITE_DIR: '/nonexistent',
+    LOG_LEVEL: 'silent',
+    CL_MAX_SESSIONS: '50',
+    CL_MAX_SESSIONS_PER_CLIENT: '50',
+    CL_CREATE_PER_MINUTE: '100',
+    CL_POOL_SIZE: '0',
+    ...opts.env,
+  });
+  const runtime = new FakeRuntime();
+  const sessions = new SessionManager({
+    runtime,
+    labs: opts.labs ?? [testLab()],
+    instance: 't',
+    limits: {
+      ttlMs: config.sessionTtlMs,
+      maxLifetimeMs: config.sessionMaxLifetimeMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxSessions: config.maxSessions,
+      maxSessionsPerClient: config.maxSessionsPerClient,
+      createPerMinute: config.createPerMinute,
+      engineConcurrency: config.engineConcurrency,
+    },
+  });
+  const app = await buildApp({ config, runtime, sessions, accessToken: opts.accessToken });
+  return { app, runtime, sessions };
+}
