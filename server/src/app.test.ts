@@ -72,7 +72,8 @@ describe('HTTP API (fake runtime, no port)', () => {
       headers: { 'content-type': 'application/json' },
     });
     assert.equal(big.statusCode, 413);
-    assert.equal(big.json().error.code, 'bad_request');
+    assert.equal(big.json().error.code, 'body_too_large');
+    assert.equal(big.json().error.message, 'The request body is too large (at most 16 KiB).');
   });
 
   test('GET/DELETE need the Bearer token; DELETE removes the host before 204', async () => {

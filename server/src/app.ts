@@ -9,17 +9,22 @@ import fastifyCompress from '@fastify/compress';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
-import { z } from 'zod';
-import { accessPlugin, accessPolicy } from './access/access.ts';
+import {
+  accessGuard,
+  accessPolicy,
+  GUESSES_PER_MINUTE,
+  inviteLinkHook,
+  loopbackHostGuard,
+} from './access/access.ts';
 import type { Config } from './config.ts';
-import { AppError, ENGINE_HELP } from './errors.ts';
-import { COMMON_HEADERS, contentSecurityPolicy, inlineScriptHashes } from './http/security-headers.ts';
-import { inspectRoutes } from './inspect/routes.ts';
-import { type OpsDeps, opsPlugin } from './ops/plugin.ts';
+import { AppError, ENGINE_HELP, type ErrorCode, statusOf } from './errors.ts';
+import { COMMON_HEADERS, contentSecurityPolicy, HSTS, inlineScriptHashes } from './http/security-headers.ts';
+import { drainGuard, type OpsDeps, opsPlugin } from './ops/plugin.ts';
+import { labRoutes } from './routes/lab.ts';
 import type { Runtime } from './runtime/runtime.ts';
-import type { Session, SessionManager } from './sessions/session-manager.ts';
-import { CloseCode, MAX_FRAME_BYTES, terminalPath } from './terminal/protocol.ts';
-import { bridge } from './terminal/ws-bridge.ts';
+import { RateLimiter } from './sessions/limits.ts';
+import type { SessionManager } from './sessions/session-manager.ts';
+import { MAX_FRAME_BYTES } from './terminal/protocol.ts';
 
 export interface AppDeps {
   config: Config;
@@ -31,18 +36,37 @@ export interface AppDeps {
   ops?: OpsDeps;
 }
 
-const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
-const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
-const TerminalParams = IdParams.extend({ name: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/) });
-const TerminalQuery = z.object({
-  token: z.string().max(128).optional(),
-  cols: z.coerce.number().int().min(1).max(1000).default(80),
-  rows: z.coerce.number().int().min(1).max(1000).default(24),
-});
+/** Our code and message for a 4xx that Fastify or a plugin raised (by its error code). */
+export function frameworkRefusal(
+  code: string | undefined,
+  status: number,
+): { code: ErrorCode; message: string } {
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'body_too_large', message: 'The request body is too large (at most 16 KiB).' };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return {
+        code: 'unsupported_media_type',
+        message: 'Send a JSON body (Content-Type: application/json).',
+      };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return { code: 'bad_request', message: 'The JSON body is empty; send e.g. {"lab":"processes"}.' };
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { code: 'bad_request', message: 'The body is not valid JSON.' };
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return { code: 'bad_request', message: 'The Content-Length does not match the body.' };
+    default:
+      if (status === 413) return { code: 'body_too_large', message: 'The request is too large.' };
+      if (status === 415) return { code: 'unsupported_media_type', message: 'Send a JSON body.' };
+      return { code: 'bad_request', message: 'The server could not read this request.' };
+  }
+}
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime, sessions, accessToken } = deps;
   const access = accessPolicy(config, accessToken);
+  // The per-client key of quotas, rates and access-code guesses.
+  const clientKey = (ip: string) => ip;
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -70,9 +94,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (err.retryAfter !== undefined) reply.header('Retry-After', String(err.retryAfter));
       return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     }
-    const { statusCode: status, message } = err as { statusCode?: number; message?: string };
+    const { statusCode: status, code } = err as { statusCode?: number; code?: string };
     if (status && status >= 400 && status < 500) {
-      return reply.code(status).send({ error: { code: 'bad_request', message: message ?? 'Bad request.' } });
+      // The framework's own refusals, in our words (its messages name its internals).
+      const ours = frameworkRefusal(code, status);
+      req.log.info({ code, status }, 'request refused');
+      return reply.code(ours.code === 'bad_request' ? status : statusOf(ours.code)).send({ error: ours });
     }
     req.log.error({ err }, 'unhandled error');
     return reply
@@ -96,44 +123,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
 
-  const bearer = (req: FastifyRequest): string | undefined => {
-    const h = req.headers.authorization;
-    if (!h) return undefined;
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
-    return m?.[1];
+  // ---- Access, operations, the API ---------------------------------------------------
+  // Every guard is a hook on the routes it guards (server/src/routes/lab.ts says why).
+
+  const guesses = new RateLimiter(GUESSES_PER_MINUTE, Date.now);
+  const accessOpts = {
+    policy: access,
+    guesses,
+    clientKey: (req: FastifyRequest) => clientKey(req.ip),
+    onRefused: (r: 'missing' | 'wrong' | 'guessing') => deps.ops?.metrics.accessRefused(r),
   };
+  if (access.mode === 'local') app.addHook('onRequest', loopbackHostGuard());
 
-  const parse = <T>(schema: z.ZodType<T>, value: unknown, what: string): T => {
-    const r = schema.safeParse(value);
-    if (!r.success) {
-      const first = r.error.issues[0];
-      const where = first?.path.length ? `${first.path.join('.')}: ` : '';
-      throw new AppError('bad_request', `Invalid ${what}: ${where}${first?.message ?? 'malformed'}`);
-    }
-    return r.data;
-  };
-
-  const sessionView = (s: Session) => ({
-    id: s.id,
-    lab: s.lab.id,
-    createdAt: new Date(s.createdAt).toISOString(),
-    expiresAt: new Date(s.expiresAt).toISOString(),
-    terminals: s.lab.terminals.map((t) => ({
-      name: t.name,
-      title: t.title,
-      url: terminalPath(s.id, t.name),
-    })),
-  });
-
-  // ---- Access (code and local modes) and operations: server/src/access/, server/src/ops/
-
-  await app.register(accessPlugin, { policy: access, onRefused: (r) => deps.ops?.metrics.accessRefused(r) });
   if (deps.ops) {
     const tokens = { metricsToken: config.metricsToken, adminToken: config.adminToken };
     await app.register(opsPlugin, { ...deps.ops, sessions, runtime, ...tokens });
   }
-
-  // ---- API ---------------------------------------------------------------------------
 
   app.get('/api/v1/health', async () => {
     const engine = await runtime.info();
@@ -163,87 +168,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     })),
   }));
 
-  app.post('/api/v1/sessions', async (req, reply) => {
-    if (!req.body || typeof req.body !== 'object') {
-      throw new AppError('bad_request', 'Send a JSON body like {"lab":"processes"}.');
-    }
-    const body = parse(CreateBody, req.body, 'request body');
-    const { session, token } = await sessions.create(body.lab, req.ip);
-    return reply.code(201).send({ ...sessionView(session), token });
+  await app.register(labRoutes, {
+    config,
+    runtime,
+    sessions,
+    accessGuard: accessGuard(accessOpts),
+    drainGuard: deps.ops ? drainGuard(deps.ops) : undefined,
+    clientKey,
   });
-
-  app.get('/api/v1/sessions/:id', async (req) => {
-    const { id } = parse(IdParams, req.params, 'session id');
-    return sessionView(sessions.authorize(id, bearer(req)));
-  });
-
-  app.post('/api/v1/sessions/:id/extend', async (req) => {
-    const { id } = parse(IdParams, req.params, 'session id');
-    const s = sessions.authorize(id, bearer(req));
-    sessions.extend(s);
-    return sessionView(s);
-  });
-
-  app.delete('/api/v1/sessions/:id', async (req, reply) => {
-    const { id } = parse(IdParams, req.params, 'session id');
-    const s = sessions.authorize(id, bearer(req));
-    await sessions.remove(s, 'stopped');
-    return reply.code(204).send();
-  });
-
-  await app.register(inspectRoutes, { runtime, sessions, bearer });
-
-  // ---- Terminals ---------------------------------------------------------------------
-
-  const ownOrigins = (req: FastifyRequest): string[] => {
-    const host = req.headers.host;
-    const own = host ? [`http://${host}`, `https://${host}`] : [];
-    // Behind a trusted proxy the public origin is in X-Forwarded-Proto/-Host.
-    if (config.trustProxy) own.push(`${req.protocol}://${req.host}`);
-    return own;
-  };
-
-  app.get(
-    '/api/v1/sessions/:id/terminals/:name',
-    {
-      websocket: true,
-      preValidation: async (req) => {
-        const origin = req.headers.origin;
-        if (origin && !ownOrigins(req).includes(origin) && !config.allowedOrigins.includes(origin)) {
-          req.log.warn({ origin }, 'terminal refused: foreign origin');
-          throw new AppError('forbidden', 'This origin may not open terminals.');
-        }
-        const { id, name } = parse(TerminalParams, req.params, 'terminal');
-        const q = parse(TerminalQuery, req.query, 'query');
-        const s = sessions.authorize(id, q.token);
-        if (!s.lab.terminals.some((t) => t.name === name)) {
-          throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${name}".`);
-        }
-      },
-    },
-    async (socket, req) => {
-      const { id, name } = TerminalParams.parse(req.params);
-      const q = TerminalQuery.parse(req.query);
-      let s: Session;
-      try {
-        s = sessions.authorize(id, q.token);
-        const term = await sessions.terminal(s, name, { cols: q.cols, rows: q.rows });
-        if (socket.readyState !== socket.OPEN) return;
-        bridge(socket, term, req.log);
-      } catch (err) {
-        const e =
-          err instanceof AppError
-            ? err
-            : new AppError('internal', 'Could not open the terminal.', { cause: err });
-        req.log.warn({ code: e.code, cause: String(e.cause ?? '') }, `terminal refused: ${e.message}`);
-        if (socket.readyState === socket.OPEN) {
-          socket.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
-          const code = e.code === 'session_ended' || e.code === 'not_found' ? CloseCode.sessionEnded : 1011;
-          socket.close(code, e.message.slice(0, 120));
-        }
-      }
-    },
-  );
 
   // Unknown API paths answer JSON, not the site's 404 page.
   app.all('/api/*', async (req) => {
@@ -255,8 +187,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Security headers on every reply; the CSP on pages (it lists the build's inline scripts
   // by hash, read once here: restart the server after a new build).
   const csp = contentSecurityPolicy(existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : []);
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', async (req, reply, payload) => {
     for (const [k, v] of Object.entries(COMMON_HEADERS)) reply.header(k, v);
+    // Served over TLS (at a trusted proxy that says so in X-Forwarded-Proto): browsers
+    // should never try plain HTTP for this site again, where an invite code would travel
+    // in the clear.
+    if (req.protocol === 'https') reply.header('strict-transport-security', HSTS);
     const type = reply.getHeader('content-type');
     if (typeof type === 'string' && type.startsWith('text/html'))
       reply.header('content-security-policy', csp);
@@ -275,12 +211,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     app.addHook('onRequest', async (req) => {
       if (/\.(pagefind|pf_[a-z]+)$/.test(req.url.split('?')[0]!)) req.headers['x-no-compression'] = '1';
     });
-    await app.register(fastifyStatic, {
-      root: config.siteDir,
-      redirect: true,
-      index: ['index.html'],
-      wildcard: true,
-    });
     const notFound = join(config.siteDir, '404.html');
     app.setNotFoundHandler((_req, reply) => {
       if (existsSync(notFound)) return reply.code(404).type('text/html').sendFile('404.html');
@@ -288,10 +218,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     });
   } else {
     app.log.warn({ siteDir: config.siteDir }, 'no built site: run `npm run build`; serving the API only');
-    app.get('/', async (_req, reply) =>
-      reply.type('text/plain').send('Container Labs API. The site is not built: run `npm run build`.\n'),
-    );
   }
+  // The site's pages in a context of their own, with the invite-link hook on them.
+  await app.register(async (site) => {
+    site.addHook('onRequest', inviteLinkHook(accessOpts));
+    if (existsSync(config.siteDir)) {
+      await site.register(fastifyStatic, {
+        root: config.siteDir,
+        redirect: true,
+        index: ['index.html'],
+        wildcard: true,
+      });
+    } else {
+      site.get('/*', async (req, reply) => {
+        if (req.url.split('?')[0] !== '/')
+          throw new AppError('not_found', 'Not found (the site is not built).');
+        return reply
+          .type('text/plain')
+          .send('Container Labs API. The site is not built: run `npm run build`.\n');
+      });
+    }
+  });
 
   return app;
 }

@@ -2,9 +2,12 @@
  * Typed errors with a code. The HTTP status and WebSocket close code of each code are
  * decided here and nowhere else.
  */
+import { CloseCode } from './terminal/protocol.ts';
 
 export type ErrorCode =
   | 'bad_request'
+  | 'body_too_large'
+  | 'unsupported_media_type'
   | 'bad_token'
   | 'forbidden'
   | 'unknown_lab'
@@ -18,6 +21,8 @@ export type ErrorCode =
 
 const httpStatus: Record<ErrorCode, number> = {
   bad_request: 400,
+  body_too_large: 413,
+  unsupported_media_type: 415,
   bad_token: 401,
   forbidden: 403,
   unknown_lab: 404,
@@ -47,6 +52,31 @@ export class AppError extends Error {
 
 export function statusOf(code: ErrorCode): number {
   return httpStatus[code];
+}
+
+/**
+ * The close code a terminal socket gets when the error ends it after the upgrade (a browser
+ * cannot read the HTTP status of a refused upgrade, so refusals that a page must explain
+ * are sent this way: server/src/terminal/protocol.ts lists the codes).
+ */
+export function closeCodeOf(code: ErrorCode): number {
+  switch (code) {
+    case 'bad_token':
+      return CloseCode.badToken;
+    case 'forbidden':
+      return CloseCode.forbiddenOrigin;
+    case 'not_found':
+    case 'unknown_lab':
+      return CloseCode.notFound;
+    case 'session_ended':
+      return CloseCode.sessionEnded;
+    case 'bad_request':
+    case 'body_too_large':
+    case 'unsupported_media_type':
+      return CloseCode.policy;
+    default:
+      return CloseCode.internal;
+  }
 }
 
 export const ENGINE_HELP =

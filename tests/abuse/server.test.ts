@@ -457,7 +457,7 @@ describe('server under abuse (real server, real engine)', () => {
     assert.equal((await post('{"lab":"processes","extra":1}')).status, 400);
     assert.equal((await post('{"lab":"../../etc/passwd"}')).status, 404);
     assert.equal((await post('lab=processes', 'application/x-www-form-urlencoded')).status, 415);
-    assert.equal((await big.json()).error.code, 'bad_request');
+    assert.equal((await big.json()).error.code, 'body_too_large');
   });
 
   test('session caps and creation rate: 429 with Retry-After, 503 when full, no race', async () => {

@@ -106,10 +106,14 @@ export interface SessionInfo {
   terminals: { name: string; title: string; url: string }[];
 }
 
-export async function createSession(base: string, lab: string): Promise<SessionInfo> {
+export async function createSession(
+  base: string,
+  lab: string,
+  headers: Record<string, string> = {},
+): Promise<SessionInfo> {
   const r = await fetch(`${base}/api/v1/sessions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ lab }),
   });
   const body = await r.json();
@@ -159,13 +163,13 @@ export class TermClient {
     base: string,
     s: SessionInfo,
     name: string,
-    opts: { cols?: number; rows?: number } = {},
+    opts: { cols?: number; rows?: number; headers?: Record<string, string> } = {},
   ): Promise<TermClient> {
     const t = s.terminals.find((x) => x.name === name);
     if (!t) throw new Error(`no terminal ${name}`);
     const url = `${base.replace(/^http/, 'ws')}${t.url}?token=${s.token}&cols=${opts.cols ?? 160}&rows=${opts.rows ?? 50}`;
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, { headers: opts.headers });
       const c = new TermClient(ws);
       ws.once('open', () => resolve(c));
       ws.once('unexpected-response', (_q, res) => reject(new Error(`HTTP ${res.statusCode}`)));

@@ -7,10 +7,11 @@ import {
   accessCookie,
   accessPolicy,
   checkAccess,
-  isLabPath,
+  isLoopbackHost,
   readCookie,
   refusalMessage,
   sameSecret,
+  sameSitePath,
 } from './access.ts';
 import { assertOperator, isDirectLocal, isLoopbackAddress } from './operator.ts';
 
@@ -61,12 +62,41 @@ describe('access policy (pure)', () => {
     assert.doesNotMatch(accessCookie({ mode: 'local', secret: 't' }, false), /Max-Age|Secure/);
   });
 
-  test('lab paths and secrets', () => {
-    assert.ok(isLabPath('/api/v1/sessions'));
-    assert.ok(isLabPath('/api/v1/sessions/abc/terminals/host'));
-    assert.ok(!isLabPath('/api/v1/sessionsx'));
-    assert.ok(!isLabPath('/api/v1/health'));
-    assert.ok(!isLabPath('/api/v1/labs'));
+  test('loopback Host values (local mode) and same-site redirect paths', () => {
+    for (const h of [
+      '127.0.0.1',
+      '127.0.0.1:4321',
+      'localhost:80',
+      'LOCALHOST',
+      '[::1]:4321',
+      '[::1]',
+      '127.9.8.7',
+    ])
+      assert.ok(isLoopbackHost(h), h);
+    for (const h of [
+      undefined,
+      '',
+      'evil.example',
+      'evil.example:4321',
+      '127.0.0.1.evil.example',
+      'localhost.evil.example',
+      '0x7f.1',
+      '2130706433',
+      '[::2]',
+      '[::ffff:127.0.0.1]',
+      '::1',
+      '127.0.0.1:4321:1',
+      '127.0.0.1 evil',
+    ])
+      assert.ok(!isLoopbackHost(h), String(h));
+    assert.equal(sameSitePath('/'), '/');
+    assert.equal(sameSitePath('/02-why/'), '/02-why/');
+    assert.equal(sameSitePath('//evil.com'), '/evil.com');
+    assert.equal(sameSitePath('/\\evil.com'), '/evil.com');
+    assert.equal(sameSitePath('\\/evil.com'), '/evil.com');
+  });
+
+  test('secrets compare in constant time', () => {
     assert.ok(sameSecret('a', 'a'));
     assert.ok(!sameSecret('a', 'ab'));
     assert.ok(!sameSecret(undefined, 'a'));

@@ -12,8 +12,9 @@
  * origin or the loopback-only admin API.)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { AppError } from '../errors.ts';
+import type { RateLimiter } from '../sessions/limits.ts';
 
 export type AccessMode = 'open' | 'code' | 'local';
 
@@ -58,11 +59,6 @@ export function readCookie(header: string | undefined, name: string): string | u
   return undefined;
 }
 
-/** Paths whose requests need the credential: the session API and terminal sockets. */
-export function isLabPath(pathname: string): boolean {
-  return pathname === '/api/v1/sessions' || pathname.startsWith('/api/v1/sessions/');
-}
-
 export type AccessVerdict = { ok: true } | { ok: false; reason: 'missing' | 'wrong'; message: string };
 
 /** The decision for one lab request, given the credential it carries (pure). */
@@ -103,43 +99,115 @@ export function credentialOf(req: FastifyRequest): string | undefined {
   return readCookie(req.headers.cookie, ACCESS_COOKIE) ?? (typeof header === 'string' ? header : undefined);
 }
 
-export interface AccessPluginOptions {
+/** Wrong codes a client may send per minute before every attempt is refused for a while. */
+export const GUESSES_PER_MINUTE = 10;
+
+/** What the access hooks need besides the policy. */
+export interface AccessHookOptions {
   policy: AccessPolicy;
-  /** Told about each refused lab request (metrics). */
-  onRefused?: (reason: 'missing' | 'wrong') => void;
+  /** Wrong credentials per client (a token bucket): guessing stops when it is empty. */
+  guesses: RateLimiter;
+  /** The per-client key of a request (its address, IPv6 by /64). */
+  clientKey(req: FastifyRequest): string;
+  /** Told about each refused request (metrics). */
+  onRefused?: (reason: 'missing' | 'wrong' | 'guessing') => void;
 }
 
 /**
- * Registers the access check as a root-level hook (not encapsulated): invite links on
- * page GETs set the cookie and redirect to the same page without the code; lab paths
- * without the right credential are refused before any route (or WebSocket upgrade) runs.
+ * Checks a credential: refused at once (429) while the client has used up its wrong
+ * guesses, else compared; a wrong one costs a guess. A missing one costs nothing.
  */
-export async function accessPlugin(app: FastifyInstance, opts: AccessPluginOptions): Promise<void> {
-  const { policy, onRefused } = opts;
-  if (policy.mode === 'open' || policy.secret === undefined) return;
-  app.addHook('onRequest', async (req, reply) => {
+function verify(opts: AccessHookOptions, req: FastifyRequest, given: string | undefined): void {
+  const { policy, guesses } = opts;
+  const key = opts.clientKey(req);
+  const wait = guesses.peek(key);
+  if (wait > 0) {
+    opts.onRefused?.('guessing');
+    req.log.info({ reason: 'guessing' }, 'lab request refused: access');
+    throw new AppError(
+      'rate_limited',
+      `Too many wrong access codes from your address; try again in ${wait} s.`,
+      {
+        retryAfter: wait,
+      },
+    );
+  }
+  const v = checkAccess(policy, given);
+  if (v.ok) return;
+  if (v.reason === 'wrong') guesses.take(key);
+  opts.onRefused?.(v.reason);
+  req.log.info({ reason: v.reason }, 'lab request refused: access');
+  throw new AppError('bad_token', v.message);
+}
+
+/**
+ * The access check of the lab routes (sessions, terminals, inspection). WARNING: register it
+ * as a hook of the encapsulated context that holds those routes, never as a root hook that
+ * looks at the URL: the router decodes escapes (`/api/v1/%73essions` is `/api/v1/sessions`)
+ * and only the route it matched says what a request is.
+ */
+export function accessGuard(opts: AccessHookOptions): onRequestAsyncHookHandler {
+  return async (req) => {
+    if (opts.policy.mode === 'open' || opts.policy.secret === undefined) return;
+    verify(opts, req, credentialOf(req));
+  };
+}
+
+/**
+ * Invite links on the site's pages (`/any/page?access=<code>`): a valid code becomes the
+ * cookie and the reader is sent to the same page without it. Registered on the site's
+ * routes only. The redirect stays on this site: the path is reduced to one leading slash,
+ * since `//host` or `/\host` in a Location header would leave it.
+ */
+export function inviteLinkHook(opts: AccessHookOptions): onRequestAsyncHookHandler {
+  return async (req, reply) => {
+    if (opts.policy.mode === 'open' || opts.policy.secret === undefined) return;
+    if (req.method !== 'GET' && req.method !== 'HEAD') return;
     const url = new URL(req.url, 'http://x');
     const offered = url.searchParams.get(ACCESS_PARAM);
-    if (offered !== null && req.method === 'GET' && !url.pathname.startsWith('/api/')) {
-      const v = checkAccess(policy, offered);
-      if (!v.ok) throw new AppError('bad_token', v.message);
-      url.searchParams.delete(ACCESS_PARAM);
-      reply.header('Set-Cookie', accessCookie(policy, req.protocol === 'https'));
-      return reply.redirect(url.pathname + url.search, 303);
-    }
-    if (isLabPath(url.pathname)) {
-      const v = checkAccess(policy, credentialOf(req));
-      if (!v.ok) {
-        onRefused?.(v.reason);
-        req.log.info({ reason: v.reason, path: url.pathname }, 'lab request refused: access');
-        throw new AppError('bad_token', v.message);
-      }
-    }
-  });
+    if (offered === null) return;
+    verify(opts, req, offered);
+    url.searchParams.delete(ACCESS_PARAM);
+    reply.header('Set-Cookie', accessCookie(opts.policy, req.protocol === 'https'));
+    reply.header('cache-control', 'no-store');
+    return reply.redirect(sameSitePath(url.pathname) + url.search, 303);
+  };
 }
-// Hooks must reach the app's own routes: opt out of Fastify's plugin encapsulation (what
-// the fastify-plugin package does).
-Object.assign(accessPlugin, { [Symbol.for('skip-override')]: true });
+
+/**
+ * A request path (already resolved by URL: no `.`/`..` segments) reduced to something a
+ * Location header cannot turn into another host.
+ */
+export function sameSitePath(path: string): string {
+  return `/${path.replace(/^[/\\]+/, '')}`;
+}
+
+/** Host header values that name this machine: `localhost`, 127.0.0.0/8, `[::1]`, with a port or not. */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (!host) return false;
+  const m = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d{1,5}))?$/.exec(host.trim().toLowerCase());
+  if (!m) return false;
+  const name = m[1] ?? m[2]!;
+  if (m[1] !== undefined) return name === '::1';
+  return name === 'localhost' || /^127\.(?:\d{1,3})\.(?:\d{1,3})\.(?:\d{1,3})$/.test(name);
+}
+
+/**
+ * Local mode only: a real shell is behind this server, so it answers only requests
+ * addressed to this machine. A page on another site that re-points its own name at
+ * 127.0.0.1 (DNS rebinding) sends its own name as Host: refused, on every route.
+ */
+export function loopbackHostGuard(): onRequestAsyncHookHandler {
+  return async (req) => {
+    if (isLoopbackHost(req.headers.host)) return;
+    const host = String(req.headers.host ?? '').slice(0, 100);
+    req.log.warn({ host }, 'refused: not a loopback Host in local mode');
+    throw new AppError(
+      'forbidden',
+      'This server runs in local mode and answers only requests for 127.0.0.1 or localhost.',
+    );
+  };
+}
 
 /** The policy for a server: local mode's generated token, else the configured code. */
 export function accessPolicy(

@@ -58,3 +58,6 @@ export const COMMON_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'cross-origin-resource-policy': 'same-origin',
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()',
 });
+
+/** Strict-Transport-Security for replies served over TLS: a year, this host only. */
+export const HSTS = 'max-age=31536000';

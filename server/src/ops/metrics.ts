@@ -123,7 +123,7 @@ export class Metrics {
     });
     this.#accessRefused = new Counter({
       name: 'containerlabs_access_refused_total',
-      help: 'Lab requests refused for a missing or wrong access code (code and local modes).',
+      help: 'Lab requests refused for a missing or wrong access code, or for too many wrong ones (code and local modes).',
       labelNames: ['reason'],
       registers: [r],
     });
@@ -156,7 +156,7 @@ export class Metrics {
     this.#refused.inc({ reason });
   }
 
-  accessRefused(reason: 'missing' | 'wrong'): void {
+  accessRefused(reason: 'missing' | 'wrong' | 'guessing'): void {
     this.#accessRefused.inc({ reason });
     this.#refused.inc({ reason: 'access' });
   }

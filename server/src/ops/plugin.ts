@@ -1,10 +1,11 @@
 /**
- * The operator's routes and hooks, registered by app.ts in one line:
+ * The operator's routes, registered by app.ts in one line (each checks the operator's
+ * token, or a direct loopback request, on the route the router matched):
  *   GET /metrics                          Prometheus text (CL_METRICS_TOKEN, else loopback)
  *   GET/DELETE /api/v1/admin/sessions…    the admin API (CL_ADMIN_TOKEN, else loopback)
- *   a hook refusing new sessions while the server drains (503 + Retry-After)
+ * and the drain's guard, which the session routes put on their create route.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import { z } from 'zod';
 import { assertOperator } from '../access/operator.ts';
 import { AppError } from '../errors.ts';
@@ -32,14 +33,6 @@ const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
 export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): Promise<void> {
   const { metrics, drain, sessions, runtime } = opts;
   const now = opts.now ?? Date.now;
-
-  app.addHook('onRequest', async (req) => {
-    if (!drain.active || req.method !== 'POST' || req.url.split('?')[0] !== '/api/v1/sessions') return;
-    metrics.refused('draining');
-    throw new AppError('out_of_capacity', 'This lab server is shutting down; try again in a minute.', {
-      retryAfter: drain.retryAfterSeconds(),
-    });
-  });
 
   app.get('/metrics', async (req, reply) => {
     assertOperator(req, opts.metricsToken, '/metrics', 'CL_METRICS_TOKEN');
@@ -77,5 +70,13 @@ export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): P
     return reply.code(204).send();
   });
 }
-// The drain hook must see the app's own routes: opt out of encapsulation.
-Object.assign(opsPlugin, { [Symbol.for('skip-override')]: true });
+/** Refuses a new session while the server drains (503 + Retry-After); a route hook. */
+export function drainGuard(deps: OpsDeps): onRequestAsyncHookHandler {
+  return async () => {
+    if (!deps.drain.active) return;
+    deps.metrics.refused('draining');
+    throw new AppError('out_of_capacity', 'This lab server is shutting down; try again in a minute.', {
+      retryAfter: deps.drain.retryAfterSeconds(),
+    });
+  };
+}

@@ -13,17 +13,32 @@ export class RateLimiter {
 
   /** Take one token; returns 0 if allowed, else the seconds until one is available. */
   take(key: string): number {
-    const now = this.#now();
-    const rate = this.#perMinute / 60_000;
-    const b = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
-    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * rate);
-    b.at = now;
-    this.#buckets.set(key, b);
+    const b = this.#refill(key);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return 0;
     }
-    return Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000));
+    return this.#waitFor(b);
+  }
+
+  /** Like take(), without taking: 0 if a token is there, else the seconds until one is. */
+  peek(key: string): number {
+    if (!this.#buckets.has(key)) return 0;
+    const b = this.#refill(key);
+    return b.tokens >= 1 ? 0 : this.#waitFor(b);
+  }
+
+  #refill(key: string): { tokens: number; at: number } {
+    const now = this.#now();
+    const b = this.#buckets.get(key) ?? { tokens: this.#perMinute, at: now };
+    b.tokens = Math.min(this.#perMinute, b.tokens + (now - b.at) * (this.#perMinute / 60_000));
+    b.at = now;
+    this.#buckets.set(key, b);
+    return b;
+  }
+
+  #waitFor(b: { tokens: number }): number {
+    return Math.max(1, Math.ceil((1 - b.tokens) / (this.#perMinute / 60_000) / 1000));
   }
 
   /** Forget buckets that are full again. */

@@ -24,7 +24,11 @@ export const LOW_WATER = 128 * 1024;
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
+  /** A request the server will not serve (malformed terminal name or query). */
+  policy: 1008,
   tooBig: 1009,
+  /** The server failed (the engine did not answer); a reconnect may work. */
+  internal: 1011,
   /** The session ended (stopped, expired, reaped); do not reconnect. */
   sessionEnded: 4000,
   /** Missing or wrong token. */

@@ -1,0 +1,60 @@
+/**
+ * The session API: start a lab, read, extend and end a session. Registered inside the lab
+ * context (routes/lab.ts), whose hooks have already checked the access code.
+ *
+ *   POST   /api/v1/sessions               {"lab"} → 201 the session and its token
+ *   GET    /api/v1/sessions/:id           Bearer → the session
+ *   POST   /api/v1/sessions/:id/extend    Bearer → the session with a later expiry
+ *   DELETE /api/v1/sessions/:id           Bearer → 204 once its lab host is gone
+ */
+import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
+import { z } from 'zod';
+import { AppError } from '../errors.ts';
+import type { SessionManager } from '../sessions/session-manager.ts';
+import { bearer, parse, SessionParams, sessionView } from './common.ts';
+
+const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
+
+export interface SessionRoutesOptions {
+  sessions: SessionManager;
+  /** Refuses new sessions while the server drains (a hook on the create route only). */
+  drainGuard?: onRequestAsyncHookHandler;
+  /** The per-client key of a request (quotas and rates). */
+  clientKey(ip: string): string;
+}
+
+export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOptions): Promise<void> {
+  const { sessions } = opts;
+
+  app.post(
+    '/api/v1/sessions',
+    { onRequest: opts.drainGuard ? [opts.drainGuard] : [] },
+    async (req, reply) => {
+      if (!req.body || typeof req.body !== 'object') {
+        throw new AppError('bad_request', 'Send a JSON body like {"lab":"processes"}.');
+      }
+      const body = parse(CreateBody, req.body, 'request body');
+      const { session, token } = await sessions.create(body.lab, opts.clientKey(req.ip));
+      return reply.code(201).send({ ...sessionView(session), token });
+    },
+  );
+
+  app.get('/api/v1/sessions/:id', async (req) => {
+    const { id } = parse(SessionParams, req.params, 'session id');
+    return sessionView(sessions.authorize(id, bearer(req)));
+  });
+
+  app.post('/api/v1/sessions/:id/extend', async (req) => {
+    const { id } = parse(SessionParams, req.params, 'session id');
+    const s = sessions.authorize(id, bearer(req));
+    sessions.extend(s);
+    return sessionView(s);
+  });
+
+  app.delete('/api/v1/sessions/:id', async (req, reply) => {
+    const { id } = parse(SessionParams, req.params, 'session id');
+    const s = sessions.authorize(id, bearer(req));
+    await sessions.remove(s, 'stopped');
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,323 @@
+/**
+ * Guards hold on every spelling of every protected route, in every access mode (real server,
+ * real engine). For each guarded request whose plain spelling is refused (no access code, no
+ * session token, a foreign Origin, a request relayed by a proxy to an operator route, a new
+ * session while the server drains, a foreign Host in local mode), every other spelling of
+ * its path (percent-escapes of each character in upper and lower case, doubled and trailing
+ * slashes, `.`/`..` segments, `;` parameters, case changes) and the methods HEAD and OPTIONS
+ * must be refused as well: no 2xx, no terminal attached, no container created.
+ *
+ * Requests are sent byte for byte over TCP (tests/abuse/raw-http.ts), so nothing on the
+ * client side normalises them first.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import {
+  createSession,
+  labContainers,
+  type RunningServer,
+  type SessionInfo,
+  startServer,
+  TermClient,
+} from '../support/server.ts';
+import { type RawReply, type RawRequest, rawRequest } from './raw-http.ts';
+import { spellings } from './spellings.ts';
+import { removeInstanceContainers } from './support.ts';
+
+after(() => {
+  console.log(`\n--- guarded requests: ${sent.requests} sent in ${(sent.ms / 1000).toFixed(1)} s ---\n`);
+});
+
+const CODE = 'paths-code-2026';
+const EVIL = 'http://evil.example';
+
+type Mode = 'open' | 'code' | 'local';
+
+interface Case {
+  /** What the plain spelling meets. */
+  guard: string;
+  method: string;
+  path: string;
+  query?: string;
+  headers?: Record<string, string>;
+  body?: string;
+  upgrade?: boolean;
+}
+
+/** A refusal: no 2xx, and an accepted upgrade must close before the terminal says anything. */
+function passed(r: RawReply): boolean {
+  if (r.status >= 200 && r.status < 300) return true;
+  if (r.status === 101) return r.ws?.kind === 'text';
+  return false;
+}
+
+function describeReply(r: RawReply): string {
+  if (r.status === 101) return `101 then ${r.ws?.kind === 'close' ? `close ${r.ws.code}` : r.ws?.kind}`;
+  return String(r.status);
+}
+
+async function inBatches<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = [];
+  for (let i = 0; i < items.length; i += n) out.push(...(await Promise.all(items.slice(i, i + n).map(fn))));
+  return out;
+}
+
+/**
+ * Sends the plain spelling (it must be refused), then every spelling × method; returns the
+ * ones that got through.
+ */
+/** Requests sent by tryAll, for the figures printed at the end. */
+const sent = { requests: 0, ms: 0 };
+
+async function tryAll(port: number, c: Case): Promise<string[]> {
+  const t0 = performance.now();
+  const req = (method: string, path: string): RawRequest => ({
+    method,
+    target: path + (c.query ?? ''),
+    headers: { ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}), ...c.headers },
+    // A body only where the method carries one.
+    body: method === c.method ? c.body : undefined,
+    upgrade: c.upgrade && method === 'GET',
+  });
+  const plain = await rawRequest(port, req(c.method, c.path));
+  assert.ok(
+    !passed(plain),
+    `premise: the plain ${c.method} ${c.path} (${c.guard}) must be refused, got ${describeReply(plain)}`,
+  );
+  const attempts: { method: string; path: string; note: string }[] = [];
+  for (const m of new Set([c.method, 'HEAD', 'OPTIONS'])) {
+    if (m !== c.method) attempts.push({ method: m, path: c.path, note: 'plain path' });
+    for (const s of spellings(c.path)) attempts.push({ method: m, path: s.path, note: s.note });
+  }
+  const got = await inBatches(attempts, 16, async (a) => ({
+    a,
+    r: await rawRequest(port, req(a.method, a.path)),
+  }));
+  sent.requests += attempts.length + 1;
+  sent.ms += performance.now() - t0;
+  return got
+    .filter(({ r }) => passed(r))
+    .map(({ a, r }) => `${a.method} ${a.path} (${a.note}) → ${describeReply(r)} [${c.guard}]`);
+}
+
+/** Every guarded request of a live session in `mode`. `cred` unlocks the access check. */
+function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, port: number): Case[] {
+  const id = s.id;
+  const bearer = { authorization: `Bearer ${s.token}` };
+  const sessionRoutes: Omit<Case, 'guard'>[] = [
+    { method: 'GET', path: `/api/v1/sessions/${id}` },
+    { method: 'POST', path: `/api/v1/sessions/${id}/extend` },
+    { method: 'GET', path: `/api/v1/sessions/${id}/processes` },
+    { method: 'GET', path: `/api/v1/sessions/${id}/cgroup` },
+    { method: 'GET', path: `/api/v1/sessions/${id}/checks` },
+    { method: 'POST', path: `/api/v1/sessions/${id}/checks/sleep-host-pid`, body: '{"answer":"1"}' },
+    // Last: a DELETE that got through would end the session the other cases use.
+    { method: 'DELETE', path: `/api/v1/sessions/${id}` },
+  ];
+  const terminal = `/api/v1/sessions/${id}/terminals/host`;
+  const ownOrigin = { origin: `http://127.0.0.1:${port}` };
+  const out: Case[] = [];
+  if (mode !== 'open') {
+    // The access code (code) or start-up token (local): nothing else is missing.
+    out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions', body: '{"lab":"processes"}' });
+    out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions/', body: '{"lab":"processes"}' });
+    for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'access', ...r, headers: bearer });
+    out.push({
+      guard: 'access',
+      method: 'GET',
+      path: terminal,
+      query: `?token=${s.token}`,
+      headers: ownOrigin,
+      upgrade: true,
+    });
+  }
+  // The session token (with the access credential, where one is needed).
+  for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'token', ...r, headers: cred });
+  out.push({
+    guard: 'token',
+    method: 'GET',
+    path: terminal,
+    headers: { ...cred, ...ownOrigin },
+    upgrade: true,
+  });
+  out.push({
+    guard: 'token',
+    method: 'GET',
+    path: terminal,
+    query: '?token=AAAAAAAAAAAAAAAAAAAAAA',
+    headers: { ...cred, ...ownOrigin },
+    upgrade: true,
+  });
+  // A foreign page's socket: everything right but the Origin.
+  out.push({
+    guard: 'origin',
+    method: 'GET',
+    path: terminal,
+    query: `?token=${s.token}`,
+    headers: { ...cred, origin: EVIL },
+    upgrade: true,
+  });
+  // Operator routes answer direct loopback requests only; a relayed one must be refused.
+  const relayed = { 'x-forwarded-for': '203.0.113.7' };
+  out.push({ guard: 'operator', method: 'GET', path: '/metrics', headers: relayed });
+  out.push({ guard: 'operator', method: 'GET', path: '/api/v1/admin/sessions', headers: relayed });
+  out.push({ guard: 'operator', method: 'DELETE', path: `/api/v1/admin/sessions/${id}`, headers: relayed });
+  for (const r of sessionRoutes.slice(-1)) {
+    if (mode !== 'open') out.push({ guard: 'access', ...r, headers: bearer });
+    out.push({ guard: 'token', ...r, headers: cred });
+  }
+  return out;
+}
+
+async function adminSessionCount(srv: RunningServer): Promise<number> {
+  const r = await fetch(`${srv.base}/api/v1/admin/sessions`);
+  assert.equal(r.status, 200);
+  return ((await r.json()) as { sessions: unknown[] }).sessions.length;
+}
+
+/** Local mode prints its token in the start-up link. */
+function localToken(srv: RunningServer): string {
+  const m = /\?access=([A-Za-z0-9_-]+)/.exec(srv.logs());
+  assert.ok(m, `no access link in the local-mode start-up output:\n${srv.logs()}`);
+  return m[1]!;
+}
+
+for (const mode of ['open', 'code', 'local'] as const) {
+  describe(`${mode} mode: every spelling of every protected route meets its guard`, () => {
+    const instance = `abuse-paths-${mode}-${process.pid}`;
+    let srv: RunningServer;
+    let s: SessionInfo;
+    let cred: Record<string, string> = {};
+
+    before(async () => {
+      srv = await startServer({
+        CL_INSTANCE: instance,
+        CL_POOL_SIZE: '0',
+        CL_CREATE_PER_MINUTE: '1000',
+        CL_MAX_SESSIONS_PER_CLIENT: '20',
+        ...(mode === 'code' ? { CL_MODE: 'code', CL_ACCESS_CODE: CODE } : {}),
+        ...(mode === 'local' ? { CL_MODE: 'local' } : {}),
+      });
+      if (mode === 'code') cred = { 'x-access-token': CODE };
+      if (mode === 'local') cred = { 'x-access-token': localToken(srv) };
+      s = await createSession(srv.base, 'processes', cred);
+    });
+
+    after(async () => {
+      if (srv) await srv.stop();
+      await removeInstanceContainers(instance);
+    });
+
+    test('no spelling or method gets past a guard the plain spelling meets', async () => {
+      const leaks: string[] = [];
+      let tried = 0;
+      for (const c of cases(mode, s, cred, srv.port)) {
+        leaks.push(...(await tryAll(srv.port, c)));
+        tried++;
+      }
+      assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests got past a guard`);
+      assert.ok(tried >= 10, `only ${tried} guarded requests tried`);
+      // Nothing was created or ended behind a guard's back.
+      assert.equal(await adminSessionCount(srv), 1);
+      assert.equal((await labContainers(instance)).length, 1);
+      const t = await TermClient.open(srv.base, s, 'host', { headers: cred });
+      try {
+        await t.ready();
+      } finally {
+        await t.close();
+      }
+      assert.equal(srv.proc.exitCode, null);
+    });
+  });
+}
+
+describe('draining: no spelling of POST /api/v1/sessions starts a session', () => {
+  const instance = `abuse-paths-drain-${process.pid}`;
+  let srv: RunningServer;
+
+  before(async () => {
+    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0', CL_DRAIN_GRACE: '120s' });
+  });
+  after(async () => {
+    if (srv) await srv.stop('SIGKILL');
+    await removeInstanceContainers(instance);
+  });
+
+  test('every spelling and method is refused while the server drains', async () => {
+    const s = await createSession(srv.base, 'processes');
+    // An open terminal makes the drain wait its grace period.
+    const t = await TermClient.open(srv.base, s, 'host');
+    await t.ready();
+    srv.proc.kill('SIGTERM');
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const r = await rawRequest(srv.port, {
+        method: 'POST',
+        target: '/api/v1/sessions',
+        headers: { 'content-type': 'application/json' },
+        body: '{"lab":"processes"}',
+      });
+      if (r.status === 503) break;
+      assert.ok(Date.now() < deadline, `the server never started draining (last ${r.status})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const leaks = await tryAll(srv.port, {
+      guard: 'drain',
+      method: 'POST',
+      path: '/api/v1/sessions',
+      body: '{"lab":"processes"}',
+    });
+    assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests got past the drain`);
+    assert.equal((await labContainers(instance)).length, 1);
+    await t.close();
+  });
+});
+
+describe('local mode answers only requests addressed to this machine (DNS rebinding)', () => {
+  const instance = `abuse-paths-host-${process.pid}`;
+  let srv: RunningServer;
+  let s: SessionInfo;
+  let cred: Record<string, string>;
+
+  before(async () => {
+    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0', CL_MODE: 'local' });
+    cred = { 'x-access-token': localToken(srv) };
+    s = await createSession(srv.base, 'processes', cred);
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+    await removeInstanceContainers(instance);
+  });
+
+  test('a foreign Host is refused on every route, with or without the credential', async () => {
+    const leaks: string[] = [];
+    for (const host of ['evil.example', `evil.example:${srv.port}`, '127.0.0.1.evil.example', '0x7f.1']) {
+      const foreign = { host, origin: `http://${host}` };
+      const list: Case[] = [
+        { guard: 'host', method: 'POST', path: '/api/v1/sessions', body: '{"lab":"processes"}' },
+        { guard: 'host', method: 'GET', path: `/api/v1/sessions/${s.id}` },
+        { guard: 'host', method: 'GET', path: `/api/v1/sessions/${s.id}/terminals/host`, upgrade: true },
+        { guard: 'host', method: 'GET', path: '/api/v1/labs' },
+      ];
+      for (const c of list) {
+        const withCred: Case = {
+          ...c,
+          headers: { ...foreign, ...cred, authorization: `Bearer ${s.token}` },
+          ...(c.upgrade ? { query: `?token=${s.token}` } : {}),
+        };
+        leaks.push(...(await tryAll(srv.port, withCred)).map((l) => `Host ${host}: ${l}`));
+      }
+    }
+    assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests with a foreign Host got through`);
+    // Loopback names stay usable.
+    for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`]) {
+      const r = await rawRequest(srv.port, {
+        method: 'GET',
+        target: `/api/v1/sessions/${s.id}`,
+        headers: { host, ...cred, authorization: `Bearer ${s.token}` },
+      });
+      assert.equal(r.status, 200, `Host ${host}`);
+    }
+    assert.equal((await labContainers(instance)).length, 1);
+  });
+});
