@@ -5,9 +5,9 @@
 const port = process.env.PORT || '4321';
 try {
   const res = await fetch(`http://127.0.0.1:${port}/api/v1/health`, { signal: AbortSignal.timeout(4000) });
-  const body = (await res.json()) as { engine?: { reachable?: boolean; error?: string } };
-  if (!res.ok || body.engine?.reachable !== true) {
-    console.error(`unhealthy: HTTP ${res.status}, engine ${body.engine?.error ?? 'unreachable'}`);
+  const body = (await res.json()) as { labs?: { available?: boolean; help?: string } };
+  if (!res.ok || body.labs?.available !== true) {
+    console.error(`unhealthy: HTTP ${res.status}, labs unavailable: ${body.labs?.help ?? 'no answer'}`);
     process.exit(1);
   }
   console.log('healthy');

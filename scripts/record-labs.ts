@@ -253,9 +253,9 @@ async function main(): Promise<void> {
   }
   try {
     const health = (await (await fetch(`${server}/api/v1/health`)).json()) as {
-      engine?: { reachable?: boolean };
+      labs?: { available?: boolean };
     };
-    if (!health.engine?.reachable)
+    if (!health.labs?.available)
       throw new Error('the server cannot reach a container engine; recordings need live labs');
     for (const id of wanted) {
       const lab = labs.find((l) => l.id === id);

@@ -42,12 +42,13 @@ export async function startOurs(tag: string, env: Record<string, string>): Promi
   return Object.assign(srv, { instance, pid: srv.proc.pid ?? -1 });
 }
 
+/** The operator's status (loopback: no token needed): engine, sessions, pool. */
 export async function health(base: string): Promise<Record<string, unknown>> {
-  const r = await fetch(`${base}/api/v1/health`);
+  const r = await fetch(`${base}/api/v1/admin/status`);
   return (await r.json()) as Record<string, unknown>;
 }
 
-/** The pool as /health reports it ({size, ready:{lab:n}}), or null if it reports none. */
+/** The pool as /admin/status reports it ({size, ready:{lab:n}}), or null if it reports none. */
 export function poolOf(h: Record<string, unknown>, lab = LAB): { size: number; ready: number } | null {
   const p = h.pool as Record<string, unknown> | undefined;
   if (!p || typeof p !== 'object') return null;

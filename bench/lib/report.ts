@@ -57,8 +57,8 @@ function phaseRow(s: StartSeries | undefined, name: string): string {
 function startSection(r: StartResult): string[] {
   const out: string[] = [];
   const pool = r.warmPool
-    ? `The warm server's /health reports a pool (size ${r.warmPool.size})`
-    : 'The warm server\'s /health reports **no pool**: CL_POOL_SIZE is ignored, so "warm" is a second cold series';
+    ? `The warm server's /api/v1/admin/status reports a pool (size ${r.warmPool.size})`
+    : 'The warm server\'s /api/v1/admin/status reports **no pool**: CL_POOL_SIZE is ignored, so "warm" is a second cold series';
   out.push('## Start → first prompt');
   out.push('');
   out.push(

@@ -17,12 +17,15 @@ describe('HTTP API (fake runtime, no port)', () => {
 
   const create = () => app.inject({ method: 'POST', url: '/api/v1/sessions', payload: { lab: 'processes' } });
 
-  test('health reports the engine', async () => {
+  test('health says only whether labs are available; the engine is on the operator status', async () => {
     const r = await app.inject('/api/v1/health');
     assert.equal(r.statusCode, 200);
-    const body = r.json();
-    assert.equal(body.status, 'ok');
-    assert.equal(body.engine.reachable, true);
+    assert.deepEqual(r.json(), { status: 'ok', labs: { available: true } });
+    const status = await app.inject('/api/v1/admin/status');
+    assert.equal(status.statusCode, 200);
+    assert.equal(status.json().engine.reachable, true);
+    assert.equal(status.json().engine.version, 'fake 1.0');
+    assert.equal(status.json().access, 'open');
   });
 
   test('labs lists id, title and terminal names', async () => {
@@ -118,8 +121,10 @@ describe('HTTP API (fake runtime, no port)', () => {
       assert.equal(r.json().error.code, 'engine_unavailable');
       const h = await app.inject('/api/v1/health');
       assert.equal(h.statusCode, 200);
-      assert.equal(h.json().engine.reachable, false);
-      assert.match(h.json().engine.help, /Docker/);
+      assert.equal(h.json().labs.available, false);
+      assert.match(h.json().labs.help, /Docker/);
+      assert.doesNotMatch(h.payload, /down/, 'the engine error itself is not public');
+      assert.equal((await app.inject('/api/v1/admin/status')).json().engine.error, 'down');
     } finally {
       runtime.reachable = true;
     }

@@ -21,6 +21,7 @@ import { AppError, ENGINE_HELP, type ErrorCode, statusOf } from './errors.ts';
 import { COMMON_HEADERS, contentSecurityPolicy, HSTS, inlineScriptHashes } from './http/security-headers.ts';
 import { drainGuard, type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import { labRoutes } from './routes/lab.ts';
+import { EngineStatus } from './runtime/engine-status.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { RateLimiter } from './sessions/limits.ts';
 import type { SessionManager } from './sessions/session-manager.ts';
@@ -34,6 +35,8 @@ export interface AppDeps {
   accessToken?: string;
   /** Metrics, admin API and drain (server/src/ops/); main.ts passes them. */
   ops?: OpsDeps;
+  /** The engine's cached state (main.ts shares it with the metrics); default: a new one. */
+  engine?: EngineStatus;
 }
 
 /** Our code and message for a 4xx that Fastify or a plugin raised (by its error code). */
@@ -64,6 +67,7 @@ export function frameworkRefusal(
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime, sessions, accessToken } = deps;
+  const engine = deps.engine ?? new EngineStatus(runtime);
   const access = accessPolicy(config, accessToken);
   // The per-client key of quotas, rates and access-code guesses.
   const clientKey = (ip: string) => ip;
@@ -137,19 +141,39 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   if (deps.ops) {
     const tokens = { metricsToken: config.metricsToken, adminToken: config.adminToken };
-    await app.register(opsPlugin, { ...deps.ops, sessions, runtime, ...tokens });
+    const status = async () => {
+      const state = await engine.current();
+      return {
+        mode: config.mode,
+        access: access.mode,
+        engine: {
+          ...state,
+          checkedAt: new Date(state.checkedAt).toISOString(),
+          ...(state.reachable ? {} : { help: ENGINE_HELP }),
+        },
+        sessions: sessions.count,
+        pool: sessions.poolStats(),
+        labs: sessions.labs.size,
+      };
+    };
+    await app.register(opsPlugin, { ...deps.ops, sessions, runtime, status, ...tokens });
   }
 
-  app.get('/api/v1/health', async () => {
-    const engine = await runtime.info();
+  // Public: whether labs can start here, nothing about the engine (operators read that at
+  // /api/v1/admin/status). The engine's state is cached (runtime/engine-status.ts).
+  app.get('/api/v1/health', async (_req, reply) => {
+    const state = await engine.current();
+    const draining = deps.ops?.drain.active ?? false;
+    const available = state.reachable && !draining;
+    reply.header('cache-control', 'no-store');
     return {
       status: 'ok',
-      mode: config.mode,
-      access: access.mode,
-      engine: engine.reachable ? engine : { ...engine, help: ENGINE_HELP },
-      sessions: sessions.count,
-      pool: sessions.poolStats(),
-      labs: sessions.labs.size,
+      labs: available
+        ? { available }
+        : {
+            available,
+            help: draining ? 'This lab server is shutting down; try again in a minute.' : ENGINE_HELP,
+          },
     };
   });
 

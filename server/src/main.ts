@@ -12,6 +12,7 @@ import { Drain } from './ops/drain.ts';
 import { selectLabs } from './ops/lab-selection.ts';
 import { countingRuntime, Metrics } from './ops/metrics.ts';
 import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
+import { EngineStatus } from './runtime/engine-status.ts';
 import type { TerminalProcess } from './runtime/runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
 
@@ -33,6 +34,7 @@ async function main(): Promise<void> {
   const drain = new Drain();
   const docker = new DockerRuntime({ apparmorProfile: config.apparmorProfile });
   const runtime = countingRuntime(docker, metrics);
+  const engineStatus = new EngineStatus(runtime);
   // Local mode: the `host` terminal is the learner's own shell, behind a token.
   let hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
   let accessToken: string | undefined;
@@ -66,16 +68,23 @@ async function main(): Promise<void> {
     },
     hostShell,
   });
-  const app = await buildApp({ config, runtime, sessions, accessToken, ops: { metrics, drain } });
+  const app = await buildApp({
+    config,
+    runtime,
+    sessions,
+    accessToken,
+    ops: { metrics, drain },
+    engine: engineStatus,
+  });
   log = app.log;
   metrics.bind({
     sessionCount: () => sessions.count,
     poolReady: () => sessions.poolStats().ready,
-    engineUp: async () => (await runtime.info()).reachable,
+    engineUp: async () => (await engineStatus.current()).reachable,
     draining: () => drain.active,
   });
 
-  const engine = await runtime.info();
+  const engine = await engineStatus.refresh();
   if (engine.reachable) {
     app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
     if (engine.apparmor && config.apparmorProfile === 'auto') {

@@ -7,6 +7,9 @@ import type { LabDef } from '../../labs/schema.ts';
 import { testLab } from '../../labs/test-fixture.ts';
 import { buildApp } from './app.ts';
 import { loadConfig } from './config.ts';
+import { Drain } from './ops/drain.ts';
+import { Metrics } from './ops/metrics.ts';
+import { EngineStatus } from './runtime/engine-status.ts';
 import { FakeRuntime } from './runtime/fake-runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
 
@@ -38,6 +41,12 @@ export async function testApp(
       engineConcurrency: config.engineConcurrency,
     },
   });
-  const app = await buildApp({ config, runtime, sessions, accessToken: opts.accessToken });
+  const ops = {
+    metrics: new Metrics({ labs: [], mode: config.mode, defaultMetrics: false }),
+    drain: new Drain(),
+  };
+  // No cache: the tests switch the fake engine on and off between requests.
+  const engine = new EngineStatus(runtime, { ttlMs: 0 });
+  const app = await buildApp({ config, runtime, sessions, accessToken: opts.accessToken, ops, engine });
   return { app, runtime, sessions };
 }

@@ -26,12 +26,11 @@ export async function checkHealth(timeoutMs = 5000): Promise<LabAvailability> {
     }
     const body = (await res.json()) as {
       status?: string;
-      /** `help` (how to get an engine) is there when it is unreachable. */
-      engine?: { reachable?: boolean; help?: string; message?: string; error?: string };
+      /** `help` says why labs cannot start (no engine, shutting down) and what to do. */
+      labs?: { available?: boolean; help?: string };
     };
-    if (body.engine?.reachable === true && res.ok) return { kind: 'live' };
-    if (body.engine)
-      return { kind: 'engine-down', detail: body.engine.help ?? body.engine.message ?? body.engine.error };
+    if (body.labs?.available === true && res.ok) return { kind: 'live' };
+    if (body.labs) return { kind: 'engine-down', detail: body.labs.help };
     return { kind: 'no-server' };
   } catch {
     return { kind: 'no-server' };

@@ -67,7 +67,7 @@ describe('crash safety (real engine)', () => {
       // Kill it when no container is half made (created, not started: such a one never
       // runs, so it cannot end by itself). The pool, if there is one, is full again then.
       for (let i = 0; i < 50; i++) {
-        const h = (await (await fetch(`${srv.base}/api/v1/health`)).json()) as {
+        const h = (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()) as {
           pool?: { size: number; ready: Record<string, number> };
         };
         if (!h.pool || Object.values(h.pool.ready).every((n) => n >= h.pool!.size)) break;

@@ -103,9 +103,9 @@ describe('live labs: real server, real engine', () => {
   before(async () => {
     server = await startLabServer(site);
     const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      engine?: { reachable?: boolean };
+      labs?: { available?: boolean };
     };
-    engine = health.engine?.reachable === true;
+    engine = health.labs?.available === true;
     lesson = lessonWithLab(site, LAB);
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
@@ -549,9 +549,9 @@ describe('a session that runs out of time', () => {
       CL_REAP_INTERVAL: '1s',
     });
     const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      engine?: { reachable?: boolean };
+      labs?: { available?: boolean };
     };
-    engine = health.engine?.reachable === true;
+    engine = health.labs?.available === true;
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 

@@ -184,9 +184,9 @@ describe('kernel view and step checks: real server, real engine', () => {
   before(async () => {
     server = await startLabServer(site);
     const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      engine?: { reachable?: boolean };
+      labs?: { available?: boolean };
     };
-    engine = health.engine?.reachable === true;
+    engine = health.labs?.available === true;
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
     requests = countPanelRequests(page);

@@ -37,8 +37,8 @@ describe('code mode (real engine)', () => {
     assert.deepEqual(await labContainers(instance), []);
   });
 
-  test('health says code; the site and the lab list stay open', async () => {
-    const h = await (await fetch(`${srv.base}/api/v1/health`)).json();
+  test('the operator status says code; the site and the lab list stay open', async () => {
+    const h = await (await fetch(`${srv.base}/api/v1/admin/status`)).json();
     assert.equal(h.access, 'code');
     assert.equal((await fetch(`${srv.base}/api/v1/labs`)).status, 200);
     assert.equal((await fetch(`${srv.base}/`)).status, 200);

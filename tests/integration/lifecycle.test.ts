@@ -12,7 +12,8 @@ describe('server lifecycle (real engine)', () => {
     const instance = `it-pool-${process.pid}`;
     const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' });
     try {
-      const readyPerLab = async () => (await (await fetch(`${srv.base}/api/v1/health`)).json()).pool.ready;
+      const readyPerLab = async () =>
+        (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()).pool.ready;
       const until = async (cond: () => Promise<boolean>) => {
         for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 200));
         assert.ok(await cond());
@@ -73,7 +74,9 @@ describe('server lifecycle (real engine)', () => {
     try {
       const h = await (await fetch(`${srv.base}/api/v1/health`)).json();
       assert.equal(h.status, 'ok');
-      assert.equal(h.engine.reachable, false);
+      assert.equal(h.labs.available, false);
+      assert.match(h.labs.help, /Docker engine/);
+      assert.equal((await (await fetch(`${srv.base}/api/v1/admin/status`)).json()).engine.reachable, false);
       const r = await fetch(`${srv.base}/api/v1/sessions`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -151,8 +151,8 @@ describe('code mode in the app (fake runtime, no port)', () => {
     assert.equal(link.headers.location, '/some/page/?x=1');
     const cookie = String(link.headers['set-cookie']).split(';')[0]!;
     assert.equal((await create({ cookie })).statusCode, 201);
-    const health = (await app.inject('/api/v1/health')).json();
-    assert.equal(health.access, 'code');
-    assert.equal(health.mode, 'code');
+    const status = (await app.inject('/api/v1/admin/status')).json();
+    assert.equal(status.access, 'code');
+    assert.equal(status.mode, 'code');
   });
 });

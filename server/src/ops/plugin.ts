@@ -2,6 +2,7 @@
  * The operator's routes, registered by app.ts in one line (each checks the operator's
  * token, or a direct loopback request, on the route the router matched):
  *   GET /metrics                          Prometheus text (CL_METRICS_TOKEN, else loopback)
+ *   GET /api/v1/admin/status              mode, engine, sessions, pool (CL_ADMIN_TOKEN, else loopback)
  *   GET/DELETE /api/v1/admin/sessions…    the admin API (CL_ADMIN_TOKEN, else loopback)
  * and the drain's guard, which the session routes put on their create route.
  */
@@ -25,6 +26,8 @@ export interface OpsPluginOptions extends OpsDeps {
   runtime: Runtime;
   metricsToken: string | undefined;
   adminToken: string | undefined;
+  /** What GET /api/v1/admin/status answers (mode, engine, sessions, pool). */
+  status(): Promise<Record<string, unknown>>;
   now?: () => number;
 }
 
@@ -38,6 +41,12 @@ export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): P
     assertOperator(req, opts.metricsToken, '/metrics', 'CL_METRICS_TOKEN');
     const text = await metrics.text();
     return reply.header('cache-control', 'no-store').type(metrics.contentType).send(text);
+  });
+
+  app.get('/api/v1/admin/status', async (req, reply) => {
+    assertOperator(req, opts.adminToken, 'The admin API', 'CL_ADMIN_TOKEN');
+    reply.header('cache-control', 'no-store');
+    return { ...(await opts.status()), draining: drain.active };
   });
 
   app.get('/api/v1/admin/sessions', async (req) => {
