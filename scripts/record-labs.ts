@@ -148,7 +148,7 @@ async function recordLab(
   const session = (await res.json()) as {
     id: string;
     token: string;
-    terminals: { name: string; url: string }[];
+    terminals: { name: string; url: string; ticket: string }[];
   };
   const wsBase = server.replace(/^http/, 'ws');
   const t0 = performance.now();
@@ -158,7 +158,8 @@ async function recordLab(
     for (const t of session.terminals) {
       terms.set(
         t.name,
-        new RecordedTerminal(t.name, `${wsBase}${t.url}?token=${encodeURIComponent(session.token)}`, t0),
+        // The ticket that came with the session opens each terminal once.
+        new RecordedTerminal(t.name, `${wsBase}${t.url}?ticket=${encodeURIComponent(t.ticket)}`, t0),
       );
     }
     await Promise.all([...terms.values()].map((t) => t.open()));

@@ -9,6 +9,7 @@ import {
   type RunningServer,
   type SessionInfo,
   startServer,
+  terminalTicket,
 } from '../../tests/support/server.ts';
 import { sleep } from './stats.ts';
 import { WsTerm, waitForText } from './terms.ts';
@@ -75,14 +76,20 @@ export async function waitPoolFull(base: string, timeoutMs = 30_000, lab = LAB):
   }
 }
 
-export function terminalUrl(base: string, s: SessionInfo, name = 'host'): string {
+/**
+ * The WebSocket URL of a terminal: with the ticket that came with the session when there
+ * is one (a Start is one POST and one socket), else with a fresh one.
+ */
+export async function terminalUrl(base: string, s: SessionInfo, name = 'host'): Promise<string> {
   const t = s.terminals.find((x) => x.name === name);
   if (!t) throw new Error(`session has no terminal ${name}`);
-  return `${base.replace(/^http/, 'ws')}${t.url}?token=${s.token}&cols=${SIZE.cols}&rows=${SIZE.rows}`;
+  const ticket = t.ticket ?? (await terminalTicket(base, s, name));
+  t.ticket = undefined; // used up by this socket
+  return `${base.replace(/^http/, 'ws')}${t.url}?ticket=${ticket}&cols=${SIZE.cols}&rows=${SIZE.rows}`;
 }
 
 export async function openHost(base: string, s: SessionInfo): Promise<WsTerm> {
-  const term = await WsTerm.open('ours', terminalUrl(base, s));
+  const term = await WsTerm.open('ours', await terminalUrl(base, s));
   await waitForText(term, HOST_PROMPT, 20_000);
   return term;
 }
@@ -109,7 +116,7 @@ export async function startToPrompt(
   const t0 = performance.now();
   const session = await createSession(base, LAB);
   const t1 = performance.now();
-  const term = await WsTerm.open('ours', terminalUrl(base, session));
+  const term = await WsTerm.open('ours', await terminalUrl(base, session));
   await waitForText(term, HOST_PROMPT, 20_000);
   const t5 = performance.now();
   const attached = term.controls.find((c) => c.msg.type === 'attached')?.at ?? term.firstControlAt;

@@ -49,7 +49,7 @@ export function waitForText(term: ByteTerm, re: RegExp, timeoutMs = 15_000): Pro
   });
 }
 
-/** A WebSocket terminal: ours (`/api/v1/sessions/:id/terminals/:name?token=…`) or the floor. */
+/** A WebSocket terminal: ours (`/api/v1/sessions/:id/terminals/:name?ticket=…`) or the floor. */
 export class WsTerm implements ByteTerm {
   readonly kind: string;
   readonly ws: WebSocket;

@@ -168,7 +168,21 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ lab: 'processes' }),
     });
-    return (await r.json()) as { id: string; token: string; terminals: { name: string; url: string }[] };
+    return (await r.json()) as {
+      id: string;
+      token: string;
+      terminals: { name: string; url: string; ticket: string }[];
+    };
+  };
+
+  /** A fresh ticket for a terminal of `s`, as the page gets one before a reconnect. */
+  const ticket = async (s: { id: string; token: string }, name: string) => {
+    const r = await fetch(`http://${base}/api/v1/sessions/${s.id}/terminals/${name}/tickets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}` },
+    });
+    assert.equal(r.status, 201);
+    return ((await r.json()) as { ticket: string }).ticket;
   };
 
   /** Opens a socket and queues every message from the first one on (the server may send
@@ -195,20 +209,46 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
   const closed = (ws: WebSocket) =>
     new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
 
-  test('missing or wrong token, unknown terminal, foreign origin are refused before upgrade', async () => {
+  /** The close code and the error code of a socket the server refuses after the upgrade. */
+  const refusal = async (url: string, headers: Record<string, string> = {}) => {
+    const ws = await open(url, headers);
+    const code = closed(ws);
+    const msg = await nextText(ws);
+    return `${await code} ${msg.type === 'error' ? msg.code : msg.type}`;
+  };
+
+  test('no, wrong, used or misplaced ticket, unknown terminal, foreign origin: closed with a code', async () => {
     const s = await newSession();
-    const url = s.terminals[0]!.url;
-    await assert.rejects(open(url), /HTTP 401/);
-    await assert.rejects(open(`${url}?token=wrong`), /HTTP 401/);
-    await assert.rejects(open(`/api/v1/sessions/${s.id}/terminals/nope?token=${s.token}`), /HTTP 404/);
-    await assert.rejects(open(`${url}?token=${s.token}`, { origin: 'https://evil.example' }), /HTTP 403/);
-    const ok = await open(`${url}?token=${s.token}`, { origin: `http://${base}` });
+    const [container, host] = s.terminals;
+    assert.equal(await refusal(host!.url), '4001 bad_token', 'no ticket');
+    assert.equal(await refusal(`${host!.url}?ticket=wrong`), '4001 bad_token', 'a wrong ticket');
+    assert.equal(await refusal(`${host!.url}?token=${s.token}`), '4001 bad_token', 'the session token');
+    assert.equal(
+      await refusal(`${host!.url}?ticket=${container!.ticket}`),
+      '4001 bad_token',
+      "another terminal's",
+    );
+    const t = await ticket(s, 'host');
+    assert.equal(
+      await refusal(`${host!.url}?ticket=${t}`, { origin: 'https://evil.example' }),
+      '4003 forbidden',
+      'a foreign origin',
+    );
+    assert.equal(await refusal(`/api/v1/sessions/${s.id}/terminals/Nope?ticket=x`), '1008 bad_request');
+    const ok = await open(`${host!.url}?ticket=${host!.ticket}`, { origin: `http://${base}` });
+    assert.equal((await nextText(ok)).type, 'attached', 'the first ticket of the session');
     ok.close();
+    assert.equal(await refusal(`${host!.url}?ticket=${host!.ticket}`), '4001 bad_token', 'a used ticket');
+    const unknown = await fetch(`http://${base}/api/v1/sessions/${s.id}/terminals/nope/tickets`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${s.token}` },
+    });
+    assert.equal(unknown.status, 404, 'no ticket for a terminal the lab does not have');
   });
 
   test('bytes echo through; garbage control messages get an error and change nothing', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    const ws = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
     const attached = await nextText(ws);
     assert.equal(attached.type, 'attached');
     ws.send(Buffer.from('hello'), { binary: true });
@@ -226,18 +266,18 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
 
   test('an oversized frame closes the socket with 1009; the server keeps serving', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    const ws = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
     const code = closed(ws);
     ws.send(Buffer.alloc(64 * 1024 + 1), { binary: true });
     assert.equal(await code, 1009);
-    const again = await open(`${s.terminals[1]!.url}?token=${s.token}`);
+    const again = await open(`${s.terminals[1]!.url}?ticket=${await ticket(s, 'host')}`);
     assert.equal((await nextText(again)).type, 'attached');
     again.close();
   });
 
   test('deleting the session closes its sockets with 4000', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[0]!.url}?token=${s.token}`);
+    const ws = await open(`${s.terminals[0]!.url}?ticket=${s.terminals[0]!.ticket}`);
     await nextText(ws);
     const code = closed(ws);
     await fetch(`http://${base}/api/v1/sessions/${s.id}`, {

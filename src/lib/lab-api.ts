@@ -27,6 +27,8 @@ export interface SessionTerminal {
   title: string;
   /** Path of the terminal's WebSocket, e.g. `/api/v1/sessions/<id>/terminals/host`. */
   url: string;
+  /** A first single-use ticket for the socket (only in the answer to createSession). */
+  ticket?: string;
 }
 
 export interface LabSession {
@@ -148,11 +150,23 @@ export async function deleteSession(s: LabSession, keepalive = false): Promise<v
   }
 }
 
-/** `ws(s)://<host><url>?token=…` for one terminal of a session. */
-export function terminalSocketUrl(s: LabSession, t: SessionTerminal, loc: Location = location): string {
+/** A fresh single-use ticket for one terminal's socket (valid about 30 s). */
+export async function terminalTicket(s: LabSession, t: SessionTerminal): Promise<string> {
+  const res = await call(
+    'POST',
+    `/sessions/${encodeURIComponent(s.id)}/terminals/${encodeURIComponent(t.name)}/tickets`,
+    {
+      token: s.token,
+    },
+  );
+  return ((await res.json()) as { ticket: string }).ticket;
+}
+
+/** `ws(s)://<host><url>?ticket=…` for one terminal of a session. */
+export function terminalSocketUrl(t: SessionTerminal, ticket: string, loc: Location = location): string {
   const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
   const sep = t.url.includes('?') ? '&' : '?';
-  return `${scheme}//${loc.host}${t.url}${sep}token=${encodeURIComponent(s.token)}`;
+  return `${scheme}//${loc.host}${t.url}${sep}ticket=${encodeURIComponent(ticket)}`;
 }
 
 const sessionPath = (s: LabSession, rest: string) => `/sessions/${encodeURIComponent(s.id)}${rest}`;

@@ -16,12 +16,14 @@ import {
   type LabApiError,
   type LabSession,
   probeSession,
+  type SessionTerminal,
   terminalSocketUrl,
+  terminalTicket,
 } from './lab-api.ts';
 import { type LabAvailability, setMessage } from './lab-health.ts';
 import { KernelView } from './panels/kernel-view.ts';
 import { runStepCheck, showCheck } from './panels/step-checks.ts';
-import { type EndReason, TerminalClient } from './terminal-client.ts';
+import { type EndReason, TerminalClient, TerminalUrlRefused } from './terminal-client.ts';
 import { openTerminal, terminalText, type XTerm } from './xterm-setup.ts';
 
 export type LabState =
@@ -189,7 +191,7 @@ export class LabController {
     // Terminals are matched by name: the page knows them from lab.yaml at build time.
     const live = this.panes.flatMap((pane) => {
       const t = session.terminals.find((x) => x.name === pane.name);
-      return t ? [{ pane, url: terminalSocketUrl(session, t) }] : [];
+      return t ? [{ pane, url: this.#socketUrls(session, t) }] : [];
     });
     const attached = Promise.all(live.map(({ pane, url }) => this.#connect(pane, url, gen))).then((r) =>
       r.every(Boolean),
@@ -406,7 +408,31 @@ export class LabController {
     pane.client?.send(data);
   }
 
-  #connect(pane: Pane, url: string, gen: number): Promise<boolean> {
+  /**
+   * A terminal's socket URLs: the ticket that came with the session first, then a fresh one
+   * for each reconnect. A session that is gone, or a token the server no longer takes, ends
+   * the terminal instead of retrying.
+   */
+  #socketUrls(session: LabSession, t: SessionTerminal): () => Promise<string> {
+    let first = t.ticket;
+    return async () => {
+      let ticket = first;
+      first = undefined;
+      if (!ticket) {
+        try {
+          ticket = await terminalTicket(session, t);
+        } catch (err) {
+          const status = (err as LabApiError).status;
+          if (status === 404 || status === 410) throw new TerminalUrlRefused('session-ended', 'session gone');
+          if (status === 401) throw new TerminalUrlRefused('bad-token', (err as Error).message);
+          throw err;
+        }
+      }
+      return terminalSocketUrl(t, ticket);
+    };
+  }
+
+  #connect(pane: Pane, url: () => Promise<string>, gen: number): Promise<boolean> {
     const x = this.#terminal(pane, 'live');
     x.term.reset();
     x.term.options.disableStdin = false;

@@ -6,7 +6,12 @@
 import assert from 'node:assert/strict';
 import { beforeEach, test } from 'node:test';
 import { CloseCode, HIGH_WATER, LOW_WATER, MAX_FRAME_BYTES } from '../../server/src/terminal/protocol.ts';
-import { type EndReason, TerminalClient, type TerminalStatus } from './terminal-client.ts';
+import {
+  type EndReason,
+  TerminalClient,
+  type TerminalStatus,
+  TerminalUrlRefused,
+} from './terminal-client.ts';
 
 class FakeSocket {
   static readonly CONNECTING = 0;
@@ -73,7 +78,9 @@ interface Harness {
   ends: EndReason[];
 }
 
-function harness(opts: { autoDone?: boolean; maxAttempts?: number } = {}): Harness {
+function harness(
+  opts: { autoDone?: boolean; maxAttempts?: number; url?: string | (() => Promise<string>) } = {},
+): Harness {
   const h: Harness = {
     client: undefined as unknown as TerminalClient,
     writes: [],
@@ -83,7 +90,7 @@ function harness(opts: { autoDone?: boolean; maxAttempts?: number } = {}): Harne
     ends: [],
   };
   h.client = new TerminalClient({
-    url: 'ws://x/t?token=k',
+    url: opts.url ?? 'ws://x/t?ticket=k',
     size: () => ({ cols: 80, rows: 24 }),
     sink: {
       write: (data, done) => {
@@ -244,4 +251,72 @@ test('close() ends quietly and drops queued input', async () => {
   assert.equal(h.client.status, 'ended');
   assert.deepEqual(h.ends, ['closed']);
   assert.equal(last().sent.length, 0);
+});
+
+test('a URL provider is asked before every open: each socket gets a fresh ticket', async () => {
+  let n = 0;
+  const h = harness({ url: async () => `ws://x/t?ticket=${++n}` });
+  h.client.connect();
+  await tick();
+  assert.equal(last().url, 'ws://x/t?ticket=1');
+  last().open();
+  last().text(attached);
+  last().drop(1006);
+  await tick(20);
+  assert.equal(last().url, 'ws://x/t?ticket=2', 'the reconnect asked for a new URL');
+  // A refused ticket (4001) is not final with a provider: a new one is fetched.
+  last().drop(CloseCode.badToken);
+  await tick(20);
+  assert.equal(last().url, 'ws://x/t?ticket=3');
+  assert.deepEqual(h.ends, []);
+  h.client.close();
+});
+
+test('a provider that refuses ends the client; one that fails is retried', async () => {
+  const refused = harness({
+    url: async () => {
+      throw new TerminalUrlRefused('session-ended', 'gone');
+    },
+  });
+  refused.client.connect();
+  await tick(5);
+  assert.equal(FakeSocket.all.length, 0, 'no socket without a URL');
+  assert.deepEqual(refused.ends, ['session-ended']);
+  assert.equal(refused.client.status, 'ended');
+
+  let calls = 0;
+  const flaky = harness({
+    url: async () => {
+      if (++calls < 3) throw new Error('network');
+      return 'ws://x/t?ticket=ok';
+    },
+  });
+  flaky.client.connect();
+  await tick(50);
+  assert.equal(calls, 3);
+  assert.equal(FakeSocket.all.length, 1);
+  assert.equal(last().url, 'ws://x/t?ticket=ok');
+  assert.ok(flaky.statuses.includes('reconnecting'));
+  flaky.client.close();
+});
+
+test('close() while the provider is still answering opens no socket', async () => {
+  let answer: (u: string) => void = () => {};
+  const h = harness({ url: () => new Promise<string>((r) => (answer = r)) });
+  h.client.connect();
+  h.client.close();
+  answer('ws://x/t?ticket=late');
+  await tick(5);
+  assert.equal(FakeSocket.all.length, 0);
+  assert.equal(h.client.status, 'ended');
+});
+
+test('with a fixed URL a refused ticket (4001) is final', async () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().drop(CloseCode.badToken);
+  await tick(20);
+  assert.equal(FakeSocket.all.length, 1);
+  assert.deepEqual(h.ends, ['bad-token']);
 });

@@ -35,9 +35,26 @@ export type EndReason =
   | 'server-shutdown' // 4012
   | 'gave-up'; // too many failed reconnects
 
+/**
+ * Thrown by a URL provider when the terminal cannot be opened again (the session is gone,
+ * the token no longer works): the client ends with `reason` instead of retrying.
+ */
+export class TerminalUrlRefused extends Error {
+  readonly reason: EndReason;
+  constructor(reason: EndReason, message: string) {
+    super(message);
+    this.name = 'TerminalUrlRefused';
+    this.reason = reason;
+  }
+}
+
 export interface TerminalClientOptions {
-  /** Full WebSocket URL including `?token=`. */
-  url: string;
+  /**
+   * The WebSocket URL, asked before every (re)connect: the server's terminal tickets are
+   * good for one socket, so a provider fetches a fresh one each time. A provider that
+   * fails with TerminalUrlRefused ends the client; any other failure is retried.
+   */
+  url: string | (() => Promise<string>);
   sink: TerminalSink;
   /** Current size, sent on every (re)open. */
   size(): { cols: number; rows: number };
@@ -82,6 +99,8 @@ export class TerminalClient {
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   /** True between `attached` and close: input may flow. */
   #attached = false;
+  /** Counts opens, so a URL that arrives after a newer open (or an end) is dropped. */
+  #opens = 0;
   #queued: Uint8Array[] = [];
   #queuedBytes = 0;
   /** Output bytes handed to the sink whose `done` has not fired yet. */
@@ -118,7 +137,7 @@ export class TerminalClient {
 
   /** Skip the backoff wait (e.g. the browser came back online). */
   retryNow(): void {
-    if (this.#status !== 'reconnecting' || this.#ws) return;
+    if (this.#status !== 'reconnecting' || this.#ws || this.#retryTimer === undefined) return;
     clearTimeout(this.#retryTimer);
     this.#open('reconnecting');
   }
@@ -152,10 +171,30 @@ export class TerminalClient {
   }
 
   #open(status: 'connecting' | 'reconnecting'): void {
+    this.#retryTimer = undefined;
     this.#setStatus(status);
+    const open = ++this.#opens;
+    const url = this.#opts.url;
+    if (typeof url === 'string') {
+      this.#openSocket(url);
+      return;
+    }
+    url().then(
+      (u) => {
+        if (open === this.#opens && this.#status !== 'ended') this.#openSocket(u);
+      },
+      (err: unknown) => {
+        if (open !== this.#opens || this.#status === 'ended') return;
+        if (err instanceof TerminalUrlRefused) this.#end(err.reason, 0);
+        else this.#scheduleReconnect();
+      },
+    );
+  }
+
+  #openSocket(url: string): void {
     let ws: WebSocket;
     try {
-      ws = new this.#WS(this.#opts.url);
+      ws = new this.#WS(url);
     } catch {
       this.#scheduleReconnect();
       return;
@@ -184,7 +223,10 @@ export class TerminalClient {
       this.#ws = null;
       this.#attached = false;
       clearInterval(this.#pingTimer);
-      const final = FINAL[ev.code];
+      // A refused ticket (4001) is final only for a fixed URL: a provider fetches a new one,
+      // and if the session itself is gone that fetch says so (TerminalUrlRefused).
+      const final =
+        ev.code === CloseCode.badToken && typeof this.#opts.url === 'function' ? undefined : FINAL[ev.code];
       if (final) this.#end(final, ev.code);
       else this.#scheduleReconnect();
     };
@@ -263,6 +305,7 @@ export class TerminalClient {
 
   #end(reason: EndReason, code: number): void {
     this.#clearTimers();
+    this.#opens++;
     const ws = this.#ws;
     this.#ws = null;
     this.#attached = false;
@@ -276,6 +319,7 @@ export class TerminalClient {
 
   #clearTimers(): void {
     clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
     clearInterval(this.#pingTimer);
   }
 

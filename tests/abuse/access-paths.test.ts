@@ -19,6 +19,7 @@ import {
   type SessionInfo,
   startServer,
   TermClient,
+  terminalTicket,
 } from '../support/server.ts';
 import { type RawReply, type RawRequest, rawRequest } from './raw-http.ts';
 import { spellings } from './spellings.ts';
@@ -38,21 +39,25 @@ interface Case {
   guard: string;
   method: string;
   path: string;
-  query?: string;
+  /** A query string, or a function giving a fresh one for each request (a single-use ticket). */
+  query?: string | (() => Promise<string>);
   headers?: Record<string, string>;
   body?: string;
   upgrade?: boolean;
 }
 
-/** A refusal: no 2xx, and an accepted upgrade must close before the terminal says anything. */
+/** Got through: a 2xx, or an upgrade after which the terminal talks. */
 function passed(r: RawReply): boolean {
   if (r.status >= 200 && r.status < 300) return true;
-  if (r.status === 101) return r.ws?.kind === 'text';
+  // A refusal after the upgrade sends an `error` message, then closes; anything else on
+  // the socket (`attached`, output) means the terminal opened.
+  if (r.status === 101) return r.ws?.kind === 'text' && !r.ws.text.startsWith('{"type":"error"');
   return false;
 }
 
 function describeReply(r: RawReply): string {
-  if (r.status === 101) return `101 then ${r.ws?.kind === 'close' ? `close ${r.ws.code}` : r.ws?.kind}`;
+  if (r.status === 101)
+    return `101 then ${r.ws?.kind === 'close' ? `close ${r.ws.code}` : r.ws?.kind === 'text' ? r.ws.text.slice(0, 60) : 'nothing'}`;
   return String(r.status);
 }
 
@@ -62,24 +67,24 @@ async function inBatches<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>):
   return out;
 }
 
+/** Requests sent by tryAll, for the figures printed at the end. */
+const sent = { requests: 0, ms: 0 };
+
 /**
  * Sends the plain spelling (it must be refused), then every spelling × method; returns the
  * ones that got through.
  */
-/** Requests sent by tryAll, for the figures printed at the end. */
-const sent = { requests: 0, ms: 0 };
-
 async function tryAll(port: number, c: Case): Promise<string[]> {
   const t0 = performance.now();
-  const req = (method: string, path: string): RawRequest => ({
+  const req = async (method: string, path: string): Promise<RawRequest> => ({
     method,
-    target: path + (c.query ?? ''),
+    target: path + (typeof c.query === 'function' ? await c.query() : (c.query ?? '')),
     headers: { ...(c.body !== undefined ? { 'content-type': 'application/json' } : {}), ...c.headers },
     // A body only where the method carries one.
     body: method === c.method ? c.body : undefined,
     upgrade: c.upgrade && method === 'GET',
   });
-  const plain = await rawRequest(port, req(c.method, c.path));
+  const plain = await rawRequest(port, await req(c.method, c.path));
   assert.ok(
     !passed(plain),
     `premise: the plain ${c.method} ${c.path} (${c.guard}) must be refused, got ${describeReply(plain)}`,
@@ -89,9 +94,11 @@ async function tryAll(port: number, c: Case): Promise<string[]> {
     if (m !== c.method) attempts.push({ method: m, path: c.path, note: 'plain path' });
     for (const s of spellings(c.path)) attempts.push({ method: m, path: s.path, note: s.note });
   }
-  const got = await inBatches(attempts, 16, async (a) => ({
+  // At most 8 at once: a session keeps 16 outstanding tickets, so each request's own
+  // fresh ticket is still valid when it arrives.
+  const got = await inBatches(attempts, 8, async (a) => ({
     a,
-    r: await rawRequest(port, req(a.method, a.path)),
+    r: await rawRequest(port, await req(a.method, a.path)),
   }));
   sent.requests += attempts.length + 1;
   sent.ms += performance.now() - t0;
@@ -101,8 +108,9 @@ async function tryAll(port: number, c: Case): Promise<string[]> {
 }
 
 /** Every guarded request of a live session in `mode`. `cred` unlocks the access check. */
-function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, port: number): Case[] {
+function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, base: string, port: number): Case[] {
   const id = s.id;
+  const ticket = async () => `?ticket=${await terminalTicket(base, s, 'host', cred)}`;
   const bearer = { authorization: `Bearer ${s.token}` };
   const sessionRoutes: Omit<Case, 'guard'>[] = [
     { method: 'GET', path: `/api/v1/sessions/${id}` },
@@ -122,16 +130,17 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, port: n
     out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions', body: '{"lab":"processes"}' });
     out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions/', body: '{"lab":"processes"}' });
     for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'access', ...r, headers: bearer });
+    out.push({ guard: 'access', method: 'POST', path: `${terminal}/tickets`, headers: bearer });
     out.push({
       guard: 'access',
       method: 'GET',
       path: terminal,
-      query: `?token=${s.token}`,
+      query: ticket,
       headers: ownOrigin,
       upgrade: true,
     });
   }
-  // The session token (with the access credential, where one is needed).
+  // The session token, and the terminal ticket (with the access credential, where one is needed).
   for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'token', ...r, headers: cred });
   out.push({
     guard: 'token',
@@ -144,16 +153,25 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, port: n
     guard: 'token',
     method: 'GET',
     path: terminal,
-    query: '?token=AAAAAAAAAAAAAAAAAAAAAA',
+    query: '?ticket=AAAAAAAAAAAAAAAAAAAAAA',
     headers: { ...cred, ...ownOrigin },
     upgrade: true,
   });
+  out.push({
+    guard: 'token',
+    method: 'GET',
+    path: terminal,
+    query: `?ticket=${s.token}&token=${s.token}`,
+    headers: { ...cred, ...ownOrigin },
+    upgrade: true,
+  });
+  out.push({ guard: 'token', method: 'POST', path: `${terminal}/tickets`, headers: cred });
   // A foreign page's socket: everything right but the Origin.
   out.push({
     guard: 'origin',
     method: 'GET',
     path: terminal,
-    query: `?token=${s.token}`,
+    query: ticket,
     headers: { ...cred, origin: EVIL },
     upgrade: true,
   });
@@ -211,7 +229,7 @@ for (const mode of ['open', 'code', 'local'] as const) {
     test('no spelling or method gets past a guard the plain spelling meets', async () => {
       const leaks: string[] = [];
       let tried = 0;
-      for (const c of cases(mode, s, cred, srv.port)) {
+      for (const c of cases(mode, s, cred, srv.base, srv.port)) {
         leaks.push(...(await tryAll(srv.port, c)));
         tried++;
       }
@@ -303,7 +321,9 @@ describe('local mode answers only requests addressed to this machine (DNS rebind
         const withCred: Case = {
           ...c,
           headers: { ...foreign, ...cred, authorization: `Bearer ${s.token}` },
-          ...(c.upgrade ? { query: `?token=${s.token}` } : {}),
+          ...(c.upgrade
+            ? { query: async () => `?ticket=${await terminalTicket(srv.base, s, 'host', cred)}` }
+            : {}),
         };
         leaks.push(...(await tryAll(srv.port, withCred)).map((l) => `Host ${host}: ${l}`));
       }

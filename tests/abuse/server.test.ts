@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { randomToken } from '../../server/src/sessions/session-manager.ts';
 import {
   createSession,
@@ -17,8 +16,10 @@ import {
   labContainers,
   type RunningServer,
   type SessionInfo,
+  socketOutcome,
   startServer,
   TermClient,
+  terminalTicket,
 } from '../support/server.ts';
 import {
   dockerdPid,
@@ -60,26 +61,11 @@ async function noteContainers(inst: string): Promise<void> {
   for (const c of await labContainers(inst)) containerIds.add(c.Id);
 }
 
-/** Open a WebSocket; resolves with the HTTP status of a refused upgrade, or 101. */
-function wsStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('open', () => {
-      ws.close();
-      resolve(101);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => {
-        body += d;
-      });
-      res.on('end', () => {
-        seen.push(url, body);
-        resolve(res.statusCode ?? 0);
-      });
-    });
-    ws.once('error', reject);
-  });
+/** How a terminal socket went (tests/support/server.ts socketOutcome), noted for the end check. */
+async function outcome(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const o = await socketOutcome(url, headers);
+  seen.push(url, o);
+  return o;
 }
 
 function termUrl(base: string, s: SessionInfo, name: string, query: string): string {
@@ -211,27 +197,62 @@ describe('server under abuse (real server, real engine)', () => {
         headers: { authorization: `Bearer ${other.token}` },
       });
       assert.equal(del.status, 401, "delete with another session's token");
-      // Terminals: refused before the upgrade.
-      assert.equal(await wsStatus(termUrl(srv.base, s, 'host', '')), 401, 'terminal without token');
+      // Terminals open with a single-use ticket for that session and terminal, never with
+      // the token; a refusal closes the socket with a code the page can show.
+      const refused = 'close 4001 bad_token';
+      assert.equal(await outcome(termUrl(srv.base, s, 'host', '')), refused, 'terminal without ticket');
       assert.equal(
-        await wsStatus(termUrl(srv.base, s, 'host', `?token=${randomToken()}`)),
-        401,
-        'wrong token',
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${randomToken()}`)),
+        refused,
+        'random',
+      );
+      assert.equal(await outcome(termUrl(srv.base, s, 'host', `?token=${s.token}`)), refused, 'the token');
+      assert.equal(
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${s.token}`)),
+        refused,
+        'token as ticket',
+      );
+      const others = await terminalTicket(srv.base, other, 'host');
+      assert.equal(
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${others}`)),
+        refused,
+        "other's ticket",
+      );
+      const forContainer = await terminalTicket(srv.base, s, 'container');
+      assert.equal(
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${forContainer}`)),
+        refused,
+        "the container terminal's ticket on the host terminal",
+      );
+      const once = await terminalTicket(srv.base, s, 'host');
+      assert.equal(
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${once}`)),
+        'attached',
+        'its own ticket',
       );
       assert.equal(
-        await wsStatus(termUrl(srv.base, s, 'host', `?token=${other.token}`)),
-        401,
-        "other's token",
+        await outcome(termUrl(srv.base, s, 'host', `?ticket=${once}`)),
+        refused,
+        'the same ticket again',
       );
+      const tickets = (name: string, token: string) =>
+        fetch(`${srv.base}/api/v1/sessions/${s.id}/terminals/${name}/tickets`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        });
+      assert.equal((await tickets('host', other.token)).status, 401, "a ticket with another session's token");
+      assert.equal((await tickets('nope', s.token)).status, 404, 'a ticket for an unknown terminal');
       const ws = srv.base.replace(/^http/, 'ws');
       assert.equal(
-        await wsStatus(`${ws}/api/v1/sessions/${s.id}/terminals/nope?token=${s.token}`),
-        404,
+        await outcome(
+          `${ws}/api/v1/sessions/${s.id}/terminals/nope?ticket=${await terminalTicket(srv.base, s, 'host')}`,
+        ),
+        refused,
         'unknown terminal',
       );
       assert.equal(
-        await wsStatus(`${ws}/api/v1/sessions/x/terminals/host?token=${s.token}`),
-        400,
+        await outcome(`${ws}/api/v1/sessions/x/terminals/host?ticket=${s.token}`),
+        'close 1008 bad_request',
         'malformed session id',
       );
     } finally {
@@ -260,17 +281,18 @@ describe('server under abuse (real server, real engine)', () => {
     assert.ok(worst < 5 * (Math.sqrt(N) / 2), `bit bias ${worst}`);
   });
 
-  test('foreign Origin: refused before the upgrade (403); own origin allowed', async () => {
-    const url = termUrl(srv.base, s, 'host', `?token=${s.token}`);
+  test('foreign Origin: refused with 4003 and a message; own origin allowed', async () => {
+    const url = async () =>
+      termUrl(srv.base, s, 'host', `?ticket=${await terminalTicket(srv.base, s, 'host')}`);
     for (const origin of [
       'http://evil.example',
       'null',
       `http://127.0.0.1:${srv.port + 1}`,
       `http://localhost:${srv.port}`,
     ]) {
-      assert.equal(await wsStatus(url, { origin }), 403, origin);
+      assert.equal(await outcome(await url(), { origin }), 'close 4003 forbidden', origin);
     }
-    assert.equal(await wsStatus(url, { origin: srv.base }), 101, 'own origin');
+    assert.equal(await outcome(await url(), { origin: srv.base }), 'attached', 'own origin');
     assert.match(srv.logs(), /terminal refused: foreign origin/);
   });
 

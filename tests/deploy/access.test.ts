@@ -5,9 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
-import { labContainers, type RunningServer, type SessionInfo, startServer } from '../support/server.ts';
-import { upgradeStatus } from './support.ts';
+import {
+  labContainers,
+  type RunningServer,
+  type SessionInfo,
+  socketOutcome,
+  startServer,
+  terminalTicket,
+} from '../support/server.ts';
 
 const CODE = 'open-sesame-2026';
 
@@ -80,24 +85,33 @@ describe('code mode (real engine)', () => {
     const r = await post(srv.base, { cookie });
     assert.equal(r.status, 201);
     const s = (await r.json()) as SessionInfo;
-    const wsUrl = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0]!.url}?token=${s.token}`;
-    assert.equal(await upgradeStatus(wsUrl), 401, 'a terminal socket without the code is refused');
-    assert.equal(await upgradeStatus(wsUrl, { cookie: 'cl_access=wrong-code-1' }), 401);
-
-    const attached = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const ws = new WebSocket(`${wsUrl}&cols=120&rows=40`, { headers: { cookie } });
-      ws.once('unexpected-response', (_q, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-      ws.once('error', reject);
-      ws.on('message', (data: Buffer, binary: boolean) => {
-        if (binary) return;
-        const msg = JSON.parse(data.toString());
-        if (msg.type === 'attached') {
-          resolve(msg);
-          ws.close();
-        }
-      });
-    });
-    assert.equal(attached.type, 'attached', 'the terminal opened with the cookie');
+    const ws = srv.base.replace(/^http/, 'ws');
+    const wsUrl = (ticket: string) => `${ws}${s.terminals[0]!.url}?ticket=${ticket}&cols=120&rows=40`;
+    // The ticket that came with the session is good: but not without the code.
+    const first = s.terminals[0]!.ticket!;
+    assert.equal(await socketOutcome(wsUrl(first)), 'http 401', 'a terminal socket without the code');
+    assert.equal(await socketOutcome(wsUrl(first), { cookie: 'cl_access=wrong-code-1' }), 'http 401');
+    assert.equal(
+      await socketOutcome(wsUrl(first), { cookie }),
+      'attached',
+      'the terminal opened with the cookie',
+    );
+    assert.equal(
+      await socketOutcome(wsUrl(first), { cookie }),
+      'close 4001 bad_token',
+      'a ticket opens one socket',
+    );
+    // Tickets need the code too.
+    const refused = await fetch(
+      `${srv.base}/api/v1/sessions/${s.id}/terminals/${s.terminals[0]!.name}/tickets`,
+      {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.token}` },
+      },
+    );
+    assert.equal(refused.status, 401);
+    const again = await terminalTicket(srv.base, s, s.terminals[0]!.name, { cookie });
+    assert.equal(await socketOutcome(wsUrl(again), { cookie }), 'attached', 'a fresh ticket');
 
     // The header works for API clients too; and the session API needs the code as well.
     const get = await fetch(`${srv.base}/api/v1/sessions/${s.id}`, {

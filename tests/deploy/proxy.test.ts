@@ -6,8 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { labContainers, startServer } from '../support/server.ts';
-import { upgradeStatus } from './support.ts';
+import { labContainers, socketOutcome, startServer, terminalSocketUrl } from '../support/server.ts';
 
 const post = (base: string, xff: string) =>
   fetch(`${base}/api/v1/sessions`, {
@@ -38,9 +37,12 @@ describe('reverse proxy headers (real engine)', () => {
       assert.equal((await post(srv.base, '203.0.113.2')).status, 201, 'another client address');
       assert.equal((await post(srv.base, '203.0.113.1')).status, 429, 'the same client again');
       const s = await a.json();
-      const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
-      assert.equal(await upgradeStatus(url, PUBLIC), 101, 'the public origin opens terminals');
-      assert.equal(await upgradeStatus(url, { ...PUBLIC, origin: 'https://evil.example' }), 403);
+      const url = () => terminalSocketUrl(srv.base, s, s.terminals[0].name);
+      assert.equal(await socketOutcome(await url(), PUBLIC), 'attached', 'the public origin opens terminals');
+      assert.equal(
+        await socketOutcome(await url(), { ...PUBLIC, origin: 'https://evil.example' }),
+        'close 4003 forbidden',
+      );
     } finally {
       assert.equal(await srv.stop(), 0);
     }
@@ -60,8 +62,12 @@ describe('reverse proxy headers (real engine)', () => {
       assert.equal(a.status, 201);
       assert.equal((await post(srv.base, '203.0.113.2')).status, 429, 'all one client: 127.0.0.1');
       const s = await a.json();
-      const url = `${srv.base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
-      assert.equal(await upgradeStatus(url, PUBLIC), 403, 'a forwarded host is not trusted');
+      const url = await terminalSocketUrl(srv.base, s, s.terminals[0].name);
+      assert.equal(
+        await socketOutcome(url, PUBLIC),
+        'close 4003 forbidden',
+        'a forwarded host is not trusted',
+      );
     } finally {
       assert.equal(await srv.stop(), 0);
     }

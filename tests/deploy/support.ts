@@ -4,7 +4,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import parsePrometheus, { type ParsedFamily } from 'parse-prometheus-text-format';
-import { WebSocket } from 'ws';
 import { ROOT } from '../support/server.ts';
 
 export { ROOT };
@@ -96,20 +95,4 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
-}
-
-/** Status of a WebSocket upgrade that the server refuses (or 101 when it accepts). */
-export function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers });
-    ws.once('unexpected-response', (_req, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.once('error', reject);
-  });
 }

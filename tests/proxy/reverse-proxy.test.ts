@@ -11,9 +11,16 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
 import { ROOT, until } from '../deploy/support.ts';
-import { freePort, labContainers, type RunningServer, startServer, TermClient } from '../support/server.ts';
+import {
+  freePort,
+  labContainers,
+  type RunningServer,
+  socketOutcome,
+  startServer,
+  TermClient,
+  terminalSocketUrl,
+} from '../support/server.ts';
 
 function need(cmd: string, args: string[], pkg: string): void {
   if (spawnSync(cmd, args, { stdio: 'ignore' }).status !== 0) {
@@ -56,21 +63,6 @@ export function caddyTestConfig(proxyPort: number, serverPort: number): string {
   return `{\n\tadmin off\n\tauto_https off\n}\n\n${conf}`;
 }
 
-function upgradeStatus(url: string, origin: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { headers: { origin } });
-    ws.once('unexpected-response', (_q, res) => {
-      resolve(res.statusCode ?? 0);
-      ws.terminate();
-    });
-    ws.once('open', () => {
-      resolve(101);
-      ws.close();
-    });
-    ws.once('error', reject);
-  });
-}
-
 async function throughProxy(
   t: { diagnostic(s: string): void },
   base: string,
@@ -96,9 +88,16 @@ async function throughProxy(
   assert.equal(again.status, 429, 'the proxy, not the client, says who the client is');
 
   // A browser on the public site sends the proxy's origin; a foreign one is refused.
-  const wsUrl = `${base.replace(/^http/, 'ws')}${s.terminals[0].url}?token=${s.token}`;
-  assert.equal(await upgradeStatus(wsUrl, base), 101, 'the public origin opens terminals');
-  assert.equal(await upgradeStatus(wsUrl, 'https://evil.example'), 403);
+  const wsUrl = () => terminalSocketUrl(base, s, 'host');
+  assert.equal(
+    await socketOutcome(await wsUrl(), { origin: base }),
+    'attached',
+    'the public origin opens terminals',
+  );
+  assert.equal(
+    await socketOutcome(await wsUrl(), { origin: 'https://evil.example' }),
+    'close 4003 forbidden',
+  );
   const term = await TermClient.open(base, s, 'host');
   await term.ready();
   assert.match(await term.exec('echo through-the-proxy'), /through-the-proxy/);

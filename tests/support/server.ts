@@ -103,7 +103,38 @@ export interface SessionInfo {
   token: string;
   lab: string;
   expiresAt: string;
-  terminals: { name: string; title: string; url: string }[];
+  /** `ticket`: a first single-use ticket per terminal, in the answer to POST /sessions only. */
+  terminals: { name: string; title: string; url: string; ticket?: string }[];
+}
+
+/** A fresh single-use ticket for one terminal's socket (POST …/terminals/:name/tickets). */
+export async function terminalTicket(
+  base: string,
+  s: SessionInfo,
+  name: string,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const r = await fetch(`${base}/api/v1/sessions/${s.id}/terminals/${name}/tickets`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.token}`, ...headers },
+  });
+  const body = (await r.json()) as { ticket?: string };
+  if (r.status !== 201 || !body.ticket)
+    throw new Error(`ticket for ${name}: ${r.status} ${JSON.stringify(body)}`);
+  return body.ticket;
+}
+
+/** The WebSocket URL of a terminal with a fresh ticket (and a size). */
+export async function terminalSocketUrl(
+  base: string,
+  s: SessionInfo,
+  name: string,
+  opts: { cols?: number; rows?: number; headers?: Record<string, string> } = {},
+): Promise<string> {
+  const t = s.terminals.find((x) => x.name === name);
+  if (!t) throw new Error(`no terminal ${name}`);
+  const ticket = await terminalTicket(base, s, name, opts.headers);
+  return `${base.replace(/^http/, 'ws')}${t.url}?ticket=${ticket}&cols=${opts.cols ?? 160}&rows=${opts.rows ?? 50}`;
 }
 
 export async function createSession(
@@ -159,15 +190,14 @@ export class TermClient {
     });
   }
 
-  static open(
+  /** Opens a terminal's socket with a fresh ticket; rejects if the server refuses it. */
+  static async open(
     base: string,
     s: SessionInfo,
     name: string,
     opts: { cols?: number; rows?: number; headers?: Record<string, string> } = {},
   ): Promise<TermClient> {
-    const t = s.terminals.find((x) => x.name === name);
-    if (!t) throw new Error(`no terminal ${name}`);
-    const url = `${base.replace(/^http/, 'ws')}${t.url}?token=${s.token}&cols=${opts.cols ?? 160}&rows=${opts.rows ?? 50}`;
+    const url = await terminalSocketUrl(base, s, name, opts);
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, { headers: opts.headers });
       const c = new TermClient(ws);
@@ -280,4 +310,32 @@ export async function sessionContainers(
     Id: string;
     Labels: Record<string, string>;
   }[];
+}
+
+/**
+ * How a terminal socket went, as a short string for assertions: `http <status>` (refused
+ * before the upgrade: the access check), `close <code> <error code>` (refused after it, with
+ * the `error` message the server sent first), or `attached`.
+ */
+export function socketOutcome(url: string, headers: Record<string, string> = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers });
+    let error = '';
+    ws.once('unexpected-response', (_req, res) => {
+      resolve(`http ${res.statusCode}`);
+      ws.terminate();
+    });
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (binary) return;
+      const msg = JSON.parse(data.toString()) as { type: string; code?: string };
+      if (msg.type === 'attached') {
+        resolve('attached');
+        ws.close();
+      } else if (msg.type === 'error') error = msg.code ?? '';
+    });
+    ws.once('close', (code) => resolve(`close ${code}${error ? ` ${error}` : ''}`));
+    ws.once('error', (err) => {
+      if (!String(err).includes('Unexpected server response')) reject(err);
+    });
+  });
 }

@@ -2,7 +2,8 @@
  * The session API: start a lab, read, extend and end a session. Registered inside the lab
  * context (routes/lab.ts), whose hooks have already checked the access code.
  *
- *   POST   /api/v1/sessions               {"lab"} → 201 the session and its token
+ *   POST   /api/v1/sessions               {"lab"} → 201 the session, its token, a first
+ *                                          ticket per terminal
  *   GET    /api/v1/sessions/:id           Bearer → the session
  *   POST   /api/v1/sessions/:id/extend    Bearer → the session with a later expiry
  *   DELETE /api/v1/sessions/:id           Bearer → 204 once its lab host is gone
@@ -35,7 +36,13 @@ export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOpt
       }
       const body = parse(CreateBody, req.body, 'request body');
       const { session, token } = await sessions.create(body.lab, opts.clientKey(req.ip));
-      return reply.code(201).send({ ...sessionView(session), token });
+      const view = sessionView(session);
+      // Each terminal comes with a first ticket, so a Start is one POST and one socket.
+      const terminals = view.terminals.map((t) => ({
+        ...t,
+        ticket: sessions.ticket(session, t.name).ticket,
+      }));
+      return reply.code(201).send({ ...view, terminals, token });
     },
   );
 

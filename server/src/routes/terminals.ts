@@ -1,20 +1,28 @@
 /**
- * Terminal WebSockets: `GET /api/v1/sessions/:id/terminals/:name` upgraded, bridged to the
- * session's shell (terminal/ws-bridge.ts). Registered inside the lab context (routes/lab.ts),
- * whose hooks have already checked the access code.
+ * Terminals. Registered inside the lab context (routes/lab.ts), whose hooks have already
+ * checked the access code.
+ *
+ *   POST /api/v1/sessions/:id/terminals/:name/tickets   Bearer → 201 {ticket, expiresAt}
+ *   GET  /api/v1/sessions/:id/terminals/:name?ticket=…  WebSocket, bridged to the shell
+ *
+ * A socket authenticates with a single-use ticket valid for 30 s, never with the session
+ * token (a URL ends up in logs and histories). Refusals after the access check happen after
+ * the upgrade, as an `error` message and a close code (errors.ts closeCodeOf): a browser
+ * cannot read the status of a refused upgrade, only a close code, and each refusal has its
+ * own message on the page (server/src/terminal/protocol.ts lists the codes).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
-import { AppError } from '../errors.ts';
-import type { Session, SessionManager } from '../sessions/session-manager.ts';
-import { CloseCode } from '../terminal/protocol.ts';
+import { AppError, closeCodeOf } from '../errors.ts';
+import type { SessionManager } from '../sessions/session-manager.ts';
 import { bridge } from '../terminal/ws-bridge.ts';
-import { parse, SessionId, TerminalName } from './common.ts';
+import { bearer, parse, SessionId, TerminalName } from './common.ts';
 
 const TerminalParams = z.object({ id: SessionId, name: TerminalName });
 const TerminalQuery = z.object({
-  token: z.string().max(128).optional(),
+  ticket: z.string().max(128).optional(),
   cols: z.coerce.number().int().min(1).max(1000).default(80),
   rows: z.coerce.number().int().min(1).max(1000).default(24),
 });
@@ -22,13 +30,6 @@ const TerminalQuery = z.object({
 export interface TerminalRoutesOptions {
   sessions: SessionManager;
   config: Pick<Config, 'trustProxy' | 'allowedOrigins'>;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Set by the terminal route's checks before the upgrade: the session it opens. */
-    terminalSession?: Session;
-  }
 }
 
 export async function terminalRoutes(app: FastifyInstance, opts: TerminalRoutesOptions): Promise<void> {
@@ -42,45 +43,48 @@ export async function terminalRoutes(app: FastifyInstance, opts: TerminalRoutesO
     return own;
   };
 
-  app.get(
-    '/api/v1/sessions/:id/terminals/:name',
-    {
-      websocket: true,
-      preValidation: async (req) => {
-        const origin = req.headers.origin;
-        if (origin && !ownOrigins(req).includes(origin) && !config.allowedOrigins.includes(origin)) {
-          req.log.warn({ origin }, 'terminal refused: foreign origin');
-          throw new AppError('forbidden', 'This origin may not open terminals.');
-        }
-        const { id, name } = parse(TerminalParams, req.params, 'terminal');
-        const q = parse(TerminalQuery, req.query, 'query');
-        const s = sessions.authorize(id, q.token);
-        if (!s.lab.terminals.some((t) => t.name === name)) {
-          throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${name}".`);
-        }
-        req.terminalSession = s;
-      },
-    },
-    async (socket, req) => {
-      const { name } = TerminalParams.parse(req.params);
-      const q = TerminalQuery.parse(req.query);
-      const s = req.terminalSession!;
-      try {
-        const term = await sessions.terminal(s, name, { cols: q.cols, rows: q.rows });
-        if (socket.readyState !== socket.OPEN) return;
-        bridge(socket, term, req.log);
-      } catch (err) {
-        const e =
-          err instanceof AppError
-            ? err
-            : new AppError('internal', 'Could not open the terminal.', { cause: err });
-        req.log.warn({ code: e.code, cause: String(e.cause ?? '') }, `terminal refused: ${e.message}`);
-        if (socket.readyState === socket.OPEN) {
-          socket.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
-          const code = e.code === 'session_ended' || e.code === 'not_found' ? CloseCode.sessionEnded : 1011;
-          socket.close(code, e.message.slice(0, 120));
-        }
+  app.post('/api/v1/sessions/:id/terminals/:name/tickets', async (req, reply) => {
+    const { id, name } = parse(TerminalParams, req.params, 'terminal');
+    const s = sessions.authorize(id, bearer(req));
+    const t = sessions.ticket(s, name);
+    return reply.code(201).send({ ticket: t.ticket, expiresAt: new Date(t.expiresAt).toISOString() });
+  });
+
+  const refuse = (socket: WebSocket, req: FastifyRequest, e: AppError) => {
+    req.log.warn(
+      { code: e.code, cause: e.cause ? String(e.cause) : undefined },
+      `terminal refused: ${e.message}`,
+    );
+    if (socket.readyState !== socket.OPEN) return;
+    socket.send(JSON.stringify({ type: 'error', code: e.code, message: e.message }));
+    socket.close(closeCodeOf(e.code), e.message.slice(0, 120));
+  };
+
+  app.get('/api/v1/sessions/:id/terminals/:name', { websocket: true }, async (socket, req) => {
+    try {
+      const origin = req.headers.origin;
+      if (origin && !ownOrigins(req).includes(origin) && !config.allowedOrigins.includes(origin)) {
+        req.log.warn({ origin: origin.slice(0, 200) }, 'terminal refused: foreign origin');
+        throw new AppError(
+          'forbidden',
+          'Terminals open only from this course site, not from another origin.',
+        );
       }
-    },
-  );
+      const { id, name } = parse(TerminalParams, req.params, 'terminal');
+      const q = parse(TerminalQuery, req.query, 'query');
+      // The one authorisation of this socket: the ticket is used up here.
+      const s = sessions.redeem(id, name, q.ticket);
+      const term = await sessions.terminal(s, name, { cols: q.cols, rows: q.rows });
+      if (socket.readyState !== socket.OPEN) return;
+      bridge(socket, term, req.log);
+    } catch (err) {
+      refuse(
+        socket,
+        req,
+        err instanceof AppError
+          ? err
+          : new AppError('internal', 'Could not open the terminal.', { cause: err }),
+      );
+    }
+  });
 }

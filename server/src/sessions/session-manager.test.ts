@@ -4,7 +4,7 @@ import { testLab } from '../../../labs/test-fixture.ts';
 import { AppError } from '../errors.ts';
 import { FakeRuntime } from '../runtime/fake-runtime.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
-import { type SessionLimits, SessionManager } from './session-manager.ts';
+import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
 
 const lab = testLab();
 
@@ -71,6 +71,37 @@ describe('SessionManager', () => {
       instance: 'test',
       events: { event: (n) => events.push(n) },
     });
+  });
+
+  test('terminal tickets: single use, for one terminal of one session, 30 s, a bounded number', async () => {
+    const { session: s } = await mgr.create('processes', 'a');
+    const { session: other } = await mgr.create('processes', 'b');
+    const t = mgr.ticket(s, 'host');
+    assert.equal(Buffer.from(t.ticket, 'base64url').length, 16);
+    assert.equal(t.expiresAt, clock.now() + TICKET_TTL_MS);
+    assert.throws(() => mgr.redeem(other.id, 'host', t.ticket), { code: 'bad_token' }, "another session's");
+    assert.equal(mgr.redeem(s.id, 'host', t.ticket), s, 'its own session');
+    assert.throws(() => mgr.redeem(s.id, 'host', t.ticket), { code: 'bad_token' }, 'used once already');
+    const c = mgr.ticket(s, 'container');
+    assert.throws(() => mgr.redeem(s.id, 'host', c.ticket), { code: 'bad_token' }, 'for another terminal');
+    assert.throws(
+      () => mgr.redeem(s.id, 'container', c.ticket),
+      { code: 'bad_token' },
+      'a failed try uses it up',
+    );
+    const late = mgr.ticket(s, 'host');
+    clock.advance(TICKET_TTL_MS);
+    assert.throws(() => mgr.redeem(s.id, 'host', late.ticket), { code: 'bad_token' }, 'expired');
+    assert.throws(() => mgr.redeem(s.id, 'host', undefined), { code: 'bad_token' }, 'none');
+    assert.throws(() => mgr.redeem('nope-nope-nope', 'host', 'x'), { code: 'not_found' }, 'unknown session');
+    assert.throws(() => mgr.ticket(s, 'nope'), { code: 'not_found' }, 'unknown terminal');
+    // At most 16 outstanding: the oldest go first.
+    const many = Array.from({ length: 20 }, () => mgr.ticket(s, 'host').ticket);
+    assert.throws(() => mgr.redeem(s.id, 'host', many[0]), { code: 'bad_token' }, 'the oldest was dropped');
+    assert.equal(mgr.redeem(s.id, 'host', many[19]), s);
+    await mgr.remove(s, 'stopped');
+    assert.throws(() => mgr.redeem(s.id, 'host', many[18]), { code: 'not_found' }, 'an ended session');
+    await mgr.shutdown();
   });
 
   test('creates a session with a lab host, a 128-bit token and an expiry', async () => {

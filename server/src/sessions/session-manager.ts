@@ -53,6 +53,8 @@ export class Session {
   lastCpu: { at: number; usage: number } | null = null;
   readonly terminals = new Map<string, Terminal>();
   readonly opening = new Map<string, Promise<Terminal>>();
+  /** Outstanding terminal tickets: digest → terminal and expiry (see SessionManager.ticket). */
+  readonly #tickets = new Map<string, { terminal: string; expiresAt: number }>();
 
   constructor(init: {
     id: string;
@@ -76,12 +78,39 @@ export class Session {
     return timingSafeEqual(this.#tokenHash, hashToken(token));
   }
 
+  /** A new single-use ticket for one terminal (at most MAX_TICKETS outstanding). */
+  issueTicket(terminal: string, now: number): { ticket: string; expiresAt: number } {
+    for (const [k, t] of this.#tickets) if (t.expiresAt <= now) this.#tickets.delete(k);
+    while (this.#tickets.size >= MAX_TICKETS) this.#tickets.delete(this.#tickets.keys().next().value!);
+    const ticket = randomToken();
+    const expiresAt = now + TICKET_TTL_MS;
+    this.#tickets.set(hashToken(ticket).toString('hex'), { terminal, expiresAt });
+    return { ticket, expiresAt };
+  }
+
+  /** Uses up a ticket; true if it was issued for `terminal` and has not expired. */
+  redeemTicket(ticket: string, terminal: string, now: number): boolean {
+    const key = hashToken(ticket).toString('hex');
+    const t = this.#tickets.get(key);
+    if (!t) return false;
+    this.#tickets.delete(key);
+    return t.terminal === terminal && t.expiresAt > now;
+  }
+
   get attachedCount(): number {
     let n = 0;
     for (const t of this.terminals.values()) if (t.attached) n++;
     return n;
   }
 }
+
+/**
+ * Terminal sockets authenticate with a ticket, not the session token: a URL ends up in
+ * logs, proxies and browser histories, so what it carries is good for one socket, for a
+ * short while. A ticket is got with the token in a header (or comes with the session).
+ */
+export const TICKET_TTL_MS = 30_000;
+const MAX_TICKETS = 16;
 
 function hashToken(token: string): Buffer {
   return createHash('sha256').update(token).digest();
@@ -268,6 +297,27 @@ export class SessionManager {
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!token || !s.tokenMatches(token)) throw new AppError('bad_token', 'Missing or wrong session token.');
+    return s;
+  }
+
+  /** A ticket for one terminal of the session (404 for a terminal the lab does not have). */
+  ticket(s: Session, terminal: string): { ticket: string; expiresAt: number } {
+    if (!s.lab.terminals.some((t) => t.name === terminal)) {
+      throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${terminal}".`);
+    }
+    return s.issueTicket(terminal, this.#clock.now());
+  }
+
+  /** The session a terminal ticket opens: 404 for an unknown session, 401 for a bad ticket. */
+  redeem(id: string, terminal: string, ticket: string | undefined): Session {
+    const s = this.#sessions.get(id);
+    if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
+    if (!ticket || !s.redeemTicket(ticket, terminal, this.#clock.now())) {
+      throw new AppError(
+        'bad_token',
+        'This terminal link is used or expired; the page gets a new one when it reconnects.',
+      );
+    }
     return s;
   }
 

@@ -2,7 +2,12 @@
  * The terminal protocol, shared by the browser (`src/lib/terminal-client.ts`) and the
  * server (`server/src/terminal/`). One WebSocket per terminal:
  *
- *   ws(s)://<origin>/api/v1/sessions/<sessionId>/terminals/<name>?token=<token>
+ *   ws(s)://<origin>/api/v1/sessions/<sessionId>/terminals/<name>?ticket=<ticket>[&cols=&rows=]
+ *
+ * A ticket opens one socket, within 30 s; the answer to POST /api/v1/sessions carries one
+ * per terminal, and POST …/terminals/<name>/tickets (with the session's Bearer token) gives
+ * a fresh one for each reconnect. A socket the server refuses after the upgrade gets an
+ * `error` message and then one of the close codes below.
  *
  * - Binary frames carry raw terminal bytes, both ways (keystrokes in, output out). No JSON
  *   per keystroke.
@@ -31,7 +36,7 @@ export const CloseCode = {
   internal: 1011,
   /** The session ended (stopped, expired, reaped); do not reconnect. */
   sessionEnded: 4000,
-  /** Missing or wrong token. */
+  /** Missing, wrong, used or expired ticket (a fresh ticket may work; the session may be gone). */
   badToken: 4001,
   /** No such session or terminal. */
   notFound: 4004,
