@@ -39,7 +39,8 @@ export function nginxTestConfig(proxyPort: number, serverPort: number, dir: stri
   conf = conf.replace('server 127.0.0.1:4321;', `server 127.0.0.1:${serverPort};`);
   conf = conf.replaceAll('/var/log/nginx/', `${dir}/`);
   const directives = conf.replace(/#.*$/gm, '');
-  assert.doesNotMatch(directives, /443|ssl_|4321/, 'the test config replaced TLS and the port');
+  // Whole numbers only: a random port or directory name may contain 443 or 4321.
+  assert.doesNotMatch(directives, /\b443\b|ssl_|:4321\b/, 'the test config replaced TLS and the port');
   return [
     'daemon off;',
     'worker_processes 1;',
@@ -61,7 +62,7 @@ export function caddyTestConfig(proxyPort: number, serverPort: number, dir: stri
   conf = conf.replace(/^labs\.example\.org \{/m, `http://127.0.0.1:${proxyPort} {`);
   conf = conf.replace('reverse_proxy 127.0.0.1:4321', `reverse_proxy 127.0.0.1:${serverPort}`);
   conf = conf.replaceAll('/var/log/caddy/', `${dir}/`);
-  assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /4321|example\.org \{|\/var\/log/);
+  assert.doesNotMatch(conf.replace(/#.*$/gm, ''), /:4321\b|example\.org \{|\/var\/log/);
   // Loopback only: a site address names the host to match, not the address to listen on.
   const options = '\tadmin off\n\tauto_https off\n\tdefault_bind 127.0.0.1\n';
   // Into the Caddyfile's own global options block, if it has one (Caddy allows one).
