@@ -351,6 +351,28 @@ describe('reverse proxy snippets (real nginx, Caddy, server and engine)', () => 
     assert.ok(!logs.includes(SECRET_TOKEN), `a refused request's query string was logged:\n${logs}`);
   });
 
+  test("nginx: a refused upgrade leaves no dead upstream connection to write the next request's query into the error log", async (t) => {
+    need('nginx', ['-v'], 'nginx-light');
+    const ngx = await startNginx();
+    // The server answers a refused WebSocket upgrade with "Connection: keep-alive", then
+    // closes the socket: an upstream connection kept for reuse is then dead, and the
+    // request that picks it fails, is retried, and is written to the error log whole.
+    const refused = `${ngx.base.replace(/^http/, 'ws')}/api/v1/sessions/no-such-session/terminals/host`;
+    const rounds = 100;
+    for (let i = 0; i < rounds; i++) {
+      assert.notEqual(await upgradeStatus(refused, ngx.base), 101);
+      const r = await fetch(`${ngx.base}/api/v1/health?token=${SECRET_TOKEN}-${i}`);
+      assert.equal(r.status, 200);
+    }
+    ngx.p.kill('SIGTERM');
+    const errors = readFileSync(join(ngx.dir, 'error.log'), 'utf8');
+    const leaked = errors.split('\n').filter((l) => l.includes(SECRET_TOKEN));
+    t.diagnostic(
+      `${rounds} refused upgrades, each followed by a request: ${leaked.length} error-log lines with its query`,
+    );
+    assert.deepEqual(leaked, []);
+  });
+
   test('Caddy (deploy/Caddyfile)', async (t) => {
     need('caddy', ['version'], 'caddy');
     const port = await freePort();
