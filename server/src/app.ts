@@ -217,6 +217,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // should never try plain HTTP for this site again, where an invite code would travel
     // in the clear.
     if (req.protocol === 'https') reply.header('strict-transport-security', HSTS);
+    // WARNING: a refused WebSocket upgrade is answered on a socket that is closed right
+    // after; saying keep-alive there makes a proxy reuse a dead upstream connection (nginx
+    // then retries and logs the next request whole, query string included).
+    if (req.headers.upgrade !== undefined) reply.header('connection', 'close');
     const type = reply.getHeader('content-type');
     if (typeof type === 'string' && type.startsWith('text/html'))
       reply.header('content-security-policy', csp);

@@ -90,6 +90,17 @@ describe('code mode: guesses, redirects, caching, HSTS, messages (real server)',
     }
   });
 
+  test('a refused upgrade says Connection: close (a proxy must not reuse its dead socket)', async () => {
+    const r = await rawRequest(srv.port, {
+      method: 'GET',
+      target: '/api/v1/sessions/AAAAAAAAAAAAAAAAAAAAAA/terminals/host?ticket=x',
+      upgrade: true,
+      localAddress: '127.0.0.8',
+    });
+    assert.equal(r.status, 401, 'no access code: refused before the upgrade');
+    assert.equal(r.headers.connection, 'close');
+  });
+
   test('replies that carry a token or a session are never cached', async () => {
     const created = await post('127.0.0.6', { 'x-access-token': CODE });
     assert.equal(created.status, 201);

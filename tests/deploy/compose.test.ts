@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { freePort, labContainers, TermClient } from '../support/server.ts';
-import { composeCommand, run, until } from './support.ts';
+import { composeCommand, run, testNetwork, until } from './support.ts';
 
 describe('compose stack (real engine)', () => {
   const project = `cldeploy${process.pid}`;
@@ -44,6 +44,8 @@ describe('compose stack (real engine)', () => {
       CL_POOL_SIZE: '0',
       CL_DRAIN_GRACE: '1s',
       DOCKER_GID: String(statSync('/var/run/docker.sock').gid),
+      // Not the fixed default subnet: another stack may hold it meanwhile.
+      ...testNetwork(),
     };
     t0 = performance.now();
     up = true;

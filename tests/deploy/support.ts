@@ -96,3 +96,36 @@ export async function until(
     await sleep(100);
   }
 }
+
+/** `compose up -d --no-build`, then wait until Docker calls the server healthy; its container id. */
+export async function composeUpHealthy(
+  compose: string[],
+  project: string,
+  env: Record<string, string>,
+): Promise<string> {
+  const started = run([...compose, '-p', project, 'up', '-d', '--no-build'], { env });
+  if (started.code !== 0) throw new Error(`compose up failed:\n${started.out}`);
+  const server = run([...compose, '-p', project, 'ps', '-q', 'server'], { env }).out.trim();
+  if (!/^[0-9a-f]{12,64}$/.test(server)) throw new Error(`no server container: ${server}`);
+  await until(
+    'the server container to be healthy',
+    () => {
+      const health = run(['docker', 'inspect', '-f', '{{.State.Health.Status}}', server]).out.trim();
+      if (health === 'unhealthy') throw new Error(`unhealthy:\n${run(['docker', 'logs', server]).out}`);
+      return health === 'healthy';
+    },
+    90_000,
+  );
+  return server;
+}
+
+/**
+ * A /28 for a test's compose network, with the matching CL_TRUST_PROXY (its first
+ * address, the gateway), so stacks of tests run at the same time do not claim the same
+ * addresses (compose.yaml's default network has a fixed subnet).
+ */
+export function testNetwork(): { CL_SUBNET: string; CL_TRUST_PROXY: string } {
+  const a = 160 + Math.floor(Math.random() * 80);
+  const b = 16 * Math.floor(Math.random() * 16);
+  return { CL_SUBNET: `172.31.${a}.${b}/28`, CL_TRUST_PROXY: `172.31.${a}.${b + 1}` };
+}
