@@ -32,7 +32,8 @@ RUN set -eu; \
 
 # ---- runtime ------------------------------------------------------------------------------
 FROM ${BASE}
-# The server's own user (not root, not the labs' uid 1000). Reaching the engine socket
+# The server's own user (not root, outside every range lab hosts' uids come from: see
+# CL_LAB_UIDS). Reaching the engine socket
 # takes its group: compose's `group_add` (DOCKER_GID), or `docker run --group-add`.
 ARG APP_UID=10001
 RUN set -eu; \

@@ -440,8 +440,9 @@ export const CHECKS: Check[] = [
     run: (s, e) => {
       if (s.c.HostConfig.UsernsMode === 'host') return warn('UsernsMode host');
       if (!hasEngineOption(e, 'userns')) {
+        const uid = (s.c.Config.User || 'root').split(':')[0];
         return info(
-          "the engine runs without userns-remap, so the lab host is in the machine's user namespace as uid 1000 (no capabilities); the nested container has a user namespace of its own",
+          `the engine runs without userns-remap, so the lab host is in the machine's user namespace as uid ${uid} (no capabilities; the server gives every lab host a uid of its own); the nested container has a user namespace of its own`,
         );
       }
       return ok('the engine remaps user namespaces');

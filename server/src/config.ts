@@ -32,6 +32,22 @@ const Duration = z
 
 const Int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+/** The largest uid the kernel takes ((uid_t)-1 means "unchanged"). */
+const MAX_UID = 4_294_967_294;
+const uidRangeRe = /^(\d{1,10})-(\d{1,10})$/;
+
+/** "100000-199999" → { first, last }; throws with the reason. Never includes root. */
+export function parseUidRange(text: string): { first: number; last: number } {
+  const m = uidRangeRe.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a uid range (use e.g. 100000-199999, or auto)`);
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  if (first < 1) throw new Error('a uid range must not include 0 (root)');
+  if (last > MAX_UID) throw new Error(`uids end at ${MAX_UID}`);
+  if (last < first) throw new Error(`"${text}" ends before it starts`);
+  return { first, last };
+}
+
 const EnvSchema = z.object({
   /** Address to listen on. Loopback by default: put a reverse proxy in front to publish. */
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -77,6 +93,24 @@ const EnvSchema = z.object({
     .string()
     .regex(/^\d+[kmg]$/i, 'a size such as 32m')
     .optional(),
+  /** The uids lab hosts run as, one per lab host, so per-user kernel limits (user
+   *  namespaces, inotify instances, processes, ...) are per sandbox. `auto`: 2000000000-
+   *  2000099999 on a rootful engine, 20000-59999 where container uids are mapped
+   *  (rootless engine, userns-remap). Or a range such as `100000-199999`: it must not
+   *  overlap the engine host's own users or their /etc/subuid ranges, and must be mapped
+   *  by the engine's user namespace if it has one. Its size caps the lab hosts at once. */
+  CL_LAB_UIDS: z
+    .string()
+    .default('auto')
+    .superRefine((s, ctx) => {
+      if (s.trim() === 'auto') return;
+      try {
+        parseUidRange(s);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    })
+    .transform((s) => (s.trim() === 'auto' ? ('auto' as const) : parseUidRange(s))),
   /** On SIGTERM: refuse new sessions, tell live ones, and wait this long before ending
    *  them (0: at once). */
   CL_DRAIN_GRACE: Duration.default(parseDuration('10s')),
@@ -162,6 +196,8 @@ export interface Config {
   readonly labs: readonly string[];
   /** Overrides of every lab's limits (lab.yaml `limits`). */
   readonly labLimits: Readonly<{ memory?: string; cpus?: number; pids?: number; tmp?: string }>;
+  /** uids for lab hosts (CL_LAB_UIDS): `auto` (the runtime decides) or an inclusive range. */
+  readonly labUids: 'auto' | Readonly<{ first: number; last: number }>;
   readonly drainGraceMs: number;
   readonly metricsToken: string | undefined;
   readonly adminToken: string | undefined;
@@ -227,6 +263,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       ...(e.CL_LAB_PIDS !== undefined ? { pids: e.CL_LAB_PIDS } : {}),
       ...(e.CL_LAB_TMP ? { tmp: e.CL_LAB_TMP.toLowerCase() } : {}),
     }),
+    labUids: e.CL_LAB_UIDS === 'auto' ? 'auto' : Object.freeze({ ...e.CL_LAB_UIDS }),
     drainGraceMs: e.CL_DRAIN_GRACE,
     metricsToken: e.CL_METRICS_TOKEN,
     adminToken: e.CL_ADMIN_TOKEN,

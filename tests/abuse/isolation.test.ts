@@ -20,6 +20,7 @@ import {
   deleteSession,
   type RunningServer,
   type SessionInfo,
+  sessionContainers,
   startServer,
   TermClient,
 } from '../support/server.ts';
@@ -133,11 +134,15 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
   let s: SessionInfo;
   let host: TermClient;
   let box: TermClient;
+  /** The lab host's uid on the machine, as the engine was told (label and Config.User). */
+  let uid: string;
   const report: string[] = [];
 
   before(async () => {
     srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
     s = await createSession(srv.base, 'processes');
+    const [c] = await sessionContainers(s.id);
+    uid = c?.Labels['containerlabs.uid'] ?? '';
     host = await TermClient.open(srv.base, s, 'host');
     box = await TermClient.open(srv.base, s, 'container');
     await host.waitFor(/\$ $/m, 15_000);
@@ -168,12 +173,16 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
     assert.equal(st.CapAmb, '0000000000000000');
     assert.equal(st.NoNewPrivs, '1');
     assert.equal(st.Seccomp, '2');
-    assert.equal((await host.exec('id -u; id -g')).trim(), '1000\n1000');
-    // Every process of the lab host, the nested container included, is uid 1000 outside.
+    assert.match(uid, /^[1-9]\d*$/, 'the lab host carries its uid label');
+    assert.equal((await host.exec('id -u; id -g')).trim(), `${uid}\n${uid}`);
+    assert.equal((await host.exec('id -un; id -gn')).trim(), 'reader\nreader');
+    // Every process of the lab host, the nested container included, is its uid outside.
     const uids = (await host.exec('cat /proc/[0-9]*/status 2>/dev/null | grep "^Uid:" | sort -u')).trim();
-    for (const line of uids.split('\n')) assert.match(line, /^Uid:\s+1000\s+1000\s+1000\s+1000$/);
+    for (const line of uids.split('\n')) {
+      assert.match(line, new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`));
+    }
     report.push(
-      `lab host: CapEff/CapPrm/CapBnd 0, NoNewPrivs 1, Seccomp 2; every process uid 1000 (${uids.split('\n').length} distinct Uid lines)`,
+      `lab host: CapEff/CapPrm/CapBnd 0, NoNewPrivs 1, Seccomp 2; every process uid ${uid}, named reader (${uids.split('\n').length} distinct Uid lines)`,
     );
   });
 
@@ -182,11 +191,11 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
     assert.equal(st.NoNewPrivs, '1');
     assert.equal(st.Seccomp, '2');
     assert.equal((await box.exec('id -u')).trim(), '0');
-    // uid 0 inside is uid 1000 outside, and nothing else is mapped.
-    assert.match((await box.exec('cat /proc/self/uid_map')).trim(), /^0\s+1000\s+1$/);
-    assert.match((await box.exec('cat /proc/self/gid_map')).trim(), /^0\s+1000\s+1$/);
+    // uid 0 inside is the lab host's uid outside, and nothing else is mapped.
+    assert.match((await box.exec('cat /proc/self/uid_map')).trim(), new RegExp(`^0\\s+${uid}\\s+1$`));
+    assert.match((await box.exec('cat /proc/self/gid_map')).trim(), new RegExp(`^0\\s+${uid}\\s+1$`));
     report.push(
-      `nested container: uid 0 inside = 1000 outside (uid_map "0 1000 1"), CapEff ${st.CapEff} (in its own user namespace only), NoNewPrivs 1, Seccomp 2`,
+      `nested container: uid 0 inside = ${uid} outside (uid_map "0 ${uid} 1"), CapEff ${st.CapEff} (in its own user namespace only), NoNewPrivs 1, Seccomp 2`,
     );
   });
 
@@ -284,14 +293,17 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
           'more than one session keyring visible',
         );
       }
-      // Same uid 1000 on the machine, but no shared PID namespace: nothing to signal.
+      // Another uid on the machine and no shared PID namespace: nothing to signal.
+      const otherUid = (await t.exec('id -u')).trim();
+      assert.notEqual(otherUid, uid, 'two sessions share a uid');
+      assert.equal((await t.exec('whoami')).trim(), 'reader');
       assert.match(await host.exec('pkill -0 box-idle; echo status=$?'), /status=1/);
     } finally {
       await t.close();
       await deleteSession(srv.base, other);
     }
     report.push(
-      "two sessions: neither sees the other's processes, /tmp or keyrings (/proc/keys shows only its own _ses keyring)",
+      "two sessions: different uids, both named reader; neither sees the other's processes, /tmp or keyrings (/proc/keys shows only its own _ses keyring)",
     );
   });
 

@@ -69,6 +69,20 @@ describe('configuration', () => {
     fails({ CL_TRUST_PROXY: '10.0.0.0/33' }, /CL_TRUST_PROXY/);
   });
 
+  test('CL_LAB_UIDS: auto by default, or an inclusive range that never holds root', () => {
+    assert.equal(loadConfig({}).labUids, 'auto');
+    assert.equal(loadConfig({ CL_LAB_UIDS: ' auto ' }).labUids, 'auto');
+    assert.deepEqual(loadConfig({ CL_LAB_UIDS: '100000-199999' }).labUids, { first: 100_000, last: 199_999 });
+    assert.deepEqual(loadConfig({ CL_LAB_UIDS: '5000-5000' }).labUids, { first: 5000, last: 5000 });
+    assert.ok(Object.isFrozen(loadConfig({ CL_LAB_UIDS: '1-2' }).labUids));
+    fails({ CL_LAB_UIDS: '0-1000' }, /CL_LAB_UIDS: a uid range must not include 0 \(root\)/);
+    fails({ CL_LAB_UIDS: '2000-1000' }, /CL_LAB_UIDS: "2000-1000" ends before it starts/);
+    fails({ CL_LAB_UIDS: '1-4294967295' }, /CL_LAB_UIDS: uids end at 4294967294/);
+    fails({ CL_LAB_UIDS: '100000' }, /CL_LAB_UIDS: "100000" is not a uid range/);
+    fails({ CL_LAB_UIDS: '-5-10' }, /CL_LAB_UIDS/);
+    fails({ CL_LAB_UIDS: 'lots' }, /CL_LAB_UIDS/);
+  });
+
   test('bad values are named, one line each', () => {
     fails({ CL_MODE: 'code' }, /CL_ACCESS_CODE: code mode needs a shared code/);
     fails({ CL_MODE: 'code', CL_ACCESS_CODE: 'short' }, /CL_ACCESS_CODE: 8 to 128 letters/);

@@ -9,12 +9,14 @@
  * engine. Skips (does not fail) when no engine answers or an image is missing.
  */
 import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { labImageTag } from '../../labs/images.ts';
 import { loadLabs } from '../../labs/load.ts';
 import type { LabDef } from '../../labs/schema.ts';
-import { execSpec, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
+import { DockerRuntime } from '../../server/src/runtime/docker/docker-runtime.ts';
+import { execSpec, LABELS, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
 
 const docker = new Docker();
 const labs = await loadLabs();
@@ -55,7 +57,9 @@ class Terminal {
     });
   }
   static async open(c: Docker.Container, target: 'host' | 'container'): Promise<Terminal> {
-    const exec = await c.exec(execSpec({ name: target, title: target, target }));
+    // Every exec runs as the lab host's own uid, which its label names.
+    const uid = Number((await c.inspect()).Config.Labels[LABELS.uid]);
+    const exec = await c.exec(execSpec({ name: target, title: target, target }, uid));
     const stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as NodeJS.ReadWriteStream;
     await exec.resize({ h: 50, w: 200 });
     const t = new Terminal(stream);
@@ -90,8 +94,15 @@ class Terminal {
   }
 }
 
+// The uids the server would pick from on this engine (rootful or not); each lab host here
+// takes one at random (the server's allocator also avoids live hosts' uids).
+const uidRange = await new DockerRuntime({ docker }).labUidRange();
+const uids = new Map<string, number>();
+
 async function startLab(lab: LabDef, deadline = 300): Promise<Docker.Container> {
+  const uid = uidRange.first + randomInt(uidRange.last - uidRange.first + 1);
   const spec = labHostSpec({
+    uid,
     lab,
     image: labImageTag(lab.id),
     sessionId: `${runId}-${lab.id}`,
@@ -101,6 +112,7 @@ async function startLab(lab: LabDef, deadline = 300): Promise<Docker.Container> 
   });
   const c = await docker.createContainer(spec);
   await c.start();
+  uids.set(c.id, uid);
   return c;
 }
 
@@ -141,8 +153,10 @@ describe('lab hosts on a real engine', () => {
       assert.equal(await box.run('cd && pwd'), '/root');
     });
 
-    it('outside: init -> unshare -> the app, all uid 1000; NSpid gives both PIDs', async () => {
-      assert.equal(await host.run('id'), 'uid=1000(reader) gid=1000(reader) groups=1000(reader)');
+    it('outside: init -> unshare -> the app, all as our own uid; NSpid gives both PIDs', async () => {
+      const uid = uids.get(c.id);
+      assert.equal(await host.run('id'), `uid=${uid}(reader) gid=${uid}(reader) groups=${uid}(reader)`);
+      assert.equal(await host.run('whoami; echo $HOME'), 'reader\n/home/reader');
       assert.equal(await host.run('hostname'), 'labhost');
       const ps = await host.run('ps -eo pid,ppid,user,args');
       const rows = ps
@@ -158,7 +172,7 @@ describe('lab hosts on a real engine', () => {
       assert.equal(app?.args, 'busybox httpd -f -p 8080 -h /srv/www');
       assert.ok(rows.every((r) => r.user === 'reader'));
       assert.equal(await host.run(`grep NSpid /proc/${app?.pid}/status`), `NSpid:\t${app?.pid}\t1`);
-      assert.equal((await host.run(`cat /proc/${app?.pid}/uid_map`)).split(/\s+/).join(' '), '0 1000 1');
+      assert.equal((await host.run(`cat /proc/${app?.pid}/uid_map`)).split(/\s+/).join(' '), `0 ${uid} 1`);
       // the container shell is visible from outside under nsenter
       assert.match(ps, /nsenter -t \d+ -U -p -m -u -i --preserve-credentials \/bin\/bash -l/);
     });

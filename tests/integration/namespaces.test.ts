@@ -77,12 +77,16 @@ describe('namespaces lab (real engine)', () => {
     assert.equal((await host.exec('ipcs -m | grep -c "^0x"')).trim(), '0');
   });
 
-  test('PID and User: the app is PID 1 and root inside; uid_map maps 0 to 1000', async () => {
+  test("PID and User: the app is PID 1 and root inside; uid_map maps 0 to the lab host's uid", async () => {
     assert.equal((await inside.exec('id -u')).trim(), '0');
     assert.match(await inside.exec('ps -o pid=,args= -p 1'), /^\s*1 .*httpd/);
     const pid = (await host.exec('pgrep -f "httpd -f -p 8080"')).trim();
     assert.match(pid, /^\d+$/);
-    assert.match(await host.exec(`cat /proc/${pid}/uid_map`), /^\s*0\s+1000\s+1\s*$/);
+    const uid = (await host.exec('id -u')).trim();
+    assert.match(uid, /^[1-9]\d*$/);
+    assert.notEqual(uid, '1000', 'a uid of its own, not the old shared 1000');
+    assert.equal((await host.exec('id -un')).trim(), 'reader');
+    assert.match(await host.exec(`cat /proc/${pid}/uid_map`), new RegExp(`^\\s*0\\s+${uid}\\s+1\\s*$`));
     assert.match(
       await host.exec(`grep NSpid /proc/${pid}/status`),
       new RegExp(`^NSpid:\\s+${pid}\\s+1\\s*$`),

@@ -13,6 +13,10 @@ export interface EngineInfo {
   cgroupVersion?: '1' | '2';
   /** The engine applies AppArmor profiles to containers. */
   apparmor?: boolean;
+  /** The engine runs rootless: container uids are mapped into its user's subordinate uids. */
+  rootless?: boolean;
+  /** The engine has userns-remap: container uids are mapped into a subordinate range. */
+  usernsRemap?: boolean;
   /** Why it is unreachable, for operators. */
   error?: string;
 }

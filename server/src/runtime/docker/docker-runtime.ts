@@ -16,9 +16,29 @@ import type {
   Runtime,
   TerminalProcess,
 } from '../runtime.ts';
-import { execSpec, labHostSpec } from './lab-host-spec.ts';
+import { execSpec, LAB_HOME, LABELS, labHostSpec, labUser } from './lab-host-spec.ts';
+import { type ListedHost, UidAllocator, type UidRange } from './uid-allocator.ts';
 
 const MANAGED = 'containerlabs.managed';
+
+/**
+ * Where lab hosts' uids come from when CL_LAB_UIDS is `auto`.
+ *
+ * Rootful engine without userns-remap: container uids are the machine's. 2 000 000 000 and
+ * up is far above every uid `useradd` hands out, subordinate ranges included
+ * (/etc/subuid; SUB_UID_MAX is 600 100 000 by default), above systemd-nspawn's container
+ * uids (up to 1 879 048 191) and below 2^31, which some tools still read as signed.
+ *
+ * Rootless engine, or userns-remap: container uids are mapped into a subordinate range of
+ * usually 65 536 uids, and an unmapped uid cannot run, so pick inside it: above the
+ * image's system and first human uids and the server image's own user (10001, which
+ * shares the engine's mapping when the server runs as a container there), below 60000
+ * and `nobody` (65534).
+ */
+export const AUTO_LAB_UIDS: Readonly<{ rootful: UidRange; namespaced: UidRange }> = Object.freeze({
+  rootful: Object.freeze({ first: 2_000_000_000, last: 2_000_099_999 }),
+  namespaced: Object.freeze({ first: 20_000, last: 59_999 }),
+});
 const EXEC_OUTPUT_CAP = 1024 * 1024;
 
 interface DockerErrorLike {
@@ -69,6 +89,19 @@ export interface DockerRuntimeOptions {
    * no-new-privileges). Any other value names a profile loaded on the engine's host.
    */
   apparmorProfile?: string;
+  /** The uids lab hosts run as, one per host (`auto`, the default: AUTO_LAB_UIDS). */
+  labUids?: 'auto' | UidRange;
+}
+
+/** `uid:gid` or `uid` of a container's Config.User, if numeric. */
+function uidOfUser(user: string | undefined): number | undefined {
+  const m = /^(\d+)(:\d+)?$/.exec(user ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+function uidOfLabel(labels: Record<string, string> | undefined): number | undefined {
+  const v = labels?.[LABELS.uid];
+  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
 export class DockerRuntime implements Runtime {
@@ -77,11 +110,69 @@ export class DockerRuntime implements Runtime {
   readonly #imageCache = new Map<string, Promise<string>>();
   readonly #apparmorSetting: string;
   #apparmor: Promise<string | undefined> | null = null;
+  readonly #uidSetting: 'auto' | UidRange;
+  readonly #uids: UidAllocator;
+  /** hostId → the uid its processes run as (from create, a listing's label, or inspect). */
+  readonly #hostUids = new Map<string, { uid: number; seq: number }>();
+  #seq = 0;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker();
     this.#imageFor = opts.imageFor ?? (async (labId) => labImageTag(labId));
     this.#apparmorSetting = opts.apparmorProfile ?? 'auto';
+    this.#uidSetting = opts.labUids ?? 'auto';
+    this.#uids = new UidAllocator({ range: () => this.labUidRange(), list: () => this.#listUids() });
+  }
+
+  /** The uids lab hosts get (see DockerRuntimeOptions.labUids). */
+  async labUidRange(): Promise<UidRange> {
+    if (this.#uidSetting !== 'auto') return this.#uidSetting;
+    const i = await this.info();
+    if (!i.reachable) {
+      throw new AppError('engine_unavailable', `The Docker engine is not reachable. ${ENGINE_HELP}`, {
+        cause: new Error(i.error),
+        retryAfter: 30,
+      });
+    }
+    return i.rootless || i.usernsRemap ? AUTO_LAB_UIDS.namespaced : AUTO_LAB_UIDS.rootful;
+  }
+
+  /** Every lab host on the engine (any instance) and its uid label. */
+  async #listUids(): Promise<ListedHost[]> {
+    try {
+      const list = await this.#docker.listContainers({ all: true, filters: { label: [`${MANAGED}=true`] } });
+      return list.map((c) => ({ hostId: c.Id, uid: uidOfLabel(c.Labels) }));
+    } catch (err) {
+      throw mapError(err, 'listing lab hosts');
+    }
+  }
+
+  #remember(hostId: string, uid: number): void {
+    this.#hostUids.set(hostId, { uid, seq: ++this.#seq });
+  }
+
+  /** The uid a lab host runs as; execs must use it (another uid would be a stranger there). */
+  async #uidOf(hostId: string): Promise<number> {
+    const known = this.#hostUids.get(hostId);
+    if (known) return known.uid;
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.#docker.getContainer(hostId).inspect();
+    } catch (err) {
+      const status = (err as DockerErrorLike).statusCode;
+      if (status === 404) {
+        throw new AppError('session_ended', 'The lab host is gone (it may have expired).', { cause: err });
+      }
+      throw mapError(err, 'inspecting the lab host');
+    }
+    const uid = uidOfLabel(info.Config.Labels) ?? uidOfUser(info.Config.User);
+    if (uid === undefined || uid === 0) {
+      throw new AppError('internal', 'the lab host has no usable uid', {
+        cause: new Error(`container ${hostId} runs as ${JSON.stringify(info.Config.User)}`),
+      });
+    }
+    this.#remember(hostId, uid);
+    return uid;
   }
 
   /** The AppArmor profile lab hosts get (see DockerRuntimeOptions.apparmorProfile). */
@@ -110,6 +201,8 @@ export class DockerRuntime implements Runtime {
         version: `docker ${version.Version} (API ${version.ApiVersion})`,
         cgroupVersion: info.CgroupVersion === '2' ? '2' : '1',
         apparmor: security.some((o) => o.includes('name=apparmor')),
+        rootless: security.some((o) => o.includes('name=rootless')),
+        usernsRemap: security.some((o) => o.includes('name=userns')),
       };
     } catch (err) {
       return { reachable: false, error: message(err) };
@@ -129,19 +222,22 @@ export class DockerRuntime implements Runtime {
   async createLabHost(req: LabHostRequest): Promise<LabHost> {
     const image = await this.#image(req.lab.id);
     const apparmorProfile = await this.apparmorProfile();
-    const spec = labHostSpec({
-      apparmorProfile,
-      lab: req.lab,
-      image,
-      sessionId: req.sessionId,
-      expiresAt: req.expiresAt,
-      hardDeadlineSeconds: req.hardDeadlineSeconds,
-      labels: req.labels,
-    });
+    const uid = await this.#uids.reserve();
     let container: Docker.Container;
     try {
+      const spec = labHostSpec({
+        apparmorProfile,
+        lab: req.lab,
+        image,
+        sessionId: req.sessionId,
+        uid,
+        expiresAt: req.expiresAt,
+        hardDeadlineSeconds: req.hardDeadlineSeconds,
+        labels: req.labels,
+      });
       container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
     } catch (err) {
+      this.#uids.release(uid);
       const e = err as DockerErrorLike;
       if (e.statusCode === 404 && /no such image/i.test(message(err))) {
         throw new AppError(
@@ -152,10 +248,12 @@ export class DockerRuntime implements Runtime {
       }
       throw mapError(err, 'creating the lab host');
     }
+    this.#uids.bind(uid, container.id);
+    this.#remember(container.id, uid);
     try {
       await container.start();
     } catch (err) {
-      await container.remove({ force: true }).catch(() => {});
+      await this.removeLabHost(container.id).catch(() => {});
       throw mapError(err, 'starting the lab host');
     }
     return { id: container.id, sessionId: req.sessionId };
@@ -167,17 +265,27 @@ export class DockerRuntime implements Runtime {
     } catch (err) {
       const status = (err as DockerErrorLike).statusCode;
       // 404: already gone (AutoRemove); 409: removal already in progress.
-      if (status === 404 || status === 409) return;
-      throw mapError(err, 'removing the lab host');
+      if (status !== 404 && status !== 409) throw mapError(err, 'removing the lab host');
     }
+    this.#uids.releaseHost(id);
+    this.#hostUids.delete(id);
   }
 
   async listLabHosts(): Promise<LabHostSummary[]> {
     let list: Docker.ContainerInfo[];
+    const started = ++this.#seq;
     try {
       list = await this.#docker.listContainers({ all: true, filters: { label: [`${MANAGED}=true`] } });
     } catch (err) {
       throw mapError(err, 'listing lab hosts');
+    }
+    // Learn uids from the labels; forget hosts this listing no longer shows (unless they
+    // were made while it ran).
+    const live = new Set(list.map((c) => c.Id));
+    for (const [id, e] of this.#hostUids) if (e.seq < started && !live.has(id)) this.#hostUids.delete(id);
+    for (const c of list) {
+      const uid = uidOfLabel(c.Labels);
+      if (uid !== undefined && !this.#hostUids.has(c.Id)) this.#remember(c.Id, uid);
     }
     return list.map((c) => {
       const l = c.Labels ?? {};
@@ -199,10 +307,11 @@ export class DockerRuntime implements Runtime {
     size: { cols: number; rows: number },
   ): Promise<TerminalProcess> {
     const container = this.#docker.getContainer(hostId);
+    const uid = await this.#uidOf(hostId);
     let exec: Docker.Exec;
     let stream: import('node:stream').Duplex;
     try {
-      exec = await container.exec(execSpec(terminal) as Docker.ExecCreateOptions);
+      exec = await container.exec(execSpec(terminal, uid) as Docker.ExecCreateOptions);
       stream = (await exec.start({ hijack: true, stdin: true, Tty: true })) as import('node:stream').Duplex;
     } catch (err) {
       const status = (err as DockerErrorLike).statusCode;
@@ -247,12 +356,16 @@ export class DockerRuntime implements Runtime {
     opts: { timeoutMs?: number } = {},
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const container = this.#docker.getContainer(hostId);
+    const user = labUser(await this.#uidOf(hostId));
     try {
       const exec = await container.exec({
         Cmd: cmd,
         AttachStdout: true,
         AttachStderr: true,
-        User: '1000:1000',
+        User: user,
+        // The image's /etc/passwd points into the lab host's /run/lab, which the engine
+        // cannot read, so it would set HOME=/.
+        Env: [`HOME=${LAB_HOME}`],
         Tty: false,
       });
       const stream = await exec.start({ hijack: true, stdin: false });

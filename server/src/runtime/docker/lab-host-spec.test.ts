@@ -7,6 +7,7 @@ import {
   LABELS,
   type LabHostSpecInput,
   labHostSpec,
+  labUser,
   SECCOMP_PROFILE_JSON,
 } from './lab-host-spec.ts';
 
@@ -17,6 +18,7 @@ function input(over: Partial<LabHostSpecInput> = {}): LabHostSpecInput {
     lab,
     image: 'containerlabs/lab-processes:0123456789ab',
     sessionId: 's-1',
+    uid: 2_000_012_345,
     expiresAt: new Date('2030-01-02T03:04:05.000Z'),
     hardDeadlineSeconds: 3600,
     labels: { 'containerlabs.instance': 'test' },
@@ -35,9 +37,10 @@ describe('labHostSpec', () => {
   const spec = labHostSpec(input());
   const hc = spec.HostConfig as HostConfig;
 
-  it('runs the image as uid 1000 with hostname labhost and lab-init as PID 1', () => {
+  it('runs the image as the uid it was given, with hostname labhost and lab-init as PID 1', () => {
     assert.equal(spec.Image, 'containerlabs/lab-processes:0123456789ab');
-    assert.equal(spec.User, '1000:1000');
+    assert.equal(spec.User, '2000012345:2000012345');
+    assert.equal(labHostSpec(input({ uid: 10_001 })).User, '10001:10001');
     assert.equal(spec.Hostname, 'labhost');
     assert.deepEqual(spec.Entrypoint, ['/usr/local/sbin/lab-init']);
     assert.equal(hc.Init, false);
@@ -50,6 +53,8 @@ describe('labHostSpec', () => {
     assert.ok(spec.Env.includes('LAB_APP_HOSTNAME=box'));
     assert.ok(spec.Env.includes('LAB_DEADLINE_SECONDS=3600'));
     assert.ok(spec.Env.includes('LAB_ID=processes'));
+    // Docker cannot read the image's passwd (it points into a tmpfs): HOME comes from us.
+    assert.ok(spec.Env.includes('HOME=/home/reader'));
   });
 
   it('labels the container; our labels win over passed ones', () => {
@@ -62,7 +67,10 @@ describe('labHostSpec', () => {
       'containerlabs.session': 's-1',
       'containerlabs.lab': 'processes',
       'containerlabs.expires-at': '2030-01-02T03:04:05.000Z',
+      'containerlabs.uid': '2000012345',
     });
+    const forged = labHostSpec(input({ labels: { [LABELS.uid]: '1000' } }));
+    assert.equal(forged.Labels[LABELS.uid], '2000012345', 'the uid label tells the truth');
   });
 
   it('drops every privilege and never disables seccomp', () => {
@@ -104,8 +112,8 @@ describe('labHostSpec', () => {
     assert.match(hc.Tmpfs['/tmp']!, /(^|,)size=16777216(,|$)/);
     assert.match(hc.Tmpfs['/tmp']!, /(^|,)mode=1777(,|$)/);
     assert.match(hc.Tmpfs['/tmp']!, /(^|,)nosuid(,|$)/);
-    assert.match(hc.Tmpfs['/home/reader']!, /uid=1000,gid=1000/);
-    assert.match(hc.Tmpfs['/run/lab']!, /uid=1000,gid=1000/);
+    assert.match(hc.Tmpfs['/home/reader']!, /(^|,)uid=2000012345,gid=2000012345(,|$)/);
+    assert.match(hc.Tmpfs['/run/lab']!, /(^|,)uid=2000012345,gid=2000012345(,|$)/);
     const small = labHostSpec(input({ lab: { ...lab, limits: { ...lab.limits, tmp: '4m' } } }));
     assert.match((small.HostConfig as HostConfig).Tmpfs['/tmp']!, /size=4194304/);
   });
@@ -122,6 +130,11 @@ describe('labHostSpec', () => {
     assert.deepEqual(
       hc.Ulimits.find((u) => u.Name === 'core'),
       { Name: 'core', Soft: 0, Hard: 0 },
+    );
+    // No nproc: it would act before the pids cgroup and hide it (see the spec's comment).
+    assert.equal(
+      hc.Ulimits.find((u) => u.Name === 'nproc'),
+      undefined,
     );
     const big = labHostSpec(
       input({ lab: { ...lab, limits: { memory: '1g', cpus: 1.25, pids: 200, tmp: '16m' } } }),
@@ -150,6 +163,17 @@ describe('labHostSpec', () => {
     assert.doesNotThrow(() => labHostSpec(input({ sessionId: '_-base64url_ID-9' })));
     assert.throws(() => labHostSpec(input({ image: '' })), /image/);
     assert.throws(() => labHostSpec(input({ expiresAt: new Date('nope') })), /expiresAt/);
+    for (const uid of [0, -1, 1.5, Number.NaN, 4_294_967_295, 2 ** 32]) {
+      assert.throws(() => labHostSpec(input({ uid })), /uid must be an integer from 1/, String(uid));
+    }
+  });
+});
+
+describe('labUser', () => {
+  it('is uid:gid with gid = uid, never root', () => {
+    assert.equal(labUser(1), '1:1');
+    assert.equal(labUser(4_294_967_294), '4294967294:4294967294');
+    assert.throws(() => labUser(0), /uid/);
   });
 });
 
@@ -157,22 +181,27 @@ describe('execSpec', () => {
   const t = (target: TerminalDef['target']): TerminalDef => ({ name: target, title: target, target });
 
   it('opens a TTY login shell on the lab host as the reader', () => {
-    const e = execSpec(t('host'));
+    const e = execSpec(t('host'), 2_000_012_345);
     assert.deepEqual(e.Cmd, ['/usr/local/bin/lab-shell', 'host']);
-    assert.equal(e.User, '1000:1000');
+    assert.equal(e.User, '2000012345:2000012345');
+    assert.ok(e.Env.includes('HOME=/home/reader'));
     assert.equal(e.Tty, true);
     assert.equal(e.AttachStdin && e.AttachStdout && e.AttachStderr, true);
     assert.ok(e.Env.includes('TERM=xterm-256color'));
   });
 
   it('enters the nested container for target container', () => {
-    const e = execSpec(t('container'));
+    const e = execSpec(t('container'), 10_042);
     assert.deepEqual(e.Cmd, ['/usr/local/bin/lab-shell', 'container']);
-    assert.equal(e.User, '1000:1000');
+    assert.equal(e.User, '10042:10042');
     assert.equal(e.Tty, true);
   });
 
+  it('refuses a uid that is no lab host uid', () => {
+    assert.throws(() => execSpec(t('host'), 0), /uid/);
+  });
+
   it('moves the detach keys off ctrl-p', () => {
-    assert.doesNotMatch(execSpec(t('host')).DetachKeys, /^$|ctrl-p/);
+    assert.doesNotMatch(execSpec(t('host'), 10_042).DetachKeys, /^$|ctrl-p/);
   });
 });

@@ -6,7 +6,8 @@
  * host", and labs/README.md.
  *
  * A lab host runs the lab image's init (labs/_common/rootfs/usr/local/sbin/lab-init) as the
- * unprivileged reader, uid 1000, with no capabilities. The init builds the nested container
+ * unprivileged reader, under a uid of its own (the adapter picks it: uid-allocator.ts), with
+ * no capabilities. The init builds the nested container
  * with user, PID, mount, UTS and IPC namespaces (unshare -U -r -p -f -m -u -i --mount-proc);
  * the seccomp profile (labs/seccomp/profile.json) allows exactly that much nesting.
  */
@@ -14,9 +15,6 @@
 import { type LabDef, parseSize, type TerminalDef } from '../../../../labs/schema.ts';
 import seccompProfile from '../../../../labs/seccomp/profile.json' with { type: 'json' };
 
-/** The only user a lab host runs as (labs/_common/setup.sh creates it as `reader`). */
-export const LAB_USER = '1000:1000';
-export const LAB_UID = 1000;
 export const LAB_HOSTNAME = 'labhost';
 export const LAB_HOME = '/home/reader';
 
@@ -26,7 +24,20 @@ export const LABELS = {
   session: 'containerlabs.session',
   lab: 'containerlabs.lab',
   expiresAt: 'containerlabs.expires-at',
+  /** The host's uid (and gid): which uids are taken, for every server on the engine. */
+  uid: 'containerlabs.uid',
 } as const;
+
+/** uid_t is 32 bits; (uid_t)-1 means "no change" to the kernel, and 0 is root. */
+const MAX_UID = 4_294_967_294;
+
+/** The user of a lab host and of every exec in it: `uid:gid`, gid = uid. */
+export function labUser(uid: number): string {
+  if (!Number.isInteger(uid) || uid < 1 || uid > MAX_UID) {
+    throw new Error(`lab host uid must be an integer from 1 to ${MAX_UID}, not ${uid}`);
+  }
+  return `${uid}:${uid}`;
+}
 
 /** The seccomp profile as Docker wants it in SecurityOpt: compact JSON text. */
 export const SECCOMP_PROFILE_JSON: string = JSON.stringify(seccompProfile);
@@ -38,6 +49,13 @@ export interface LabHostSpecInput {
   /** The lab's image, `containerlabs/lab-<id>:<hash>` (labs/images.ts labImageTag). */
   image: string;
   sessionId: string;
+  /**
+   * The reader's uid (and gid) on the machine, this lab host's alone: the kernel counts
+   * user namespaces, inotify instances, processes (RLIMIT_NPROC) and more per uid, so
+   * sandboxes sharing one would share those allowances. The image's `reader` gets it at
+   * start (lab-init writes /etc/passwd), so names stay the same whatever the number.
+   */
+  uid: number;
   /** When the session expires (informational label; the server enforces it). */
   expiresAt: Date;
   /**
@@ -97,7 +115,8 @@ function tmpfsOptions(bytes: number, mode: string, extra: string[] = []): string
 
 /** `POST /containers/create` body of one lab host. Throws on impossible input. */
 export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
-  const { lab, image, sessionId, expiresAt, hardDeadlineSeconds, labels } = input;
+  const { lab, image, sessionId, expiresAt, hardDeadlineSeconds, labels, uid } = input;
+  const user = labUser(uid);
   if (!image) throw new Error('labHostSpec: image is required');
   // Only a label value, but keep it plain (base64url ids may start with - or _).
   if (!/^[A-Za-z0-9_.-]{1,128}$/.test(sessionId)) {
@@ -116,7 +135,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
   return {
     Image: image,
     Hostname: LAB_HOSTNAME,
-    User: LAB_USER,
+    User: user,
     WorkingDir: LAB_HOME,
     Entrypoint: ['/usr/local/sbin/lab-init'],
     Cmd: [],
@@ -127,6 +146,9 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       `LAB_APP_HOSTNAME=${lab.app.hostname}`,
       `LAB_DEADLINE_SECONDS=${hardDeadlineSeconds}`,
       'LANG=C.UTF-8',
+      // Docker takes HOME from the image's /etc/passwd, which points into /run/lab: a
+      // tmpfs the engine does not see from outside, so it would fall back to "/".
+      `HOME=${LAB_HOME}`,
     ],
     Labels: {
       ...labels,
@@ -134,6 +156,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       [LABELS.session]: sessionId,
       [LABELS.lab]: lab.id,
       [LABELS.expiresAt]: expiresAt.toISOString(),
+      [LABELS.uid]: String(uid),
     },
     AttachStdin: false,
     AttachStdout: false,
@@ -175,7 +198,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       // /dev/null or an empty tmpfs) and read-only re-mounts (/proc/sys, /proc/irq, ...)
       // are such mounts, so `unshare --mount-proc` fails with EPERM unless both lists are
       // empty (the CLI's --security-opt systempaths=unconfined). What still guards those
-      // files: uid 1000 without capabilities (kcore is root-only, /proc/sys is root-owned
+      // files: an unprivileged uid without capabilities (kcore is root-only, /proc/sys is root-owned
       // and read-only to others) and, inside, a user namespace that owns nothing of the
       // host. The sysfs masks do not matter to the procfs check, so they stay.
       MaskedPaths: ['/sys/firmware', '/sys/devices/virtual/powercap'],
@@ -185,7 +208,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       ReadonlyRootfs: true,
       Tmpfs: {
         '/tmp': tmpfsOptions(tmp, '1777'),
-        [LAB_HOME]: tmpfsOptions(8 * MiB, '0755', [`uid=${LAB_UID}`, `gid=${LAB_UID}`]),
+        [LAB_HOME]: tmpfsOptions(8 * MiB, '0755', [`uid=${uid}`, `gid=${uid}`]),
         // lab-init's state (unshare PID, readiness), shared with lab-shell and the box.
         '/run/lab': [
           'rw',
@@ -194,8 +217,8 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
           'nodev',
           `size=${1 * MiB}`,
           'mode=0755',
-          `uid=${LAB_UID}`,
-          `gid=${LAB_UID}`,
+          `uid=${uid}`,
+          `gid=${uid}`,
         ].join(','),
       },
       ShmSize: 8 * MiB,
@@ -210,8 +233,11 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       Ulimits: [
         { Name: 'nofile', Soft: 1024, Hard: 1024 },
         { Name: 'core', Soft: 0, Hard: 0 },
-        // Not nproc: RLIMIT_NPROC counts every process of uid 1000 on the machine, i.e.
-        // of all lab hosts together; PidsLimit bounds each lab host instead.
+        // Not nproc. Every lab host has a uid of its own, so the processes of that uid are
+        // exactly the lab host's, which PidsLimit already bounds. Set to the pids limit, it
+        // would even hide the pids limit: fork() checks RLIMIT_NPROC before the pids
+        // cgroup (kernel/fork.c copy_process), so the cgroups lab's fork bomb was refused
+        // by the rlimit and pids.events counted 0 refusals instead of 74.
       ],
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
     },
@@ -220,14 +246,16 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
 
 /**
  * `POST /containers/{id}/exec` body of one terminal: a login bash for the reader, on the
- * lab host (`host`) or inside the nested container (`container`, via nsenter).
+ * lab host (`host`) or inside the nested container (`container`, via nsenter), as the lab
+ * host's uid.
  */
-export function execSpec(terminal: TerminalDef): ExecCreateBody {
+export function execSpec(terminal: TerminalDef, uid: number): ExecCreateBody {
   return {
     Cmd: ['/usr/local/bin/lab-shell', terminal.target],
-    User: LAB_USER,
+    // The lab host's own uid: any other would be a stranger there (and share nothing).
+    User: labUser(uid),
     WorkingDir: LAB_HOME,
-    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8'],
+    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', `HOME=${LAB_HOME}`],
     Tty: true,
     AttachStdin: true,
     AttachStdout: true,
