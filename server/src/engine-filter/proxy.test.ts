@@ -185,6 +185,7 @@ describe('engine filter proxy (fake engine)', () => {
       policy: { commands: await knownCommands() },
       log,
       maxBodyBytes: 64 * 1024,
+      upgradeBodyTimeoutMs: 300,
     });
     filter.server.listen(filterSock);
     await once(filter.server, 'listening');
@@ -289,6 +290,17 @@ describe('engine filter proxy (fake engine)', () => {
     assert.deepEqual(refusals(), []);
     const start = engine.seen.find((s) => s.url.includes('/start'))!;
     assert.deepEqual(JSON.parse(start.body), { Tty: true });
+  });
+
+  it('an upgrade whose body never comes is answered 408 and closed', async () => {
+    const t0 = performance.now();
+    const reply = await raw(
+      filterSock,
+      `POST /exec/${hex('9')}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 20\r\n\r\n{"Tty"`,
+    );
+    assert.match(reply, /^HTTP\/1\.1 408 /);
+    assert.ok(performance.now() - t0 < 5000);
+    assert.deepEqual(engine.seen, []);
   });
 
   it('exec start of an exec the engine does not know: its 404 comes back', async () => {

@@ -45,6 +45,8 @@ export interface EngineFilterOptions {
   maxBodyBytes?: number;
   /** How long what the engine said about a container is reused (default 30 s). */
   cacheTtlMs?: number;
+  /** How long an upgrade request's body may take to arrive (default 15 s). */
+  upgradeBodyTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -154,7 +156,13 @@ export class EngineFilter {
         reason: 'a chunked upgrade request is not supported',
       });
     }
-    const read = await readUpgradeBody(socket, head, req.headers, this.#maxBody);
+    const read = await readUpgradeBody(
+      socket,
+      head,
+      req.headers,
+      this.#maxBody,
+      this.#opts.upgradeBodyTimeoutMs ?? 15_000,
+    );
     if (isRefusal(read)) return this.#refuseRaw(socket, req, read);
     const plan = planRequest(matched, read.body, this.#opts.policy);
     if (isRefusal(plan)) return this.#refuseRaw(socket, req, plan);
@@ -464,6 +472,7 @@ function readUpgradeBody(
   head: Buffer,
   headers: IncomingHttpHeaders,
   max: number,
+  timeoutMs: number,
 ): Promise<{ body: Buffer; rest: Buffer } | Refusal> {
   const length = Number(headers['content-length'] ?? 0);
   if (!Number.isInteger(length) || length < 0) {
@@ -472,22 +481,26 @@ function readUpgradeBody(
   if (length > max) return Promise.resolve(tooLarge(max));
   return new Promise((resolve) => {
     let buf = head;
-    const finish = () => {
+    const done = (r: { body: Buffer; rest: Buffer } | Refusal) => {
+      clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.pause();
-      resolve({ body: buf.subarray(0, length), rest: buf.subarray(length) });
+      resolve(r);
     };
     const onData = (c: Buffer) => {
       buf = Buffer.concat([buf, c]);
-      if (buf.length >= length) finish();
+      if (buf.length >= length) done({ body: buf.subarray(0, length), rest: buf.subarray(length) });
     };
-    const onEnd = () => {
-      socket.off('data', onData);
-      resolve({ refused: true, status: 400, reason: 'the request body was cut short' });
-    };
-    if (buf.length >= length) return finish();
+    const onEnd = () => done({ refused: true, status: 400, reason: 'the request body was cut short' });
+    // The server's request timeout does not cover an upgrade's body: a client that never
+    // sends it must not hold the socket for ever.
+    const timer = setTimeout(
+      () => done({ refused: true, status: 408, reason: 'the request body did not arrive in time' }),
+      timeoutMs,
+    );
+    if (buf.length >= length) return done({ body: buf.subarray(0, length), rest: buf.subarray(length) });
     socket.on('data', onData);
     socket.once('end', onEnd);
     socket.once('close', onEnd);

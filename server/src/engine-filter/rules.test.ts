@@ -51,6 +51,10 @@ describe('parseTarget', () => {
       '*',
       '/containers/j\u00e9son',
       '/containers/json\t',
+      '/v1.24/containers/create',
+      '/v1.12/containers/json',
+      '/v2/containers/json',
+      '/v1.41',
     ]) {
       const t = parseTarget(url);
       assert.ok(isRefusal(t), `${JSON.stringify(url)} was parsed`);
@@ -67,7 +71,7 @@ describe('parseTarget', () => {
 
 describe('matchRequest', () => {
   it('allows the calls the adapter makes, with or without the version prefix', () => {
-    for (const prefix of ['', '/v1.41']) {
+    for (const prefix of ['', '/v1.41', '/v1.40', '/v1.45']) {
       assert.equal(matched('GET', `${prefix}/_ping`).route, 'ping');
       assert.equal(matched('HEAD', `${prefix}/_ping`).route, 'ping');
       assert.equal(matched('GET', `${prefix}/version`).route, 'version');

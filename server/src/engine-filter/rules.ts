@@ -30,7 +30,7 @@ import { LABELS } from '../runtime/docker/lab-host-spec.ts';
 
 export interface Refusal {
   refused: true;
-  status: 400 | 403 | 413;
+  status: 400 | 403 | 408 | 413;
   reason: string;
 }
 
@@ -103,7 +103,10 @@ export interface ParsedTarget {
  *  short prefixes are refused, so the id checked is the one the engine acts on. */
 const FULL_ID = /^[0-9a-f]{64}$/;
 const SEGMENT = /^[A-Za-z0-9_.:-]{1,256}$/;
-const VERSION = /^v\d{1,2}\.\d{1,3}$/;
+/** API versions 1.40 and later. Older ones read some fields differently or not at all
+ *  (e.g. CgroupnsMode before 1.41), so a body checked here could mean something else. */
+const VERSION = /^v1\.(4\d|[5-9]\d)$/;
+const ANY_VERSION = /^v\d+(\.\d+)?$/;
 
 /**
  * Parses a request target into path segments and query parameters. Refuses anything a
@@ -125,7 +128,11 @@ export function parseTarget(url: string): ParsedTarget | Refusal {
     if (!SEGMENT.test(s)) return refuse('a path segment has characters outside [A-Za-z0-9_.:-]');
   }
   let version: string | undefined;
-  if (segments.length > 1 && VERSION.test(segments[0]!)) version = segments.shift();
+  if (ANY_VERSION.test(segments[0]!)) {
+    if (!VERSION.test(segments[0]!)) return refuse(`API version ${segments[0]} is refused (1.40 or later)`);
+    version = segments.shift();
+    if (segments.length === 0) return refuse('a version prefix alone is not a call');
+  }
   const query = new Map<string, string>();
   const repeated = new Set<string>();
   if (q >= 0) {
