@@ -213,6 +213,7 @@ export class EngineFilter {
       );
     });
     up.on('error', (err) => {
+      if (socket.destroyed) return; // the client left first: nothing to report
       this.#opts.log.error({ err: String(err), route: matched.route }, 'engine unreachable');
       rawResponse(socket, 502, { message: `engine filter: the engine is not reachable (${codeOf(err)})` });
     });
