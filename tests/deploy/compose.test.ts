@@ -4,6 +4,8 @@
  * on a free loopback port, wait for Docker to call it healthy, run a lab through it
  * (POST, the host terminal's WebSocket, `ps -ef`), list it with the admin CLI inside the
  * container, then `down`: the server drains and removes its lab hosts on the way out.
+ * The server reaches the engine only through the engine filter's socket: it has no engine
+ * socket of its own, and the filter refused nothing it asked for.
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
@@ -20,7 +22,7 @@ describe('compose stack (real engine)', () => {
 
   after(() => {
     // Whatever happened, leave no stack behind.
-    if (up) run([...compose, '-p', project, 'down', '-t', '30'], { env });
+    if (up) run([...compose, '-p', project, 'down', '-v', '-t', '30'], { env });
   });
 
   test('image build, up → healthy, a lab session through it, admin list, down', async (t) => {
@@ -53,6 +55,16 @@ describe('compose stack (real engine)', () => {
     assert.equal(started.code, 0, `compose up failed:\n${started.out}`);
     const server = run([...compose, '-p', project, 'ps', '-q', 'server'], { env }).out.trim();
     assert.match(server, /^[0-9a-f]{12,64}$/, 'the server container exists');
+    const filter = run([...compose, '-p', project, 'ps', '-q', 'engine-filter'], { env }).out.trim();
+    assert.match(filter, /^[0-9a-f]{12,64}$/, 'the engine filter container exists');
+    const mounts = JSON.parse(run(['docker', 'inspect', '-f', '{{json .Mounts}}', server]).out) as {
+      Source: string;
+      Destination: string;
+    }[];
+    assert.ok(
+      !mounts.some((m) => m.Source === '/var/run/docker.sock' || m.Destination === '/var/run/docker.sock'),
+      `the server has no engine socket: ${JSON.stringify(mounts)}`,
+    );
     let health = '';
     await until(
       'the server container to be healthy',
@@ -98,7 +110,11 @@ describe('compose stack (real engine)', () => {
     assert.ok(!list.out.includes(s.token), 'the session token is never shown');
 
     t0 = performance.now();
-    const down = run([...compose, '-p', project, 'down', '-t', '30'], { env });
+    const filterLog = run(['docker', 'logs', filter]).out;
+    assert.match(filterLog, /engine filter listening/);
+    assert.doesNotMatch(filterLog, /"msg":"refused"/, 'the filter refused nothing the server asked for');
+
+    const down = run([...compose, '-p', project, 'down', '-v', '-t', '30'], { env });
     assert.equal(down.code, 0, down.out);
     up = false;
     t.diagnostic(`compose down in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -106,6 +122,18 @@ describe('compose stack (real engine)', () => {
     assert.equal(
       run(['docker', 'ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`]).out.trim(),
       '',
+    );
+    assert.equal(
+      run([
+        'docker',
+        'volume',
+        'ls',
+        '-q',
+        '--filter',
+        `label=com.docker.compose.project=${project}`,
+      ]).out.trim(),
+      '',
+      "the filter's socket volume is gone too",
     );
   });
 

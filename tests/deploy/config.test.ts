@@ -156,6 +156,8 @@ describe('the image app (deploy/assemble.ts)', () => {
       for (const p of [
         'package.json',
         'server/src/main.ts',
+        'server/src/engine-filter/main.ts',
+        'server/src/engine-filter/healthcheck.ts',
         'labs/seccomp/profile.json',
         'dist/index.html',
         'scripts/admin.ts',
