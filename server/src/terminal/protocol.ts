@@ -20,6 +20,12 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export const HIGH_WATER = 512 * 1024;
 export const LOW_WATER = 128 * 1024;
 
+/**
+ * Each resize is an Engine API call: only the latest size is applied, unchanged sizes are
+ * skipped, at most one call per RESIZE_INTERVAL_MS and never two at once (terminal.ts).
+ */
+export const RESIZE_INTERVAL_MS = 100;
+
 /** WebSocket close codes we use (4000-4999 are ours). */
 export const CloseCode = {
   normal: 1000,
