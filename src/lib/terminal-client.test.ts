@@ -197,6 +197,7 @@ test('final close codes end the terminal without reconnecting', async () => {
     [CloseCode.shellExited, 'shell-exited'],
     [CloseCode.replaced, 'replaced'],
     [CloseCode.serverShutdown, 'server-shutdown'],
+    [CloseCode.policyViolation, 'policy'],
   ];
   for (const [code, reason] of cases) {
     FakeSocket.all = [];

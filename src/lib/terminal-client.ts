@@ -33,6 +33,7 @@ export type EndReason =
   | 'shell-exited' // 4010: connect() again for a new shell
   | 'replaced' // 4011: the terminal was opened in another tab
   | 'server-shutdown' // 4012
+  | 'policy' // 1008: too many malformed or control messages (reconnecting would repeat it)
   | 'gave-up'; // too many failed reconnects
 
 export interface TerminalClientOptions {
@@ -63,6 +64,7 @@ const FINAL: Record<number, EndReason> = {
   [CloseCode.shellExited]: 'shell-exited',
   [CloseCode.replaced]: 'replaced',
   [CloseCode.serverShutdown]: 'server-shutdown',
+  [CloseCode.policyViolation]: 'policy',
 };
 
 /** Code we close with when a test simulates a network blip (not one of the server's). */
