@@ -540,6 +540,11 @@ export class LabController {
       case 'server-shutdown':
         this.#fail('The lab server is restarting. Press Retry in a moment for a fresh sandbox.');
         return;
+      case 'policy':
+        this.#fail(
+          'The lab server closed this terminal: it received too many invalid messages from this page. Reload the page, then press Retry.',
+        );
+        return;
       case 'forbidden-origin':
         this.#fail('The lab server does not accept terminals from this address of the site.');
         return;

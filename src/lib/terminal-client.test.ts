@@ -204,6 +204,7 @@ test('final close codes end the terminal without reconnecting', async () => {
     [CloseCode.shellExited, 'shell-exited'],
     [CloseCode.replaced, 'replaced'],
     [CloseCode.serverShutdown, 'server-shutdown'],
+    [CloseCode.policy, 'policy'],
   ];
   for (const [code, reason] of cases) {
     FakeSocket.all = [];

@@ -33,6 +33,7 @@ export type EndReason =
   | 'shell-exited' // 4010: connect() again for a new shell
   | 'replaced' // 4011: the terminal was opened in another tab
   | 'server-shutdown' // 4012
+  | 'policy' // 1008: too many malformed or control messages (reconnecting would repeat it)
   | 'gave-up'; // too many failed reconnects
 
 /**
@@ -80,6 +81,7 @@ const FINAL: Record<number, EndReason> = {
   [CloseCode.shellExited]: 'shell-exited',
   [CloseCode.replaced]: 'replaced',
   [CloseCode.serverShutdown]: 'server-shutdown',
+  [CloseCode.policy]: 'policy',
 };
 
 /** Code we close with when a test simulates a network blip (not one of the server's). */

@@ -3,9 +3,14 @@
  * `sleep` started in the container with both of its PIDs; the cgroup figures match the
  * lab's limits and count an OOM kill; three checks each fail first and pass after the
  * reader does the step.
+ *
+ * Snapshots are shared and reused for up to SNAPSHOT_MAX_AGE_MS (one exec per session and
+ * kind at a time): after a step, the tests wait that long before reading its effect, as a
+ * reader's next look at a panel or press of Check would come.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { SNAPSHOT_MAX_AGE_MS } from '../../server/src/inspect/snapshot-cache.ts';
 import {
   createSession,
   deleteSession,
@@ -14,6 +19,9 @@ import {
   startServer,
   TermClient,
 } from '../support/server.ts';
+
+/** Lets the snapshots taken before a step expire. */
+const afterSnapshotAge = () => new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
 
 describe('inspection API and step checks (real engine)', () => {
   let srv: RunningServer;
@@ -49,6 +57,7 @@ describe('inspection API and step checks (real engine)', () => {
     assert.ok(before.hint);
     // (An interactive bash also prints a job notice such as "[1] 10".)
     const innerPid = Number(/pid=(\d+)/.exec(await inside.exec('sleep 1000 & echo "pid=$!"'))?.[1]);
+    await afterSnapshotAge();
     const r = await get(s, 'processes');
     assert.equal(r.status, 200);
     const snap = (await r.json()) as {
@@ -109,6 +118,7 @@ describe('inspection API and step checks (real engine)', () => {
     const host = await TermClient.open(srv.base, s, 'host');
     await host.waitFor(/\$ $/m);
     assert.match(await host.exec('mem-hog 200', 60_000), /killed/);
+    await afterSnapshotAge();
     const after = await (await get(s, 'cgroup')).json();
     assert.ok(after.memory.oomKills >= 1, 'the OOM kill shows up in the figures');
     assert.equal(typeof after.cpu.percent, 'number');

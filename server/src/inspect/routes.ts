@@ -8,7 +8,8 @@ import { AppError } from '../errors.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Session, SessionManager } from '../sessions/session-manager.ts';
 import { needsAnswer, runCheck } from './checks.ts';
-import { readCgroup, readProcesses } from './snapshot.ts';
+import { type CgroupSnapshot, readCgroup, readProcesses } from './snapshot.ts';
+import { SnapshotCache } from './snapshot-cache.ts';
 
 const Params = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
 const CheckParams = Params.extend({ check: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/) });
@@ -18,10 +19,18 @@ export interface InspectDeps {
   runtime: Runtime;
   sessions: SessionManager;
   bearer(req: FastifyRequest): string | undefined;
+  /** Snapshots shared by the panels and checks; one is made if none is passed. */
+  snapshots?: SnapshotCache;
 }
 
 export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Promise<void> {
   const { runtime, sessions, bearer } = deps;
+  // Each snapshot is an exec in the lab host: one at a time per session and kind, reused
+  // for about a second, by every request and check (snapshot-cache.ts).
+  const snapshots = deps.snapshots ?? new SnapshotCache();
+  const processes = (s: Session) => snapshots.get(s, 'processes', () => readProcesses(runtime, s.hostId!));
+  const cgroup = (s: Session) =>
+    snapshots.get(s, 'cgroup', async () => withCpuPercent(s, await readCgroup(runtime, s.hostId!)));
 
   const session = (req: FastifyRequest): Session => {
     const p = Params.safeParse(req.params);
@@ -31,24 +40,9 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
     return s;
   };
 
-  app.get('/api/v1/sessions/:id/processes', async (req) => {
-    const s = session(req);
-    return readProcesses(runtime, s.hostId!);
-  });
+  app.get('/api/v1/sessions/:id/processes', async (req) => processes(session(req)));
 
-  app.get('/api/v1/sessions/:id/cgroup', async (req) => {
-    const s = session(req);
-    const snap = await readCgroup(runtime, s.hostId!);
-    // CPU use since the previous reading of this session, as a share of one core.
-    const now = Date.parse(snap.takenAt);
-    const prev = s.lastCpu;
-    let cpuPercent: number | null = null;
-    if (prev && snap.cpu.usageSeconds !== null && now > prev.at) {
-      cpuPercent = Math.max(0, ((snap.cpu.usageSeconds - prev.usage) / ((now - prev.at) / 1000)) * 100);
-    }
-    if (snap.cpu.usageSeconds !== null) s.lastCpu = { at: now, usage: snap.cpu.usageSeconds };
-    return { ...snap, cpu: { ...snap.cpu, percent: cpuPercent } };
-  });
+  app.get('/api/v1/sessions/:id/cgroup', async (req) => cgroup(session(req)));
 
   app.get('/api/v1/sessions/:id/checks', async (req) => {
     const s = session(req);
@@ -72,11 +66,21 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
     const body = CheckBody.safeParse(req.body ?? {});
     if (!body.success)
       throw new AppError('bad_request', 'Send {"answer": "..."} (a string of at most 200 characters).');
-    const hostId = s.hostId!;
-    return runCheck(
-      def,
-      { processes: () => readProcesses(runtime, hostId), cgroup: () => readCgroup(runtime, hostId) },
-      body.data.answer,
-    );
+    return runCheck(def, { processes: () => processes(s), cgroup: () => cgroup(s) }, body.data.answer);
   });
+}
+
+/**
+ * CPU use since the session's previous snapshot, as a share of one core. Computed once per
+ * snapshot, when it is taken, so everyone who is served that snapshot sees the same figure.
+ */
+function withCpuPercent(s: Session, snap: CgroupSnapshot) {
+  const now = Date.parse(snap.takenAt);
+  const prev = s.lastCpu;
+  let percent: number | null = null;
+  if (prev && snap.cpu.usageSeconds !== null && now > prev.at) {
+    percent = Math.max(0, ((snap.cpu.usageSeconds - prev.usage) / ((now - prev.at) / 1000)) * 100);
+  }
+  if (snap.cpu.usageSeconds !== null) s.lastCpu = { at: now, usage: snap.cpu.usageSeconds };
+  return { ...snap, cpu: { ...snap.cpu, percent } };
 }

@@ -7,7 +7,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { AppError } from '../errors.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { Runtime, TerminalProcess } from '../runtime/runtime.ts';
 
 /** What the gauges read at scrape time. */
 export interface MetricsSources {
@@ -17,6 +17,16 @@ export interface MetricsSources {
   draining(): boolean;
 }
 
+/** Every engine call countingRuntime counts; `resize` is a terminal's TTY resize. */
+const ENGINE_OPERATIONS = [
+  'info',
+  'createLabHost',
+  'removeLabHost',
+  'listLabHosts',
+  'openTerminal',
+  'exec',
+  'resize',
+];
 const END_REASONS = ['stopped', 'expired', 'idle', 'shutdown', 'host_gone', 'admin'];
 const REFUSE_REASONS = [
   'out_of_capacity',
@@ -36,6 +46,7 @@ export class Metrics {
   readonly #ended: Counter<'reason'>;
   readonly #startSeconds: Histogram;
   readonly #engineErrors: Counter<'operation' | 'code'>;
+  readonly #engineCalls: Counter<'operation'>;
   readonly #accessRefused: Counter<'reason'>;
   #sources: MetricsSources | undefined;
 
@@ -121,6 +132,13 @@ export class Metrics {
       labelNames: ['operation', 'code'],
       registers: [r],
     });
+    this.#engineCalls = new Counter({
+      name: 'containerlabs_engine_calls_total',
+      help: 'Calls to the container engine, by operation (terminal resizes included), failed or not.',
+      labelNames: ['operation'],
+      registers: [r],
+    });
+    for (const operation of ENGINE_OPERATIONS) this.#engineCalls.inc({ operation }, 0);
     this.#accessRefused = new Counter({
       name: 'containerlabs_access_refused_total',
       help: 'Lab requests refused for a missing or wrong access code, or for too many wrong ones (code and local modes).',
@@ -161,6 +179,10 @@ export class Metrics {
     this.#refused.inc({ reason: 'access' });
   }
 
+  engineCall(operation: string): void {
+    this.#engineCalls.inc({ operation });
+  }
+
   engineError(operation: string, err: unknown): void {
     const code = err instanceof AppError ? err.code : 'internal';
     // A host that ended by itself is the session's news, not the engine's failure.
@@ -177,11 +199,16 @@ export class Metrics {
   }
 }
 
-/** The runtime, with every failed engine call counted (the adapter stays unaware). */
+/**
+ * The runtime, with every engine call and every failed one counted (the adapter stays
+ * unaware). Terminals come back wrapped so that their resizes, each an Engine API call of
+ * its own, are counted too.
+ */
 export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
   const wrap =
     <A extends unknown[], R>(operation: string, fn: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
+      metrics.engineCall(operation);
       try {
         return await fn(...args);
       } catch (err) {
@@ -189,8 +216,15 @@ export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
         throw err;
       }
     };
+  const countingTerminal = (proc: TerminalProcess): TerminalProcess => ({
+    stream: proc.stream,
+    exited: proc.exited,
+    resize: wrap('resize', (cols: number, rows: number) => proc.resize(cols, rows)),
+    close: () => proc.close(),
+  });
   return {
     info: async () => {
+      metrics.engineCall('info');
       const i = await runtime.info();
       if (!i.reachable) metrics.engineError('info', new AppError('engine_unavailable', i.error ?? ''));
       return i;
@@ -198,7 +232,9 @@ export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
     createLabHost: wrap('createLabHost', (req) => runtime.createLabHost(req)),
     removeLabHost: wrap('removeLabHost', (id) => runtime.removeLabHost(id)),
     listLabHosts: wrap('listLabHosts', () => runtime.listLabHosts()),
-    openTerminal: wrap('openTerminal', (id, t, size) => runtime.openTerminal(id, t, size)),
+    openTerminal: wrap('openTerminal', async (id, t, size) =>
+      countingTerminal(await runtime.openTerminal(id, t, size)),
+    ),
     exec: wrap('exec', (id, cmd, opts) => runtime.exec(id, cmd, opts)),
   };
 }

@@ -88,6 +88,42 @@ describe('metrics', () => {
     );
     assert.equal(await value(m, 'containerlabs_engine_errors_total', { operation: 'exec' }), undefined);
   });
+
+  test('the counting runtime counts every engine call, terminal resizes included', async () => {
+    const m = new Metrics({ labs: ['a'], mode: 'open', defaultMetrics: false });
+    const calls = (operation: string) => value(m, 'containerlabs_engine_calls_total', { operation });
+    // Every operation is a series from the start, so a scrape can tell 0 from "not counted".
+    for (const op of ['info', 'createLabHost', 'openTerminal', 'exec', 'resize'])
+      assert.equal(await calls(op), 0);
+    const fake = new FakeRuntime();
+    const rt = countingRuntime(fake, m);
+    await rt.info();
+    const host = await rt.createLabHost({
+      lab: lab('a'),
+      sessionId: 's1',
+      expiresAt: new Date(),
+      hardDeadlineSeconds: 60,
+      labels: {},
+    });
+    await rt.exec(host.id, ['true']);
+    await rt.exec(host.id, ['true']);
+    const term = await rt.openTerminal(host.id, lab('a').terminals[0]!, { cols: 80, rows: 24 });
+    await term.resize(100, 30);
+    await term.resize(101, 30);
+    await term.resize(102, 30);
+    // The wrapped terminal is the same shell: its resizes and stream reach the real one.
+    assert.deepEqual(fake.terminals[0]!.size, { cols: 102, rows: 30 });
+    assert.equal(term.stream, fake.terminals[0]!.stream);
+    await rt.removeLabHost('gone');
+    assert.equal(await calls('info'), 1);
+    assert.equal(await calls('createLabHost'), 1);
+    assert.equal(await calls('exec'), 2);
+    assert.equal(await calls('removeLabHost'), 1);
+    assert.equal(await calls('openTerminal'), 1);
+    assert.equal(await calls('resize'), 3);
+    term.close();
+    assert.equal(await term.exited, 129);
+  });
 });
 
 describe('drain', () => {

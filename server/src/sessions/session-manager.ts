@@ -353,15 +353,21 @@ export class SessionManager {
       proc.close();
       throw new AppError('session_ended', 'The session has ended.');
     }
-    const t = new Terminal(def, proc, {
-      onExit: (term) => {
-        if (s.terminals.get(def.name) === term) s.terminals.delete(def.name);
+    const t = new Terminal(
+      def,
+      proc,
+      {
+        onExit: (term) => {
+          if (s.terminals.get(def.name) === term) s.terminals.delete(def.name);
+        },
+        onActivity: () => {
+          s.lastActivityAt = this.#clock.now();
+        },
+        expiresAt: () => new Date(s.expiresAt),
       },
-      onActivity: () => {
-        s.lastActivityAt = this.#clock.now();
-      },
-      expiresAt: () => new Date(s.expiresAt),
-    });
+      // The shell has this size already: the client's first resize to it costs no engine call.
+      { size },
+    );
     s.terminals.set(def.name, t);
     return t;
   }

@@ -12,7 +12,8 @@
  * - Binary frames carry raw terminal bytes, both ways (keystrokes in, output out). No JSON
  *   per keystroke.
  * - Text frames carry one JSON control message each (below). Unknown or malformed control
- *   messages are answered with an `error` message and otherwise ignored.
+ *   messages are answered with an `error` message and otherwise ignored, up to a limit
+ *   (MAX_MALFORMED, then 1008); pings and such draw on a budget (see below).
  *
  * Flow control (ttyd-style): the client counts output bytes handed to xterm.js whose write
  * callback has not fired yet; above HIGH_WATER it sends `pause`, below LOW_WATER `resume`.
@@ -25,11 +26,37 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 export const HIGH_WATER = 512 * 1024;
 export const LOW_WATER = 128 * 1024;
 
+/**
+ * What one socket's control messages may cost the server (ws-bridge.ts, terminal.ts).
+ *
+ * - A resize becomes an Engine API call: only the latest size is applied, unchanged sizes
+ *   are skipped, at most one call per RESIZE_INTERVAL_MS and never two at once.
+ * - Messages that get an answer (`ping`, WebSocket-level pings, malformed ones) draw on a
+ *   token bucket of CONTROL_RATE per second, CONTROL_BURST deep. Beyond it they are
+ *   ignored and count as debt; a debt over CONTROL_FLOOD_LIMIT closes the socket (1008).
+ *   `resize`, `pause` and `resume` only set state (the latest wins), so they are never
+ *   dropped: ignoring one would leave a wrong size or a stalled terminal.
+ * - MAX_MALFORMED malformed messages close the socket (1008); the browser never sends one.
+ * - No reply is queued while the socket holds more than REPLY_BUFFER_LIMIT unsent bytes
+ *   (above what output flow control ever lets in flight); a socket still that full
+ *   REPLY_STALL_MS after it first had to drop a reply is dropped.
+ */
+export const RESIZE_INTERVAL_MS = 100;
+export const CONTROL_RATE = 20;
+export const CONTROL_BURST = 40;
+export const CONTROL_FLOOD_LIMIT = 100;
+export const MAX_MALFORMED = 20;
+export const REPLY_BUFFER_LIMIT = 2 * HIGH_WATER;
+export const REPLY_STALL_MS = 10_000;
+/** A socket closed for abuse that does not finish the closing handshake is cut after this. */
+export const POLICY_CLOSE_GRACE_MS = 2_000;
+
 /** WebSocket close codes we use (4000-4999 are ours). */
 export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
-  /** A request the server will not serve (malformed terminal name or query). */
+  /** A request or socket the server will not serve: a malformed terminal name or query, too
+   *  many malformed or control messages. Do not reconnect. */
   policy: 1008,
   tooBig: 1009,
   /** The server failed (the engine did not answer); a reconnect may work. */

@@ -5,8 +5,10 @@
  */
 import type { TerminalDef } from '../../../labs/schema.ts';
 import type { TerminalProcess } from '../runtime/runtime.ts';
-import { CloseCode, type ServerMessage } from './protocol.ts';
+import { CloseCode, RESIZE_INTERVAL_MS, type ServerMessage } from './protocol.ts';
+import { ResizeCoalescer, type Size } from './resize-coalescer.ts';
 import { RingBuffer } from './ring-buffer.ts';
+import { type Scheduler, systemScheduler } from './scheduler.ts';
 
 /** Where a terminal's output goes: one attached WebSocket (see ws-bridge.ts). */
 export interface TerminalSink {
@@ -21,6 +23,7 @@ export class Terminal {
   readonly def: TerminalDef;
   readonly #proc: TerminalProcess;
   readonly #replay = new RingBuffer(REPLAY_BYTES);
+  readonly #resize: ResizeCoalescer;
   #sink: TerminalSink | null = null;
   #clientPaused = false;
   #sinkPaused = false;
@@ -33,9 +36,15 @@ export class Terminal {
     def: TerminalDef,
     proc: TerminalProcess,
     hooks: { onExit: (t: Terminal) => void; onActivity: () => void; expiresAt: () => Date },
+    opts: { /** The size the shell was opened with. */ size?: Size; scheduler?: Scheduler } = {},
   ) {
     this.def = def;
     this.#proc = proc;
+    this.#resize = new ResizeCoalescer((s) => proc.resize(s.cols, s.rows), {
+      scheduler: opts.scheduler ?? systemScheduler,
+      intervalMs: RESIZE_INTERVAL_MS,
+      initial: opts.size,
+    });
     this.#onExit = hooks.onExit;
     this.#onActivity = hooks.onActivity;
     this.#expiresAt = hooks.expiresAt;
@@ -101,10 +110,10 @@ export class Terminal {
     this.#proc.stream.once('drain', cb);
   }
 
+  /** Every resize is an engine call: only the latest size goes out, about 10 per second at most. */
   resize(cols: number, rows: number): void {
-    this.#proc.resize(cols, rows).catch(() => {
-      // Resizing a shell that just exited fails; nothing to do.
-    });
+    if (this.#exited) return;
+    this.#resize.request({ cols, rows });
   }
 
   /** Client-side flow control (xterm.js is behind). */
@@ -128,6 +137,7 @@ export class Terminal {
     const sink = this.#sink;
     this.#sink = null;
     sink?.close(code, reason);
+    this.#resize.dispose();
     this.#proc.close();
   }
 
@@ -140,6 +150,7 @@ export class Terminal {
   #finish(code: number | null): void {
     if (this.#exited) return;
     this.#exited = true;
+    this.#resize.dispose();
     const sink = this.#sink;
     this.#sink = null;
     if (sink) {
