@@ -10,23 +10,61 @@
  * In the compose stack: `docker compose exec server node scripts/admin.ts list`.
  */
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 
-interface Resources {
-  memoryBytes: number | null;
-  memoryLimitBytes: number | null;
-  pids: number | null;
-  pidsLimit: number | null;
-  cpuSeconds: number | null;
+// The list answer, checked before it is printed: a wrong type becomes a clear error, not
+// a crash half-way through the table. Strings are still anyone's text (a client address,
+// an engine error): safeText() makes them printable.
+const n = z.number().nullable();
+const AdminSession = z.object({
+  id: z.string(),
+  lab: z.string(),
+  client: z.string(),
+  ageSeconds: z.number(),
+  idleSeconds: z.number(),
+  terminals: z.object({ attached: z.number(), open: z.number() }),
+  resources: z.union([
+    z.object({ memoryBytes: n, memoryLimitBytes: n, pids: n, pidsLimit: n, cpuSeconds: n }),
+    z.object({ error: z.string() }),
+  ]),
+});
+type AdminSession = z.infer<typeof AdminSession>;
+const ListAnswer = z.object({
+  sessions: z.array(AdminSession),
+  pool: z.object({ size: z.number(), ready: z.record(z.string(), z.number()) }),
+  draining: z.boolean(),
+});
+
+// WARNING: what the CLI prints goes to the operator's terminal, which executes escape
+// sequences: OSC can set the title or write the clipboard (OSC 52), CSI can clear or move
+// over what is shown, CR overwrites a line, C1 controls (U+0080-U+009F, e.g. U+009B = CSI)
+// act as ESC sequences in some terminals, bidi overrides and isolates (U+202A-U+202E,
+// U+2066-U+2069) reorder what the eye reads. Every value from the server (or forged by a
+// client, e.g. its address) goes through safeText(): controls (Cc), format characters (Cf:
+// bidi, zero-width, BOM), line/paragraph separators and lone surrogates become "?", as
+// `ps` shows them.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/** One value as plain, one-line text for a terminal (exported for tests). */
+export function safeText(v: unknown): string {
+  return String(v).replace(UNPRINTABLE, '?');
 }
 
-interface AdminSession {
-  id: string;
-  lab: string;
-  client: string;
-  ageSeconds: number;
-  idleSeconds: number;
-  terminals: { attached: number; open: number };
-  resources: Resources | { error: string };
+/**
+ * JSON for a terminal: the same value (JSON.parse gives it back), but every character of
+ * UNPRINTABLE written as a \uXXXX escape. JSON.stringify escapes only C0 controls; these
+ * characters can only appear inside strings, where the escape means the same.
+ */
+export function safeJson(v: unknown): string {
+  // (Raw newlines in JSON text are only the indentation's: inside strings they are \n.)
+  return JSON.stringify(v, null, 2).replace(UNPRINTABLE, (c) =>
+    c === '\n'
+      ? c
+      : Array.from(
+          { length: c.length },
+          (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`,
+        ).join(''),
+  );
 }
 
 const USAGE = 'usage: npm run admin -- list [--json] | end <session-id>   [--url http://127.0.0.1:4321]';
@@ -47,7 +85,7 @@ export function formatTable(sessions: AdminSession[]): string {
   for (const s of sessions) {
     const r = s.resources;
     const ok = !('error' in r);
-    rows.push([
+    const cells = [
       s.id,
       s.lab,
       s.client,
@@ -57,7 +95,8 @@ export function formatTable(sessions: AdminSession[]): string {
       ok ? `${mib(r.memoryBytes)}/${mib(r.memoryLimitBytes)}` : `(${r.error})`,
       ok ? `${r.pids ?? '-'}/${r.pidsLimit ?? '-'}` : '',
       ok && r.cpuSeconds !== null ? r.cpuSeconds.toFixed(2) : '',
-    ]);
+    ];
+    rows.push(cells.map(safeText));
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows
@@ -85,7 +124,7 @@ async function failure(res: Response): Promise<Error> {
   let msg = `${res.status} ${res.statusText}`;
   try {
     const body = (await res.json()) as { error?: { message?: string } };
-    if (body.error?.message) msg = `${res.status}: ${body.error.message}`;
+    if (body.error?.message) msg = `${res.status}: ${safeText(body.error.message)}`;
   } catch {}
   return new Error(msg);
 }
@@ -109,18 +148,23 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'list' && id === undefined) {
     const res = await call(base, 'GET', '/api/v1/admin/sessions');
     if (!res.ok) throw await failure(res);
-    const body = (await res.json()) as {
-      sessions: AdminSession[];
-      pool: { size: number; ready: Record<string, number> };
-      draining: boolean;
-    };
+    const raw: unknown = await res.json().catch(() => {
+      throw new Error(`the server at ${base} did not answer JSON`);
+    });
+    const parsed = ListAnswer.safeParse(raw);
+    if (!parsed.success) {
+      const where = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).slice(0, 3);
+      throw new Error(`the server's answer is not a session list (${where.join('; ')})`);
+    }
     if (values.json) {
-      console.log(JSON.stringify(body, null, 2));
+      // The server's own JSON, unknown fields included.
+      console.log(safeJson(raw));
       return 0;
     }
+    const body = parsed.data;
     console.log(body.sessions.length ? formatTable(body.sessions) : 'no live sessions');
     const ready = Object.entries(body.pool.ready)
-      .map(([lab, n]) => `${lab} ${n}`)
+      .map(([lab, count]) => `${safeText(lab)} ${count}`)
       .join(', ');
     console.log(
       `\n${body.sessions.length} session(s); warm pool (${body.pool.size} per lab): ${ready || 'none'}${body.draining ? '; DRAINING' : ''}`,
@@ -130,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'end' && id !== undefined && rest.length === 0) {
     const res = await call(base, 'DELETE', `/api/v1/admin/sessions/${encodeURIComponent(id)}`);
     if (res.status !== 204) throw await failure(res);
-    console.log(`ended ${id}`);
+    console.log(`ended ${safeText(id)}`);
     return 0;
   }
   console.error(USAGE);
@@ -141,7 +185,7 @@ if (import.meta.main) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: unknown) => {
-      console.error(`admin: ${(err as Error).message}`);
+      console.error(`admin: ${safeText((err as Error).message)}`);
       process.exit(1);
     },
   );

@@ -14,8 +14,8 @@
  * - io_uring_* are removed from the allow-list (newer moby versions removed them too:
  *   a large kernel attack surface that no lab needs).
  * - Added, so that an unprivileged user can build a nested container: unshare and setns
- *   (only without CLONE_NEWNET and CLONE_NEWCGROUP), mount, umount2, sethostname,
- *   pivot_root. Everything else that the default refuses stays refused.
+ *   (only without CLONE_NEWNET, CLONE_NEWCGROUP and CLONE_NEWTIME), mount, umount2,
+ *   sethostname, pivot_root. Everything else that the default refuses stays refused.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -46,33 +46,48 @@ export interface SeccompProfile {
 /** Namespace flags from <linux/sched.h>. */
 export const CLONE_NEWCGROUP = 0x02000000;
 export const CLONE_NEWNET = 0x40000000;
-/** unshare/setns are allowed only when none of these flags is set. */
-export const REFUSED_NAMESPACE_FLAGS = CLONE_NEWNET | CLONE_NEWCGROUP;
+export const CLONE_NEWTIME = 0x00000080;
+/**
+ * unshare/setns are allowed only when none of these flags is set. Each namespace kind is
+ * kernel code a reader reaches as "root" of a user namespace, so we allow only the kinds
+ * the labs use (user, PID, mount, UTS, IPC):
+ * - network: netfilter, nf_tables and the rest of the network stack as root;
+ * - cgroup: the labs read cgroups, they never need a new cgroup namespace;
+ * - time (Linux 5.6, `unshare -T`): offsets for the monotonic and boot-time clocks. No lab
+ *   uses it (the namespaces lesson only names it), and the kernel alone would grant it to
+ *   the nested container's root or together with a new user namespace: least privilege.
+ * WARNING: 0x80 is CLONE_NEWTIME only for unshare(2), setns(2) and clone3(2). In clone(2)
+ * the low byte is CSIGNAL, the exit signal, and the kernel takes no time namespace from it
+ * (time namespaces come only from unshare and clone3, and clone3 answers ENOSYS here). So
+ * the clone rule stays Docker's mask (0x7E020000, every other CLONE_NEW*): adding 0x80
+ * there would be meaningless, and a mask on the exit signal is not ours to set.
+ */
+export const REFUSED_NAMESPACE_FLAGS = CLONE_NEWNET | CLONE_NEWCGROUP | CLONE_NEWTIME;
 
 /** Syscalls removed from the default allow-list. */
 export const REMOVED = ['io_uring_enter', 'io_uring_register', 'io_uring_setup'];
 
 /** Our additions, appended after the default's rules. */
 export function nestingRules(): SeccompRule[] {
-  const noNetNoCgroup = (index: number): SeccompArg[] => [
+  const noRefusedKinds = (index: number): SeccompArg[] => [
     { index, value: REFUSED_NAMESPACE_FLAGS, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' },
   ];
   return [
     {
       names: ['unshare'],
       action: 'SCMP_ACT_ALLOW',
-      args: noNetNoCgroup(0),
+      args: noRefusedKinds(0),
       comment:
-        'containerlabs: new user, PID, mount, UTS and IPC namespaces for the nested container; never network or cgroup ones',
+        'containerlabs: new user, PID, mount, UTS and IPC namespaces for the nested container; never network, cgroup or time ones',
       includes: {},
       excludes: {},
     },
     {
       names: ['setns'],
       action: 'SCMP_ACT_ALLOW',
-      args: noNetNoCgroup(1),
+      args: noRefusedKinds(1),
       comment:
-        'containerlabs: nsenter into the nested container; never into a network or cgroup namespace (nstype 0 passes the mask, but joining a namespace owned by the lab host user namespace needs CAP_SYS_ADMIN there, which nobody has)',
+        'containerlabs: nsenter into the nested container; never into a network, cgroup or time namespace (nstype 0 passes the mask, but joining a namespace owned by the lab host user namespace needs CAP_SYS_ADMIN there, which nobody has)',
       includes: {},
       excludes: {},
     },

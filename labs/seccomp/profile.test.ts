@@ -23,8 +23,8 @@ describe('labs/seccomp/profile.json', () => {
     assert.equal(profile.defaultAction, 'SCMP_ACT_ERRNO');
   });
 
-  it('allows unshare and setns only without CLONE_NEWNET and CLONE_NEWCGROUP', () => {
-    assert.equal(REFUSED_NAMESPACE_FLAGS, 0x42000000);
+  it('allows unshare and setns only without CLONE_NEWNET, CLONE_NEWCGROUP and CLONE_NEWTIME', () => {
+    assert.equal(REFUSED_NAMESPACE_FLAGS, 0x42000080);
     for (const [name, index] of [
       ['unshare', 0],
       ['setns', 1],
@@ -33,7 +33,7 @@ describe('labs/seccomp/profile.json', () => {
       assert.equal(rules.length, 1, name);
       const r = rules[0]!;
       assert.equal(r.action, 'SCMP_ACT_ALLOW');
-      assert.deepEqual(r.args, [{ index, value: 0x42000000, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]);
+      assert.deepEqual(r.args, [{ index, value: 0x42000080, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }]);
       assert.deepEqual(r.includes, {});
       assert.deepEqual(r.excludes, {});
     }
@@ -48,6 +48,27 @@ describe('labs/seccomp/profile.json', () => {
     }
   });
 
+  it('passes exactly the namespace kinds the nested container uses (what the kernel would see)', () => {
+    // SCMP_CMP_MASKED_EQ with valueTwo 0: allowed when (flags & value) == 0.
+    const [r] = rulesFor('unshare');
+    const passes = (flags: number) => (flags & r!.args![0]!.value) === 0;
+    const CLONE_NEWNS = 0x20000;
+    const CLONE_NEWUTS = 0x4000000;
+    const CLONE_NEWIPC = 0x8000000;
+    const CLONE_NEWUSER = 0x10000000;
+    const CLONE_NEWPID = 0x20000000;
+    // unshare -U -r -p -f -m -u -i (lab-init); -f and -r add no unshare flag.
+    assert.ok(passes(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC));
+    for (const [name, flag] of [
+      ['CLONE_NEWNET', 0x40000000],
+      ['CLONE_NEWCGROUP', 0x02000000],
+      ['CLONE_NEWTIME', 0x80],
+    ] as const) {
+      assert.ok(!passes(flag), name);
+      assert.ok(!passes(flag | CLONE_NEWUSER), `${name} with a new user namespace`);
+    }
+  });
+
   it('keeps clone masked as in the default, and clone3 answering ENOSYS', () => {
     const clone = rulesFor('clone');
     assert.ok(clone.length > 0);
@@ -56,6 +77,9 @@ describe('labs/seccomp/profile.json', () => {
       assert.equal(r.args?.length, 1);
       assert.equal(r.args![0]!.op, 'SCMP_CMP_MASKED_EQ');
       assert.equal(r.args![0]!.value, 0x7e020000, 'every CLONE_NEW* flag stays refused');
+      // In clone(2) the low byte is the exit signal (CSIGNAL), not CLONE_NEWTIME: a fork
+      // with SIGCHLD (17) must pass.
+      assert.equal(r.args![0]!.value & 0xff, 0, 'no mask on the exit signal');
     }
     const clone3 = rulesFor('clone3').find((r) => !r.includes.arches);
     assert.equal(clone3?.action, 'SCMP_ACT_ERRNO');

@@ -23,6 +23,7 @@ import { drainGuard, type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import { labRoutes } from './routes/lab.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import type { Runtime } from './runtime/runtime.ts';
+import { clientKey } from './sessions/client-key.ts';
 import { RateLimiter } from './sessions/limits.ts';
 import type { SessionManager } from './sessions/session-manager.ts';
 import { MAX_FRAME_BYTES } from './terminal/protocol.ts';
@@ -69,8 +70,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, runtime, sessions, accessToken } = deps;
   const engine = deps.engine ?? new EngineStatus(runtime);
   const access = accessPolicy(config, accessToken);
-  // The per-client key of quotas, rates and access-code guesses.
-  const clientKey = (ip: string) => ip;
   const app = Fastify({
     logger: {
       level: config.logLevel,

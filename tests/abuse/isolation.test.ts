@@ -102,6 +102,10 @@ const CALLS: [name: string, perl: string, expect: number][] = [
   ['clone3', 'my $a = "\\0" x 88; syscall($n{clone3}, $a, 0)', ENOSYS],
   ['unshare(NEWNET)', 'syscall($n{unshare}, 0x40000000)', EPERM],
   ['unshare(NEWCGROUP)', 'syscall($n{unshare}, 0x02000000)', EPERM],
+  // CLONE_NEWTIME (0x80): the kernel alone grants it to root of the nested user namespace,
+  // and to anyone together with a new user namespace; no lab needs it, so seccomp refuses.
+  ['unshare(NEWTIME)', 'syscall($n{unshare}, 0x80)', EPERM],
+  ['unshare(NEWUSER|NEWTIME)', 'syscall($n{unshare}, 0x10000080)', EPERM],
   // Control: the same tool, a namespace the nesting needs: allowed.
   ['unshare(NEWUSER)', 'syscall($n{unshare}, 0x10000000)', 0],
 ];
@@ -113,10 +117,14 @@ function perlScript(arch: string): string {
     .map(([k, v]) => `${k}=>${v}`)
     .join(',');
   const calls = CALLS.map(([name, code]) => `["${name}", sub { ${code} }]`).join(',');
-  // No single quotes inside: the script travels in '...' through the shell.
+  // No single quotes inside: the script travels in '...' through the shell. Each call runs
+  // in a child of its own: a call that succeeds (an unshare of a user namespace) must not
+  // change what the next one meets.
   return (
-    `my %n = (${table}); ` +
-    `for my $c (${calls}) { $! = 0; my $r = $c->[1]->(); printf "SC %s %d\\n", $c->[0], $r < 0 ? $!+0 : 0; }`
+    `$| = 1; my %n = (${table}); ` +
+    `for my $c (${calls}) { my $pid = fork(); die "fork: $!" unless defined $pid; ` +
+    `if ($pid == 0) { $! = 0; my $r = $c->[1]->(); printf "SC %s %d\\n", $c->[0], $r < 0 ? $!+0 : 0; exit 0; } ` +
+    `waitpid($pid, 0); }`
   );
 }
 
@@ -338,8 +346,16 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
     assert.doesNotMatch(await host.exec('cat /proc/sys/kernel/core_pattern'), /\/tmp\/x/);
   });
 
-  test('unshare -n and -C are refused; -U (what the lesson needs) works', async () => {
+  test('unshare -n, -C and -T are refused; -U and the nested container (what the lessons need) work', async () => {
     for (const t of [host, box]) {
+      assert.match(
+        await t.exec('unshare -T true 2>&1; echo status=$?'),
+        /Operation not permitted[\s\S]*status=1/,
+      );
+      assert.match(
+        await t.exec('unshare -UrT true 2>&1; echo status=$?'),
+        /Operation not permitted[\s\S]*status=1/,
+      );
       assert.match(
         await t.exec('unshare -n true 2>&1; echo status=$?'),
         /Operation not permitted[\s\S]*status=1/,
@@ -354,10 +370,19 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
       );
     }
     assert.equal((await host.exec('unshare -Ur id -u; echo status=$?')).trim(), '0\nstatus=0');
+    // What lab-init runs to make the nested container: its shell is PID 1 of a new PID namespace.
+    assert.equal(
+      (
+        await host.exec(
+          'unshare -U -r -p -f -m -u -i --mount-proc --kill-child sh -c "echo pid=\\$\\$"; echo status=$?',
+        )
+      ).trim(),
+      'pid=1\nstatus=0',
+    );
     // Root of the nested user namespace holds CAP_SYS_ADMIN there, so the kernel alone
     // would grant it a network namespace: the refusal is the seccomp filter's.
     report.push(
-      'unshare -n / -C / -Urn: EPERM in both terminals; unshare -Ur works (the filter is selective)',
+      "unshare -n / -C / -Urn / -T / -UrT: EPERM in both terminals; unshare -Ur and the nested container's unshare -Urpfmui work (the filter is selective)",
     );
   });
 
@@ -385,7 +410,7 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
       const h = inHost.get(name);
       const b = inBox.get(name);
       report.push(
-        `  ${name.padEnd(19)} ${errnoName(h ?? -1).padEnd(7)} / ${errnoName(b ?? -1).padEnd(7)} / ${baseline.has(name) ? errnoName(baseline.get(name)!) : 'n/a'}` +
+        `  ${name.padEnd(25)} ${errnoName(h ?? -1).padEnd(7)} / ${errnoName(b ?? -1).padEnd(7)} / ${baseline.has(name) ? errnoName(baseline.get(name)!) : 'n/a'}` +
           ` — ${allowed(name) ? 'allowed (with argument rules)' : 'not in the allow-list'}`,
       );
       assert.equal(h, expect, `${name} in the lab host: ${errnoName(h ?? -1)}, want ${errnoName(expect)}`);

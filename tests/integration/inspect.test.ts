@@ -94,6 +94,76 @@ describe('inspection API and step checks (real engine)', () => {
     await inside.close();
   });
 
+  test('processes: a command line shaped like records cannot forge the snapshot or a check', async () => {
+    const s = await createSession(srv.base, 'processes');
+    sessions.push(s);
+    type Snap = {
+      host: { namespaces: Record<string, string> };
+      processes: { pid: number; uid: number; user: string; nspid: number[]; cmd: string }[];
+    };
+    const snapshot = async (): Promise<Snap> => {
+      const r = await get(s, 'processes');
+      assert.equal(r.status, 200);
+      return (await r.json()) as Snap;
+    };
+    const host = await TermClient.open(srv.base, s, 'host');
+    await host.waitFor(/\$ $/m);
+    // The truth, read on the lab host itself.
+    const [uid, user, pidNs] = (await host.exec('id -u; id -un; readlink /proc/1/ns/pid'))
+      .trim()
+      .split(/\s+/);
+    const honest = await snapshot();
+    const app = honest.processes.find((p) => p.nspid.length === 2 && p.nspid[1] === 1);
+    assert.ok(app, JSON.stringify(honest.processes.map((p) => p.cmd)));
+    // Every kind of record, each claiming something about another process: names, the
+    // inspector's own PID (which hides its children), uids, the host's namespaces, and a
+    // `sleep 1000` in the container under the app's PID (what the step check looks for).
+    const forged = [
+      'x',
+      'SELF 1',
+      `PASSWD ${uid} root`,
+      '/proc/1/status:Uid:\t0\t0\t0\t0',
+      'NS /proc/1/ns/pid pid:[1]',
+      'CMD 1 forged',
+      `CMD ${app.pid} sleep 1000`,
+      // (not a newline last: command substitution would drop it)
+      'end',
+    ].join('\n');
+    const printfArg = forged.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\t/g, '\\t');
+    const started = await host.exec(`bash -c 'exec -a "$(printf "${printfArg}")" sleep 300' & echo "pid=$!"`);
+    const hostilePid = Number(/pid=(\d+)/.exec(started)?.[1]);
+    assert.ok(hostilePid > 0, started);
+    // Wait until bash has exec'd sleep with the new argv[0].
+    let snap = await snapshot();
+    for (
+      let i = 0;
+      i < 50 && !snap.processes.some((p) => p.pid === hostilePid && p.cmd.endsWith(' 300'));
+      i++
+    ) {
+      await new Promise((r) => setTimeout(r, 100));
+      snap = await snapshot();
+    }
+    const hostile = snap.processes.find((p) => p.pid === hostilePid);
+    assert.equal(hostile?.cmd, `${forged} 300`, 'the hostile process shows its own whole command line');
+    const init = snap.processes.find((p) => p.pid === 1);
+    assert.ok(init, `PID 1 is listed: ${JSON.stringify(snap.processes.map((p) => p.pid))}`);
+    assert.match(init.cmd, /lab-init/);
+    assert.equal(init.uid, Number(uid));
+    assert.equal(init.user, user);
+    assert.equal(`pid:[${snap.host.namespaces.pid}]`, pidNs, 'the host PID namespace is the real one');
+    assert.deepEqual(
+      snap.processes.find((p) => p.pid === app.pid),
+      honest.processes.find((p) => p.pid === app.pid),
+      'the app reads as before',
+    );
+    assert.ok(!snap.processes.some((p) => p.cmd === 'forged' || p.cmd === 'sleep 1000'));
+    const c = await check(s, 'sleep-host-pid', String(app.pid));
+    assert.equal(c.passed, false, c.message);
+    await host.close();
+    // (A client may hold 3 live sessions; the cgroups test needs one more.)
+    assert.equal(await deleteSession(srv.base, sessions.pop()!), 204);
+  });
+
   test('namespaces: the shared-namespaces check', async () => {
     const s = await createSession(srv.base, 'namespaces');
     sessions.push(s);

@@ -93,7 +93,7 @@ describe('namespaces lab (real engine)', () => {
     );
   });
 
-  test('new network and cgroup namespaces are refused; the others may be made', async () => {
+  test('new network and cgroup namespaces are refused; user, UTS, IPC, mount and PID ones may be made', async () => {
     assert.match(await host.exec('unshare -n true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -C true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -U -r -u -i -m -p -f true; echo "rc=$?"'), /rc=0/);

@@ -4,28 +4,26 @@ import { CheckDef } from '../../../labs/schema.ts';
 import type { AppError } from '../errors.ts';
 import { runCheck } from './checks.ts';
 import { type CgroupSnapshot, parseCgroup, parseProcesses } from './snapshot.ts';
+import { processScriptOutput } from './snapshot-fixture.ts';
 
-const procs = parseProcesses(`SELF 99
-PASSWD 1000 reader
-/proc/1/status:PPid:\t0
-/proc/1/status:Uid:\t1000
-/proc/1/status:NSpid:\t1
-/proc/13/status:PPid:\t12
-/proc/13/status:Uid:\t1000
-/proc/13/status:NSpid:\t13\t1
-/proc/34/status:PPid:\t31
-/proc/34/status:Uid:\t1000
-/proc/34/status:NSpid:\t34\t10
-NS /proc/1/ns/net net:[200]
-NS /proc/1/ns/cgroup cgroup:[500]
-NS /proc/1/ns/pid pid:[100]
-NS /proc/13/ns/net net:[200]
-NS /proc/13/ns/cgroup cgroup:[500]
-NS /proc/13/ns/pid pid:[101]
-CMD 1 lab-init
-CMD 13 busybox httpd -f
-CMD 34 sleep 1000
-`);
+const procs = parseProcesses(
+  processScriptOutput({
+    self: 99,
+    passwd: ['reader:x:1000:1000::/home/reader:/bin/bash'],
+    procs: [
+      { pid: 1, ppid: 0, uid: 1000, ns: { net: '200', cgroup: '500', pid: '100' }, argv: ['lab-init'] },
+      {
+        pid: 13,
+        ppid: 12,
+        uid: 1000,
+        nspid: [13, 1],
+        ns: { net: '200', cgroup: '500', pid: '101' },
+        argv: ['busybox', 'httpd', '-f'],
+      },
+      { pid: 34, ppid: 31, uid: 1000, nspid: [34, 10], argv: ['sleep', '1000'] },
+    ],
+  }),
+);
 const cg = (over: string[] = []): CgroupSnapshot =>
   parseCgroup(
     [

@@ -1,48 +1,46 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { CheckDef } from '../../../labs/schema.ts';
+import { runCheck } from './checks.ts';
 import { parseCgroup, parseProcesses } from './snapshot.ts';
+import { type FakeProcess, processScriptOutput } from './snapshot-fixture.ts';
 
-// Output of the process script in a processes lab host (trimmed), as read on a real run.
-const PROCS = `SELF 40
-PASSWD 0 root
-PASSWD 1000 reader
-/proc/1/status:PPid:\t0
-/proc/1/status:Uid:\t1000\t1000\t1000\t1000
-/proc/1/status:NSpid:\t1
-/proc/12/status:PPid:\t1
-/proc/12/status:Uid:\t1000\t1000\t1000\t1000
-/proc/12/status:NSpid:\t12
-/proc/13/status:PPid:\t12
-/proc/13/status:Uid:\t1000\t1000\t1000\t1000
-/proc/13/status:NSpid:\t13\t1
-/proc/40/status:PPid:\t0
-/proc/40/status:Uid:\t1000\t1000\t1000\t1000
-/proc/40/status:NSpid:\t40
-/proc/41/status:PPid:\t40
-/proc/41/status:Uid:\t1000\t1000\t1000\t1000
-/proc/41/status:NSpid:\t41
-/proc/1/uid_map:         0          0 4294967295
-/proc/12/uid_map:         0       1000          1
-/proc/13/uid_map:         0       1000          1
-NS /proc/1/ns/pid pid:[100]
-NS /proc/1/ns/net net:[200]
-NS /proc/1/ns/mnt mnt:[300]
-NS /proc/1/ns/user user:[400]
-NS /proc/1/ns/pid_for_children pid:[100]
-NS /proc/12/ns/pid pid:[100]
-NS /proc/12/ns/net net:[200]
-NS /proc/12/ns/mnt mnt:[301]
-NS /proc/12/ns/user user:[401]
-NS /proc/13/ns/pid pid:[101]
-NS /proc/13/ns/net net:[200]
-NS /proc/13/ns/mnt mnt:[301]
-NS /proc/13/ns/user user:[401]
-CMD 1 /bin/bash /usr/local/sbin/lab-init
-CMD 12 unshare -U -r -p -f -m -u -i --mount-proc --kill-child /usr/local/lib/containerlabs/box-start
-CMD 13 busybox httpd -f -p 8080 -h /srv/www
-CMD 40 /bin/bash -c script
-CMD 41 grep -H . /proc/1/uid_map
-`;
+// A processes lab host as seen on a real run (trimmed): lab-init, unshare, the app; the
+// inspector (40) and its child (41) must be left out.
+const PROCS = processScriptOutput({
+  self: 40,
+  passwd: ['root:x:0:0:root:/root:/bin/bash', 'reader:x:1000:1000::/home/reader:/bin/bash'],
+  procs: [
+    {
+      pid: 1,
+      ppid: 0,
+      uid: 1000,
+      ns: { pid: '100', net: '200', mnt: '300', user: '400', pid_for_children: '100' },
+      argv: ['/bin/bash', '/usr/local/sbin/lab-init'],
+    },
+    {
+      pid: 12,
+      ppid: 1,
+      uid: 1000,
+      uidMap: [[0, 1000, 1]],
+      ns: { pid: '100', net: '200', mnt: '301', user: '401' },
+      argv: 'unshare -U -r -p -f -m -u -i --mount-proc --kill-child /usr/local/lib/containerlabs/box-start'.split(
+        ' ',
+      ),
+    },
+    {
+      pid: 13,
+      ppid: 12,
+      uid: 1000,
+      nspid: [13, 1],
+      uidMap: [[0, 1000, 1]],
+      ns: { pid: '101', net: '200', mnt: '301', user: '401' },
+      argv: ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/srv/www'],
+    },
+    { pid: 40, ppid: 0, uid: 1000, argv: ['/bin/bash', '-c', 'script'] },
+    { pid: 41, ppid: 40, uid: 1000, argv: ['find', '/proc/1/ns'] },
+  ],
+});
 
 test('parseProcesses: PIDs at each level, users through uid_map, shared namespaces; the inspector itself left out', () => {
   const s = parseProcesses(PROCS, new Date(0));
@@ -118,4 +116,145 @@ test('parseCgroup v2, and "no limit" reads as null', () => {
   assert.equal(s.cpu.usageSeconds, 2);
   assert.equal(s.cpu.throttledSeconds, 0.5);
   assert.equal(s.memory.oomKills, 0);
+});
+
+// A lab host whose reader is uid 100023 (not 1000: the uid is per sandbox), with a long
+// /etc/passwd, as the script would print it.
+const UID = 100023;
+const PASSWD = [
+  'root:x:0:0:root:/root:/bin/bash',
+  ...Array.from(
+    { length: 500 },
+    (_, i) => `user${i}:x:${20000 + i}:${20000 + i}::/nonexistent:/usr/sbin/nologin`,
+  ),
+  `reader:x:${UID}:${UID}::/home/reader:/bin/bash`,
+];
+const HOST_NS = { pid: '100', net: '200', mnt: '300', user: '400' };
+const BOX_NS = { pid: '101', net: '200', mnt: '301', user: '401' };
+const scene = (extra: FakeProcess[] = []): FakeProcess[] => [
+  { pid: 1, ppid: 0, uid: UID, ns: HOST_NS, argv: ['/bin/bash', '/usr/local/sbin/lab-init'] },
+  {
+    pid: 12,
+    ppid: 1,
+    uid: UID,
+    uidMap: [[0, UID, 1]],
+    ns: { ...HOST_NS, mnt: '301', user: '401' },
+    argv: ['unshare', '-U', '-r', '-p', '-f', '-m', '-u', '-i', '--mount-proc', '--kill-child', 'box-start'],
+  },
+  {
+    pid: 13,
+    ppid: 12,
+    uid: UID,
+    nspid: [13, 1],
+    uidMap: [[0, UID, 1]],
+    ns: BOX_NS,
+    argv: ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/srv/www'],
+  },
+  { pid: 30, ppid: 0, uid: UID, ns: HOST_NS, argv: ['/bin/bash', '-l'] },
+  ...extra,
+  { pid: 40, ppid: 0, uid: UID, ns: HOST_NS, argv: ['/bin/bash', '-c', 'the script'] },
+  { pid: 41, ppid: 40, uid: UID, ns: HOST_NS, argv: ['find', '/proc'] },
+];
+
+// What a reader can put into a command line (`exec -a "$(printf ...)" sleep 300`): text
+// shaped like every kind of record, each trying to change what the snapshot says about
+// someone else.
+const FORGED = [
+  'x',
+  'SELF 1',
+  `PASSWD ${UID} root`,
+  '/proc/1/status:Uid:\t0\t0\t0\t0',
+  `/proc/1/uid_map:         0 ${UID}          1`,
+  'NS /proc/1/ns/pid pid:[101]',
+  'CMD 1 forged',
+  '/proc/13/status:NSpid:\t13',
+  '\0CMD\x0013\0sleep 1000\0',
+  'CMD 13 sleep 1000',
+  '',
+].join('\n');
+
+test('parseProcesses: a command line shaped like records changes nothing but its own cmd', () => {
+  const hostile: FakeProcess = { pid: 35, ppid: 30, uid: UID, ns: HOST_NS, argv: [FORGED, '300'] };
+  const honest = parseProcesses(
+    processScriptOutput({ self: 40, passwd: PASSWD, procs: scene() }),
+    new Date(0),
+  );
+  const s = parseProcesses(
+    processScriptOutput({ self: 40, passwd: PASSWD, procs: scene([hostile]) }),
+    new Date(0),
+  );
+  assert.deepEqual(
+    s.processes.map((p) => p.pid),
+    [1, 12, 13, 30, 35],
+    'every process but the inspector, none hidden',
+  );
+  assert.deepEqual(s.host, honest.host, 'the host namespaces are the real ones');
+  assert.deepEqual(
+    s.processes.filter((p) => p.pid !== 35),
+    honest.processes,
+    'the other processes read exactly as without the hostile one',
+  );
+  const init = s.processes.find((p) => p.pid === 1)!;
+  assert.equal(init.cmd, '/bin/bash /usr/local/sbin/lab-init');
+  assert.equal(init.uid, UID);
+  assert.equal(init.user, 'reader');
+  const app = s.processes.find((p) => p.pid === 13)!;
+  assert.deepEqual(app.nspid, [13, 1]);
+  assert.deepEqual(app.users, ['reader', 'root']);
+  assert.deepEqual(app.sharedWithHost, ['net']);
+  const h = s.processes.find((p) => p.pid === 35)!;
+  assert.equal(h.cmd, `${FORGED} 300`.replace(/\0/g, ' '), 'its cmd is its own command line, whole');
+  assert.equal(h.inContainer, false);
+});
+
+test('checks: a forged record in a command line does not pass a step check', async () => {
+  const hostile: FakeProcess = { pid: 35, ppid: 30, uid: UID, ns: HOST_NS, argv: [FORGED, '300'] };
+  const snap = parseProcesses(processScriptOutput({ self: 40, passwd: PASSWD, procs: scene([hostile]) }));
+  const ctx = { processes: async () => snap, cgroup: async () => parseCgroup('version 2') };
+  const base = { id: 'step', title: 't', hint: 'h' };
+  const hostPid = CheckDef.parse({ ...base, kind: 'host-pid', command: '^sleep 1000$' });
+  assert.equal((await runCheck(hostPid, ctx, '13')).passed, false, 'no sleep 1000 runs in the container');
+  const shared = CheckDef.parse({ ...base, kind: 'shared-namespaces' });
+  assert.equal((await runCheck(shared, ctx, 'net')).passed, true, 'the container shares only net');
+  assert.equal((await runCheck(shared, ctx, 'net pid')).passed, false);
+});
+
+test('parseProcesses: output cut short by the exec cap keeps the whole records before the cut', () => {
+  const full = processScriptOutput({ self: 40, passwd: PASSWD, procs: scene() });
+  // Cut inside the CMD record of PID 13: its cmd field is incomplete, so it is dropped.
+  const cut = full.slice(0, full.indexOf('busybox httpd') + 7);
+  const s = parseProcesses(cut);
+  assert.deepEqual(
+    s.processes.map((p) => [p.pid, p.cmd]),
+    [
+      [1, '/bin/bash /usr/local/sbin/lab-init'],
+      [12, 'unshare -U -r -p -f -m -u -i --mount-proc --kill-child box-start'],
+      [13, '?'],
+      [30, '?'],
+    ],
+  );
+  assert.equal(s.processes[0]!.user, String(UID), 'passwd comes last: cut off, the uid shows as a number');
+  assert.deepEqual(parseProcesses('').processes, []);
+  assert.deepEqual(parseProcesses('garbage\nCMD 1 x\n').processes, [], 'not the script: nothing');
+});
+
+test('parseProcesses: passwd entries name a uid only if sane; the first entry of a uid wins', () => {
+  const s = parseProcesses(
+    processScriptOutput({
+      self: 40,
+      passwd: [
+        `evil\x1b[2J:x:${UID}:0::/:/bin/sh`,
+        `two words:x:${UID}:0::/:/bin/sh`,
+        `:x:${UID}:0::/:/bin/sh`,
+        `reader:x:${UID}:${UID}::/home/reader:/bin/bash`,
+        `other:x:${UID}:${UID}::/:/bin/sh`,
+        'root:x:0:0:root:/root:/bin/bash',
+        'nouid:x::0::/:/bin/sh',
+        '',
+      ],
+      procs: scene(),
+    }),
+  );
+  const app = s.processes.find((p) => p.pid === 13)!;
+  assert.deepEqual(app.users, ['reader', 'root']);
 });

@@ -36,22 +36,44 @@ export interface ProcessSnapshot {
   processes: ProcessInfo[];
 }
 
-// One record per process: "P <pid>" then "<key> <value>" lines; namespaces as
-// "/proc/<pid>/ns/<kind> <kind>:[inode]"; uid_map as "/proc/<pid>/uid_map:<line>".
+// WARNING: a reader controls command lines (argv may hold any byte but NUL, newlines
+// included) and, if a lab lets them, what /etc/passwd says. So the script prints
+// NUL-terminated fields, never lines: a record is a tag and a fixed number of fields
+// (ARITY), and no field can hold a NUL, so text shaped like a record stays inside its own
+// field. Only builtins run per process (read, mapfile, printf); `find` is the one fork.
+// The kernel's records come first and /etc/passwd last, and each command line is cut to
+// CMD_MAX characters, so long command lines or a long passwd cannot push the kernel's
+// records past the exec output cap.
+const CMD_MAX = 2048;
 const PROCESS_SCRIPT = [
-  'echo "SELF $$"',
-  'while IFS=: read -r name _ uid _; do echo "PASSWD $uid $name"; done < /etc/passwd',
-  "grep -H -E '^(PPid|Uid|NSpid):' /proc/[0-9]*/status 2>/dev/null",
-  'grep -H . /proc/[0-9]*/uid_map 2>/dev/null',
-  "find /proc/[0-9]*/ns -maxdepth 1 -type l -printf 'NS %p %l\\n' 2>/dev/null",
-  'for f in /proc/[0-9]*/cmdline; do',
+  'exec 2>/dev/null',
+  'printf \'SELF\\0%s\\0\' "$$"',
+  'for d in /proc/[0-9]*; do',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-  '  p=${f#/proc/}; p=${p%/cmdline}',
-  '  mapfile -d \'\' args < "$f" 2>/dev/null || continue',
+  '  p=${d#/proc/}',
+  '  while read -r k v; do',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-  '  printf \'CMD %s %s\\n\' "$p" "${args[*]}"',
+  '    case $k in PPid:|Uid:|NSpid:) printf \'STATUS\\0%s\\0%s\\0%s\\0\' "$p" "${k%:}" "$v" ;; esac',
+  '  done < "$d/status"',
+  '  while read -r a b c; do printf \'UIDMAP\\0%s\\0%s\\0%s\\0%s\\0\' "$p" "$a" "$b" "$c"; done < "$d/uid_map"',
   'done',
+  "find /proc/[0-9]*/ns -maxdepth 1 -type l -printf 'NS\\0%p\\0%l\\0'",
+  'for d in /proc/[0-9]*; do',
+  '  mapfile -d \'\' args < "$d/cmdline" || continue',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+  '  c=${args[*]}',
+  `  printf 'CMD\\0%s\\0%s\\0' "\${d#/proc/}" "\${c:0:${CMD_MAX}}"`,
+  'done',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+  'mapfile -t pw < /etc/passwd && printf \'PASSWD\\0%s\\0\' "${pw[@]}"',
 ].join('\n');
+
+/** Fields after the tag, per record kind of PROCESS_SCRIPT. */
+const ARITY: Record<string, number> = { SELF: 1, STATUS: 3, UIDMAP: 4, NS: 2, CMD: 2, PASSWD: 1 };
+const DIGITS = /^\d+$/;
+// A user name as /etc/passwd may hold it: no separators, blanks or control characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+const USER_NAME = /^[^:\s\x00-\x1f\x7f-\x9f]{1,64}$/;
 
 export function parseProcesses(text: string, now = new Date()): ProcessSnapshot {
   let self = -1;
@@ -73,52 +95,54 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
     }
     return r;
   };
-  const rules: [RegExp, (m: RegExpExecArray) => void][] = [
-    [
-      /^SELF (\d+)$/,
-      (m) => {
-        self = Number(m[1]);
-      },
-    ],
-    [/^PASSWD (\d+) (\S+)$/, (m) => names.set(Number(m[1]), m[2]!)],
-    [
-      /^\/proc\/(\d+)\/status:(PPid|Uid|NSpid):\s+(.*)$/,
-      (m) => {
-        const r = get(Number(m[1]));
-        const nums = m[3]!.trim().split(/\s+/).map(Number);
-        if (m[2] === 'PPid') r.ppid = nums[0];
-        else if (m[2] === 'Uid') r.uid = nums[0];
-        else r.nspid = nums;
-      },
-    ],
-    [
-      /^\/proc\/(\d+)\/uid_map:\s*(\d+)\s+(\d+)\s+(\d+)\s*$/,
-      (m) => {
-        get(Number(m[1])).maps.push([Number(m[2]), Number(m[3]), Number(m[4])]);
-      },
-    ],
-    [
-      /^NS \/proc\/(\d+)\/ns\/(\w+) (\w+):\[(\d+)\]$/,
-      (m) => {
-        const kind = m[2] as NsKind;
-        if ((NS_KINDS as readonly string[]).includes(kind)) get(Number(m[1])).ns[kind] = m[4]!;
-      },
-    ],
-    [
-      /^CMD (\d+) (.*)$/,
-      (m) => {
-        get(Number(m[1])).cmd = m[2]!.trim();
-      },
-    ],
-  ];
-  for (const line of text.split('\n')) {
-    for (const [re, apply] of rules) {
-      const m = re.exec(line);
-      if (m) {
-        apply(m);
-        break;
+  const apply = (tag: string, f: string[]): void => {
+    switch (tag) {
+      case 'SELF':
+        if (DIGITS.test(f[0]!)) self = Number(f[0]);
+        return;
+      case 'STATUS': {
+        const nums = f[2]!.trim().split(/\s+/);
+        if (!DIGITS.test(f[0]!) || !nums.every((n) => DIGITS.test(n))) return;
+        const r = get(Number(f[0]));
+        if (f[1] === 'PPid') r.ppid = Number(nums[0]);
+        else if (f[1] === 'Uid') r.uid = Number(nums[0]);
+        else if (f[1] === 'NSpid') r.nspid = nums.map(Number);
+        return;
+      }
+      case 'UIDMAP':
+        if (f.every((n) => DIGITS.test(n)))
+          get(Number(f[0])).maps.push([Number(f[1]), Number(f[2]), Number(f[3])]);
+        return;
+      case 'NS': {
+        const path = /^\/proc\/(\d+)\/ns\/(\w+)$/.exec(f[0]!);
+        const link = /^\w+:\[(\d+)\]$/.exec(f[1]!);
+        const kind = path?.[2] as NsKind;
+        if (path && link && (NS_KINDS as readonly string[]).includes(kind))
+          get(Number(path[1])).ns[kind] = link[1]!;
+        return;
+      }
+      case 'CMD':
+        if (DIGITS.test(f[0]!)) get(Number(f[0])).cmd = f[1]!.trim();
+        return;
+      case 'PASSWD': {
+        // name:password:uid:...; the first entry of a uid names it, as getpwuid(3) does.
+        const [name = '', , uid = ''] = f[0]!.split(':');
+        if (USER_NAME.test(name) && DIGITS.test(uid) && !names.has(Number(uid))) names.set(Number(uid), name);
+        return;
       }
     }
+  };
+  const fields = text.split('\0');
+  // The last piece follows the last NUL: empty, or a field the output cap cut short.
+  fields.pop();
+  for (let i = 0; i < fields.length; ) {
+    const tag = fields[i]!;
+    const n = ARITY[tag];
+    // An unknown tag or a record cut short by the output cap: stop rather than read a
+    // field in the wrong place (cannot happen while the script keeps to ARITY).
+    if (n === undefined || i + 1 + n > fields.length) break;
+    apply(tag, fields.slice(i + 1, i + 1 + n));
+    i += 1 + n;
   }
   const hostNs = raw.get(1)?.ns ?? {};
   const host = { namespaces: fillNs(hostNs) };
