@@ -19,8 +19,8 @@ import {
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP, type ErrorCode, statusOf } from './errors.ts';
 import { COMMON_HEADERS, contentSecurityPolicy, HSTS, inlineScriptHashes } from './http/security-headers.ts';
-import { drainGuard, type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import { labRoutes } from './routes/lab.ts';
+import { drainGuard, type OpsDeps, operatorRoutes } from './routes/operator.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { clientKey } from './sessions/client-key.ts';
@@ -155,7 +155,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         labs: sessions.labs.size,
       };
     };
-    await app.register(opsPlugin, { ...deps.ops, sessions, runtime, status, ...tokens });
+    await app.register(operatorRoutes, { ...deps.ops, sessions, runtime, status, ...tokens });
   }
 
   // Public: whether labs can start here, nothing about the engine (operators read that at

@@ -13,7 +13,8 @@ import { selectLabs } from './ops/lab-selection.ts';
 import { countingRuntime, Metrics } from './ops/metrics.ts';
 import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
-import type { TerminalProcess } from './runtime/runtime.ts';
+import { localRuntime } from './runtime/local/local-runtime.ts';
+import type { Runtime } from './runtime/runtime.ts';
 import { SessionManager } from './sessions/session-manager.ts';
 
 async function main(): Promise<void> {
@@ -33,17 +34,18 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ labs: labs.map((l) => l.id), mode: config.mode });
   const drain = new Drain();
   const docker = new DockerRuntime({ apparmorProfile: config.apparmorProfile, labUids: config.labUids });
-  const runtime = countingRuntime(docker, metrics);
-  const engineStatus = new EngineStatus(runtime);
-  // Local mode: the `host` terminal is the learner's own shell, behind a token.
-  let hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
+  const counted = countingRuntime(docker, metrics);
+  // Local mode (a runtime chosen here, once): the `host` terminal is the learner's own
+  // shell, behind a token printed at start.
+  let runtime: Runtime = counted;
   let accessToken: string | undefined;
   if (config.mode === 'local') {
     const { openHostShell } = await import('./runtime/local/host-shell.ts');
     const shell = { shell: process.env.SHELL || '/bin/bash', cwd: homedir(), env: { ...process.env } };
-    hostShell = (size) => openHostShell(shell, size);
+    runtime = localRuntime(counted, (size) => openHostShell(shell, size));
     accessToken = randomBytes(16).toString('base64url');
   }
+  const engineStatus = new EngineStatus(runtime);
   let log: { info: (o: object, m: string) => void } = { info: () => {} };
   const sessions = new SessionManager({
     runtime,
@@ -66,7 +68,6 @@ async function main(): Promise<void> {
         log.info({ event: name, ...fields }, name);
       },
     },
-    hostShell,
   });
   const app = await buildApp({
     config,

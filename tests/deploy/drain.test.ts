@@ -45,7 +45,7 @@ describe('graceful drain (real engine)', () => {
     assert.ok(seconds >= 2.9, `waited the grace period (${seconds.toFixed(1)} s)`);
     assert.ok(seconds < 15, `then ended promptly (${seconds.toFixed(1)} s)`);
     if (host.closeCode === null) await once(host.ws, 'close');
-    assert.equal(host.closeCode, 4000, 'the terminal was closed: session ended');
+    assert.equal(host.closeCode, 4012, 'the terminal was closed: the server is shutting down');
     assert.deepEqual(await labContainers(instance), [], 'sessions and warm pool removed');
     assert.match(srv.logs(), /"msg":"draining"/);
   });

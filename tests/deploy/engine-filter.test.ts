@@ -268,7 +268,10 @@ describe('engine filter in front of the real engine', () => {
             lab: testLab(),
             image,
             sessionId: 'filter-test',
+            instance: `engine-filter-${process.pid}`,
+            pooled: false,
             expiresAt: new Date(Date.now() + 60_000),
+            deadline: new Date(Date.now() + 60_000),
             hardDeadlineSeconds: 60,
             labels: { [TEST_LABEL]: run },
             // A uid of the allocator's range, so these are lab hosts in every way but intent.

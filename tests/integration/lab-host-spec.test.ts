@@ -16,7 +16,8 @@ import { labImageTag } from '../../labs/images.ts';
 import { loadLabs } from '../../labs/load.ts';
 import type { LabDef } from '../../labs/schema.ts';
 import { DockerRuntime } from '../../server/src/runtime/docker/docker-runtime.ts';
-import { execSpec, LABELS, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
+import { execSpec, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
+import { LABELS } from '../../server/src/runtime/docker/labels.ts';
 
 const docker = new Docker();
 const labs = await loadLabs();
@@ -106,7 +107,10 @@ async function startLab(lab: LabDef, deadline = 300): Promise<Docker.Container> 
     lab,
     image: labImageTag(lab.id),
     sessionId: `${runId}-${lab.id}`,
+    instance: `it-spec-${runId}`,
+    pooled: false,
     expiresAt: new Date(Date.now() + deadline * 1000),
+    deadline: new Date(Date.now() + deadline * 1000),
     hardDeadlineSeconds: deadline,
     labels: { [TEST_LABEL]: runId },
   });

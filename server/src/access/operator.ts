@@ -8,6 +8,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors.ts';
+import { bearer } from '../routes/common.ts';
 import { sameSecret } from './access.ts';
 
 const FORWARDING_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'x-forwarded-host'];
@@ -24,11 +25,6 @@ export function isDirectLocal(
 ): boolean {
   if (!isLoopbackAddress(req.socket.remoteAddress)) return false;
   return !FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined);
-}
-
-function bearer(req: Pick<FastifyRequest, 'headers'>): string | undefined {
-  const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-  return m?.[1];
 }
 
 /**

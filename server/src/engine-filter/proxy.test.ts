@@ -214,9 +214,10 @@ describe('engine filter proxy (fake engine)', () => {
     const host = await runtime.createLabHost({
       lab: testLab(),
       sessionId: 's-1',
+      instance: 'unit',
       expiresAt: new Date(Date.now() + 60_000),
-      hardDeadlineSeconds: 120,
-      labels: { 'containerlabs.instance': 'unit' },
+      deadline: new Date(Date.now() + 120_000),
+      pooled: false,
     });
     const term = await runtime.openTerminal(host.id, testLab().terminals[1]!, { cols: 80, rows: 24 });
     term.stream.write('hello through the filter');

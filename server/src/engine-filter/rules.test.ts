@@ -190,8 +190,10 @@ describe('planRequest', () => {
       image: 'containerlabs/lab-processes:0123456789ab',
       sessionId: 's-1',
       expiresAt: new Date('2030-01-01T00:00:00Z'),
+      instance: 'test',
+      pooled: false,
+      deadline: new Date('2030-01-01T00:01:00Z'),
       hardDeadlineSeconds: 60,
-      labels: {},
       uid: 1000,
     });
 

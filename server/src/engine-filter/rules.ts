@@ -26,7 +26,7 @@ import {
   type LabHostPolicyOptions,
   parseLabUser,
 } from '../runtime/docker/lab-host-policy.ts';
-import { LABELS } from '../runtime/docker/lab-host-spec.ts';
+import { LABELS } from '../runtime/docker/labels.ts';
 
 export interface Refusal {
   refused: true;

@@ -101,9 +101,10 @@ describe('metrics', () => {
     const host = await rt.createLabHost({
       lab: lab('a'),
       sessionId: 's1',
+      instance: 'unit',
       expiresAt: new Date(),
-      hardDeadlineSeconds: 60,
-      labels: {},
+      deadline: new Date(Date.now() + 60_000),
+      pooled: false,
     });
     await rt.exec(host.id, ['true']);
     await rt.exec(host.id, ['true']);

@@ -7,10 +7,9 @@
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
 import type { Config } from '../config.ts';
-import { inspectRoutes } from '../inspect/routes.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
-import { bearer } from './common.ts';
+import { inspectRoutes } from './inspect.ts';
 import { sessionRoutes } from './sessions.ts';
 import { terminalRoutes } from './terminals.ts';
 
@@ -37,5 +36,5 @@ export async function labRoutes(app: FastifyInstance, opts: LabRoutesOptions): P
     clientKey: opts.clientKey,
   });
   await app.register(terminalRoutes, { sessions: opts.sessions, config: opts.config });
-  await app.register(inspectRoutes, { runtime: opts.runtime, sessions: opts.sessions, bearer });
+  await app.register(inspectRoutes, { runtime: opts.runtime, sessions: opts.sessions });
 }

@@ -34,21 +34,21 @@ export class FakeRuntime implements Runtime {
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
     const id = `fake-${this.#next++}`;
     this.created++;
-    const deadline = req.labels['containerlabs.deadline'];
     this.hosts.set(id, {
       id,
       sessionId: req.sessionId,
       lab: req.lab.id,
-      instance: req.labels['containerlabs.instance'] ?? '',
-      deadline: deadline ? new Date(deadline) : undefined,
+      instance: req.instance,
+      deadline: req.deadline,
+      pooled: req.pooled,
       createdAt: new Date(),
     });
     return { id, sessionId: req.sessionId };
   }
 
   /** Pretend an earlier run left a host behind. */
-  addLeftover(h: Omit<LabHostSummary, 'createdAt'>): void {
-    this.hosts.set(h.id, { ...h, createdAt: new Date() });
+  addLeftover(h: Omit<LabHostSummary, 'createdAt' | 'pooled'> & { pooled?: boolean }): void {
+    this.hosts.set(h.id, { pooled: false, ...h, createdAt: new Date() });
   }
 
   async removeLabHost(id: string): Promise<void> {

@@ -24,12 +24,14 @@ export interface EngineInfo {
 export interface LabHostRequest {
   lab: LabDef;
   sessionId: string;
+  /** The server instance asking (CL_INSTANCE): at start it removes what its last run left. */
+  instance: string;
   /** When the server will end the session (it may be extended). */
   expiresAt: Date;
-  /** The lab host ends by itself after this many seconds, server or not. */
-  hardDeadlineSeconds: number;
-  /** Extra labels (the adapter adds its own: managed, session, lab, expiry). */
-  labels: Record<string, string>;
+  /** The lab host ends by itself then, server or not; past it any server may remove it. */
+  deadline: Date;
+  /** Made ahead for the warm pool (a Start takes it later). */
+  pooled: boolean;
 }
 
 export interface LabHost {
@@ -43,8 +45,10 @@ export interface LabHostSummary {
   sessionId: string;
   lab: string;
   instance: string;
-  /** The hard deadline the host carries. */
+  /** The hard deadline the host carries (undefined if it carries none). */
   deadline: Date | undefined;
+  /** Made for the warm pool. */
+  pooled: boolean;
   createdAt: Date;
 }
 

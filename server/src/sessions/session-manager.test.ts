@@ -3,6 +3,7 @@ import { beforeEach, describe, test } from 'node:test';
 import { testLab } from '../../../labs/test-fixture.ts';
 import { AppError } from '../errors.ts';
 import { FakeRuntime } from '../runtime/fake-runtime.ts';
+import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
 import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
 
@@ -291,10 +292,14 @@ describe('SessionManager', () => {
     assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', session.hostId].sort());
   });
 
-  test('shutdown ends every session and refuses new ones', async () => {
-    await mgr.create('processes', 'a');
+  test('shutdown ends every session and refuses new ones; its sockets hear 4012, not 4000', async () => {
+    const { session } = await mgr.create('processes', 'a');
     await mgr.create('processes', 'b');
+    const t = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s = sink();
+    t.attach(s);
     await mgr.shutdown();
+    assert.equal(s.closed, CloseCode.serverShutdown);
     assert.equal(rt.hosts.size, 0);
     await rejectsWith(mgr.create('processes', 'c'), 'out_of_capacity');
   });

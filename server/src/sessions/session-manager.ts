@@ -6,7 +6,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
 import { AppError } from '../errors.ts';
-import type { LabHostSummary, Runtime, TerminalProcess } from '../runtime/runtime.ts';
+import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
 import { RateLimiter, Semaphore } from './limits.ts';
@@ -128,7 +128,6 @@ export class SessionManager {
   readonly #clock: Clock;
   readonly #events: SessionEvents;
   readonly #instance: string;
-  readonly #hostShell: ((size: { cols: number; rows: number }) => TerminalProcess) | undefined;
   readonly #sessions = new Map<string, Session>();
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
@@ -142,10 +141,7 @@ export class SessionManager {
     clock?: Clock;
     events?: SessionEvents;
     instance: string;
-    /** Local mode: terminals of target `host` are the learner's own shell. */
-    hostShell?: (size: { cols: number; rows: number }) => TerminalProcess;
   }) {
-    this.#hostShell = deps.hostShell;
     this.#runtime = deps.runtime;
     this.#labs = new Map(deps.labs.map((l) => [l.id, l]));
     this.#limits = deps.limits;
@@ -161,11 +157,11 @@ export class SessionManager {
       size: deps.limits.poolSize ?? 0,
       maxAgeMs: poolMaxAgeMs,
       // A pooled host may wait up to its max age before its session starts.
-      hardDeadlineSeconds: Math.ceil((deps.limits.maxLifetimeMs + poolMaxAgeMs) / 1000),
+      lifetimeMs: deps.limits.maxLifetimeMs + poolMaxAgeMs,
       now: () => this.#clock.now(),
       newId: randomToken,
       engine: this.#engine,
-      labels: { 'containerlabs.instance': this.#instance },
+      instance: this.#instance,
       events: this.#events,
     });
   }
@@ -259,13 +255,11 @@ export class SessionManager {
         this.#runtime.createLabHost({
           lab,
           sessionId: session.id,
+          instance: this.#instance,
           expiresAt: new Date(session.expiresAt),
-          hardDeadlineSeconds: Math.ceil(this.#limits.maxLifetimeMs / 1000),
-          labels: {
-            'containerlabs.instance': this.#instance,
-            // The host's own deadline, read by the reaper of any instance.
-            'containerlabs.deadline': new Date(now + this.#limits.maxLifetimeMs).toISOString(),
-          },
+          // The host's own deadline: it ends then by itself, and any reaper removes it after.
+          deadline: new Date(now + this.#limits.maxLifetimeMs),
+          pooled: false,
         }),
       );
       session.hostId = host.id;
@@ -345,10 +339,7 @@ export class SessionManager {
 
   async #openTerminal(s: Session, def: TerminalDef, size: { cols: number; rows: number }): Promise<Terminal> {
     if (!s.hostId) throw new AppError('not_found', 'The session is not ready.');
-    const proc =
-      def.target === 'host' && this.#hostShell
-        ? this.#hostShell(size)
-        : await this.#runtime.openTerminal(s.hostId, def, size);
+    const proc = await this.#runtime.openTerminal(s.hostId, def, size);
     if (s.ended) {
       proc.close();
       throw new AppError('session_ended', 'The session has ended.');
@@ -377,7 +368,10 @@ export class SessionManager {
     if (s.ended) return;
     s.ended = true;
     this.#sessions.delete(s.id);
-    for (const t of s.terminals.values()) t.close(CloseCode.sessionEnded, `session ${reason}`);
+    // A server that shuts down says so (the page tells the reader it is restarting); any
+    // other end is the session's.
+    const code = reason === 'shutdown' ? CloseCode.serverShutdown : CloseCode.sessionEnded;
+    for (const t of s.terminals.values()) t.close(code, `session ${reason}`);
     s.terminals.clear();
     const hostId = s.hostId;
     this.#events.event('session.stopped', {

@@ -3,7 +3,7 @@
  * takes to create and start a container. Refills run in the background, one at a time,
  * and only while no reader's Start is waiting for the engine. A member is handed out at
  * most once; it becomes the reader's session and is removed with it. Members carry the
- * same limits and labels as sessions, and are recycled after `maxAgeMs`.
+ * same limits as sessions, and are recycled after `maxAgeMs`.
  */
 import type { LabDef } from '../../../labs/schema.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -11,7 +11,7 @@ import type { Semaphore } from './limits.ts';
 
 export interface PooledHost {
   hostId: string;
-  /** Chosen when the host was made (labels cannot change later); becomes the session id. */
+  /** Chosen when the host was made (the engine's record of it cannot change later); becomes the session id. */
   sessionId: string;
   createdAt: number;
 }
@@ -22,13 +22,14 @@ export interface WarmPoolDeps {
   /** Ready hosts to keep per lab; 0 turns the pool off. */
   size: number;
   maxAgeMs: number;
-  /** The hard deadline a pooled host carries (seconds from its start). */
-  hardDeadlineSeconds: number;
+  /** How long a pooled host lives at most, counted from its start (its hard deadline). */
+  lifetimeMs: number;
   now: () => number;
   newId: () => string;
   /** The engine semaphore shared with readers' Starts: refills yield to them. */
   engine: Semaphore;
-  labels: Record<string, string>;
+  /** The server instance (CL_INSTANCE) its hosts belong to. */
+  instance: string;
   events: { event(name: string, fields: Record<string, unknown>): void };
 }
 
@@ -133,13 +134,10 @@ export class WarmPool {
           this.#d.runtime.createLabHost({
             lab,
             sessionId,
+            instance: this.#d.instance,
             expiresAt: new Date(now + this.#d.maxAgeMs),
-            hardDeadlineSeconds: this.#d.hardDeadlineSeconds,
-            labels: {
-              ...this.#d.labels,
-              'containerlabs.pool': 'true',
-              'containerlabs.deadline': new Date(now + this.#d.hardDeadlineSeconds * 1000).toISOString(),
-            },
+            deadline: new Date(now + this.#d.lifetimeMs),
+            pooled: true,
           }),
         );
         if (this.#stopped) {

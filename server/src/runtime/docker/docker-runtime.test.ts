@@ -88,9 +88,10 @@ const lab = testLab();
 const request = (sessionId: string): LabHostRequest => ({
   lab,
   sessionId,
+  instance: 'unit',
   expiresAt: new Date('2030-01-01T00:00:00Z'),
-  hardDeadlineSeconds: 600,
-  labels: { 'containerlabs.instance': 'unit' },
+  deadline: new Date('2030-01-01T00:10:00Z'),
+  pooled: false,
 });
 
 const uidOf = (spec: ContainerCreateBody) => Number(spec.User.split(':')[0]);

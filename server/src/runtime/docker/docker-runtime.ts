@@ -16,10 +16,9 @@ import type {
   Runtime,
   TerminalProcess,
 } from '../runtime.ts';
-import { execSpec, LAB_HOME, LABELS, labHostSpec, labUser } from './lab-host-spec.ts';
+import { execSpec, LAB_HOME, labHostSpec, labUser } from './lab-host-spec.ts';
+import { fromLabels, LABELS } from './labels.ts';
 import { type ListedHost, UidAllocator, type UidRange } from './uid-allocator.ts';
-
-const MANAGED = 'containerlabs.managed';
 
 /**
  * Where lab hosts' uids come from when CL_LAB_UIDS is `auto`.
@@ -91,17 +90,14 @@ export interface DockerRuntimeOptions {
   apparmorProfile?: string;
   /** The uids lab hosts run as, one per host (`auto`, the default: AUTO_LAB_UIDS). */
   labUids?: 'auto' | UidRange;
+  /** The clock a lab host's lifetime is counted from (default: Date.now). */
+  now?: () => number;
 }
 
 /** `uid:gid` or `uid` of a container's Config.User, if numeric. */
 function uidOfUser(user: string | undefined): number | undefined {
   const m = /^(\d+)(:\d+)?$/.exec(user ?? '');
   return m ? Number(m[1]) : undefined;
-}
-
-function uidOfLabel(labels: Record<string, string> | undefined): number | undefined {
-  const v = labels?.[LABELS.uid];
-  return v !== undefined && /^\d+$/.test(v) ? Number(v) : undefined;
 }
 
 export class DockerRuntime implements Runtime {
@@ -115,12 +111,14 @@ export class DockerRuntime implements Runtime {
   /** hostId → the uid its processes run as (from create, a listing's label, or inspect). */
   readonly #hostUids = new Map<string, { uid: number; seq: number }>();
   #seq = 0;
+  readonly #now: () => number;
 
   constructor(opts: DockerRuntimeOptions = {}) {
     this.#docker = opts.docker ?? new Docker();
     this.#imageFor = opts.imageFor ?? (async (labId) => labImageTag(labId));
     this.#apparmorSetting = opts.apparmorProfile ?? 'auto';
     this.#uidSetting = opts.labUids ?? 'auto';
+    this.#now = opts.now ?? Date.now;
     this.#uids = new UidAllocator({ range: () => this.labUidRange(), list: () => this.#listUids() });
   }
 
@@ -140,8 +138,11 @@ export class DockerRuntime implements Runtime {
   /** Every lab host on the engine (any instance) and its uid label. */
   async #listUids(): Promise<ListedHost[]> {
     try {
-      const list = await this.#docker.listContainers({ all: true, filters: { label: [`${MANAGED}=true`] } });
-      return list.map((c) => ({ hostId: c.Id, uid: uidOfLabel(c.Labels) }));
+      const list = await this.#docker.listContainers({
+        all: true,
+        filters: { label: [`${LABELS.managed}=true`] },
+      });
+      return list.map((c) => ({ hostId: c.Id, uid: fromLabels(c.Labels).uid }));
     } catch (err) {
       throw mapError(err, 'listing lab hosts');
     }
@@ -165,7 +166,7 @@ export class DockerRuntime implements Runtime {
       }
       throw mapError(err, 'inspecting the lab host');
     }
-    const uid = uidOfLabel(info.Config.Labels) ?? uidOfUser(info.Config.User);
+    const uid = fromLabels(info.Config.Labels).uid ?? uidOfUser(info.Config.User);
     if (uid === undefined || uid === 0) {
       throw new AppError('internal', 'the lab host has no usable uid', {
         cause: new Error(`container ${hostId} runs as ${JSON.stringify(info.Config.User)}`),
@@ -231,9 +232,12 @@ export class DockerRuntime implements Runtime {
         image,
         sessionId: req.sessionId,
         uid,
+        instance: req.instance,
+        pooled: req.pooled,
         expiresAt: req.expiresAt,
-        hardDeadlineSeconds: req.hardDeadlineSeconds,
-        labels: req.labels,
+        deadline: req.deadline,
+        // lab-init counts from its own start, which is about now.
+        hardDeadlineSeconds: Math.max(1, Math.ceil((req.deadline.getTime() - this.#now()) / 1000)),
       });
       container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
     } catch (err) {
@@ -275,7 +279,7 @@ export class DockerRuntime implements Runtime {
     let list: Docker.ContainerInfo[];
     const started = ++this.#seq;
     try {
-      list = await this.#docker.listContainers({ all: true, filters: { label: [`${MANAGED}=true`] } });
+      list = await this.#docker.listContainers({ all: true, filters: { label: [`${LABELS.managed}=true`] } });
     } catch (err) {
       throw mapError(err, 'listing lab hosts');
     }
@@ -283,19 +287,16 @@ export class DockerRuntime implements Runtime {
     // were made while it ran).
     const live = new Set(list.map((c) => c.Id));
     for (const [id, e] of this.#hostUids) if (e.seq < started && !live.has(id)) this.#hostUids.delete(id);
-    for (const c of list) {
-      const uid = uidOfLabel(c.Labels);
-      if (uid !== undefined && !this.#hostUids.has(c.Id)) this.#remember(c.Id, uid);
-    }
     return list.map((c) => {
-      const l = c.Labels ?? {};
-      const deadline = l['containerlabs.deadline'];
+      const l = fromLabels(c.Labels);
+      if (l.uid !== undefined && !this.#hostUids.has(c.Id)) this.#remember(c.Id, l.uid);
       return {
         id: c.Id,
-        sessionId: l['containerlabs.session'] ?? '',
-        lab: l['containerlabs.lab'] ?? '',
-        instance: l['containerlabs.instance'] ?? '',
-        deadline: deadline ? new Date(deadline) : undefined,
+        sessionId: l.sessionId,
+        lab: l.lab,
+        instance: l.instance,
+        deadline: l.deadline,
+        pooled: l.pooled,
         createdAt: new Date(c.Created * 1000),
       };
     });

@@ -13,8 +13,10 @@ function input(over: Partial<LabHostSpecInput> = {}): LabHostSpecInput {
     image: 'containerlabs/lab-processes:0123456789ab',
     sessionId: 's-1',
     expiresAt: new Date('2030-01-02T03:04:05.000Z'),
+    instance: 'test',
+    pooled: false,
+    deadline: new Date('2030-01-02T04:04:05.000Z'),
     hardDeadlineSeconds: 3600,
-    labels: { 'containerlabs.instance': 'test' },
     uid: UID,
     ...over,
   };

@@ -14,7 +14,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import seccompProfile from '../../../../labs/seccomp/profile.json' with { type: 'json' };
-import { LAB_HOME, LABELS, SECCOMP_PROFILE_JSON } from './lab-host-spec.ts';
+import { LAB_HOME, SECCOMP_PROFILE_JSON } from './lab-host-spec.ts';
+import { LABELS } from './labels.ts';
 
 /** Lowest uid (and gid) a lab host or an exec may run as: never root, never a system user. */
 export const MIN_LAB_UID = 1000;

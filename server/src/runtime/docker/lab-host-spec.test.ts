@@ -4,12 +4,12 @@ import type { TerminalDef } from '../../../../labs/schema.ts';
 import { testLab } from '../../../../labs/test-fixture.ts';
 import {
   execSpec,
-  LABELS,
   type LabHostSpecInput,
   labHostSpec,
   labUser,
   SECCOMP_PROFILE_JSON,
 } from './lab-host-spec.ts';
+import { fromLabels, LABELS } from './labels.ts';
 
 const lab = testLab();
 
@@ -19,9 +19,11 @@ function input(over: Partial<LabHostSpecInput> = {}): LabHostSpecInput {
     image: 'containerlabs/lab-processes:0123456789ab',
     sessionId: 's-1',
     uid: 2_000_012_345,
+    instance: 'test',
+    pooled: false,
     expiresAt: new Date('2030-01-02T03:04:05.000Z'),
+    deadline: new Date('2030-01-02T04:04:05.000Z'),
     hardDeadlineSeconds: 3600,
-    labels: { 'containerlabs.instance': 'test' },
     ...over,
   };
 }
@@ -66,11 +68,35 @@ describe('labHostSpec', () => {
       'containerlabs.managed': 'true',
       'containerlabs.session': 's-1',
       'containerlabs.lab': 'processes',
+      'containerlabs.instance': 'test',
       'containerlabs.expires-at': '2030-01-02T03:04:05.000Z',
+      'containerlabs.deadline': '2030-01-02T04:04:05.000Z',
       'containerlabs.uid': '2000012345',
     });
-    const forged = labHostSpec(input({ labels: { [LABELS.uid]: '1000' } }));
+    const forged = labHostSpec(input({ labels: { [LABELS.uid]: '1000', [LABELS.instance]: 'other' } }));
     assert.equal(forged.Labels[LABELS.uid], '2000012345', 'the uid label tells the truth');
+    assert.equal(forged.Labels[LABELS.instance], 'test');
+    assert.equal(labHostSpec(input({ pooled: true })).Labels[LABELS.pool], 'true', 'a pool member says so');
+  });
+
+  it('reads its own labels back in the same terms (labels.ts is the only translation)', () => {
+    const pooled = labHostSpec(input({ pooled: true }));
+    assert.deepEqual(fromLabels(pooled.Labels), {
+      sessionId: 's-1',
+      lab: 'processes',
+      instance: 'test',
+      pooled: true,
+      deadline: new Date('2030-01-02T04:04:05.000Z'),
+      uid: 2_000_012_345,
+    });
+    // What a stranger's labels do not say stays unsaid.
+    assert.deepEqual(fromLabels({ [LABELS.deadline]: 'soon', [LABELS.uid]: '-1' }), {
+      sessionId: '',
+      lab: '',
+      instance: '',
+      pooled: false,
+    });
+    assert.deepEqual(fromLabels(undefined), { sessionId: '', lab: '', instance: '', pooled: false });
   });
 
   it('drops every privilege and never disables seccomp', () => {

@@ -14,19 +14,10 @@
 
 import { type LabDef, parseSize, type TerminalDef } from '../../../../labs/schema.ts';
 import seccompProfile from '../../../../labs/seccomp/profile.json' with { type: 'json' };
+import { toLabels } from './labels.ts';
 
 export const LAB_HOSTNAME = 'labhost';
 export const LAB_HOME = '/home/reader';
-
-/** Label keys on everything we create; `containerlabs.managed=true` finds leftovers. */
-export const LABELS = {
-  managed: 'containerlabs.managed',
-  session: 'containerlabs.session',
-  lab: 'containerlabs.lab',
-  expiresAt: 'containerlabs.expires-at',
-  /** The host's uid (and gid): which uids are taken, for every server on the engine. */
-  uid: 'containerlabs.uid',
-} as const;
 
 /** uid_t is 32 bits; (uid_t)-1 means "no change" to the kernel, and 0 is root. */
 const MAX_UID = 4_294_967_294;
@@ -56,16 +47,22 @@ export interface LabHostSpecInput {
    * start (lab-init writes /etc/passwd), so names stay the same whatever the number.
    */
   uid: number;
+  /** The server instance that asks for it (a label: its leftovers are removed at start). */
+  instance: string;
+  /** Made ahead for the warm pool (a label). */
+  pooled: boolean;
   /** When the session expires (informational label; the server enforces it). */
   expiresAt: Date;
   /**
-   * Hard lifetime in seconds: the lab host's init exits by itself after this long, even if
-   * the server is gone (AutoRemove then deletes the container). Set it a little beyond
-   * the session's own expiry, so the server normally stops it first.
+   * The hard deadline (a label, read by any server's reaper), and the lab host's lifetime
+   * in seconds until then: its init exits by itself after this long, even if the server is
+   * gone (AutoRemove then deletes the container). Set a little beyond the session's own
+   * expiry, so the server normally stops it first.
    */
+  deadline: Date;
   hardDeadlineSeconds: number;
-  /** Extra labels (e.g. the server instance); ours win on conflict. */
-  labels: Record<string, string>;
+  /** Extra labels, for tests that mark their own containers; ours win on conflict. */
+  labels?: Record<string, string>;
   /**
    * AppArmor profile for engines that apply one (Ubuntu and other AppArmor hosts): Docker's
    * `docker-default` denies mount(2), which the nested container needs. Undefined: leave
@@ -115,7 +112,7 @@ function tmpfsOptions(bytes: number, mode: string, extra: string[] = []): string
 
 /** `POST /containers/create` body of one lab host. Throws on impossible input. */
 export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
-  const { lab, image, sessionId, expiresAt, hardDeadlineSeconds, labels, uid } = input;
+  const { lab, image, sessionId, expiresAt, deadline, hardDeadlineSeconds, uid } = input;
   const user = labUser(uid);
   if (!image) throw new Error('labHostSpec: image is required');
   // Only a label value, but keep it plain (base64url ids may start with - or _).
@@ -128,6 +125,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
     );
   }
   if (Number.isNaN(expiresAt.getTime())) throw new Error('labHostSpec: expiresAt is not a valid date');
+  if (Number.isNaN(deadline.getTime())) throw new Error('labHostSpec: deadline is not a valid date');
 
   const memory = parseSize(lab.limits.memory);
   const tmp = parseSize(lab.limits.tmp);
@@ -151,12 +149,16 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       `HOME=${LAB_HOME}`,
     ],
     Labels: {
-      ...labels,
-      [LABELS.managed]: 'true',
-      [LABELS.session]: sessionId,
-      [LABELS.lab]: lab.id,
-      [LABELS.expiresAt]: expiresAt.toISOString(),
-      [LABELS.uid]: String(uid),
+      ...input.labels,
+      ...toLabels({
+        sessionId,
+        lab: lab.id,
+        instance: input.instance,
+        expiresAt,
+        deadline,
+        pooled: input.pooled,
+        uid,
+      }),
     },
     AttachStdin: false,
     AttachStdout: false,

@@ -1,7 +1,7 @@
 /**
  * Unit tests of the inspection routes on the fake runtime (no port, no engine): how many
  * engine execs parallel requests cost, and the cgroup panel's CPU figure.
- *   node --test server/src/inspect/routes.test.ts
+ *   node --test server/src/routes/inspect.test.ts
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';

@@ -7,21 +7,21 @@
  * and the drain's guard, which the session routes put on their create route.
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
-import { z } from 'zod';
 import { assertOperator } from '../access/operator.ts';
 import { AppError } from '../errors.ts';
+import { type AdminSession, labHostResources } from '../ops/admin.ts';
+import type { Drain } from '../ops/drain.ts';
+import type { Metrics } from '../ops/metrics.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
-import { type AdminSession, labHostResources } from './admin.ts';
-import type { Drain } from './drain.ts';
-import type { Metrics } from './metrics.ts';
+import { parse, SessionParams } from './common.ts';
 
 export interface OpsDeps {
   metrics: Metrics;
   drain: Drain;
 }
 
-export interface OpsPluginOptions extends OpsDeps {
+export interface OperatorRoutesOptions extends OpsDeps {
   sessions: SessionManager;
   runtime: Runtime;
   metricsToken: string | undefined;
@@ -31,9 +31,7 @@ export interface OpsPluginOptions extends OpsDeps {
   now?: () => number;
 }
 
-const IdParams = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
-
-export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): Promise<void> {
+export async function operatorRoutes(app: FastifyInstance, opts: OperatorRoutesOptions): Promise<void> {
   const { metrics, drain, sessions, runtime } = opts;
   const now = opts.now ?? Date.now;
 
@@ -70,9 +68,8 @@ export async function opsPlugin(app: FastifyInstance, opts: OpsPluginOptions): P
 
   app.delete('/api/v1/admin/sessions/:id', async (req, reply) => {
     assertOperator(req, opts.adminToken, 'The admin API', 'CL_ADMIN_TOKEN');
-    const r = IdParams.safeParse(req.params);
-    if (!r.success) throw new AppError('bad_request', 'Invalid session id.');
-    const s = sessions.list().find((x) => x.id === r.data.id);
+    const { id } = parse(SessionParams, req.params, 'session id');
+    const s = sessions.list().find((x) => x.id === id);
     if (!s) throw new AppError('not_found', 'No such session (it may have ended).');
     req.log.info({ session: s.id, lab: s.lab.id }, 'session ended by the admin');
     await sessions.remove(s, 'admin');

@@ -5,26 +5,25 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
+import { needsAnswer, runCheck } from '../inspect/checks.ts';
+import { type CgroupSnapshot, readCgroup, readProcesses } from '../inspect/snapshot.ts';
+import { SnapshotCache } from '../inspect/snapshot-cache.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Session, SessionManager } from '../sessions/session-manager.ts';
-import { needsAnswer, runCheck } from './checks.ts';
-import { type CgroupSnapshot, readCgroup, readProcesses } from './snapshot.ts';
-import { SnapshotCache } from './snapshot-cache.ts';
+import { bearer, parse, SessionParams } from './common.ts';
 
-const Params = z.object({ id: z.string().regex(/^[A-Za-z0-9_-]{10,64}$/) });
-const CheckParams = Params.extend({ check: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/) });
+const CheckParams = SessionParams.extend({ check: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/) });
 const CheckBody = z.object({ answer: z.string().max(200).optional() }).strict();
 
 export interface InspectDeps {
   runtime: Runtime;
   sessions: SessionManager;
-  bearer(req: FastifyRequest): string | undefined;
   /** Snapshots shared by the panels and checks; one is made if none is passed. */
   snapshots?: SnapshotCache;
 }
 
 export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Promise<void> {
-  const { runtime, sessions, bearer } = deps;
+  const { runtime, sessions } = deps;
   // Each snapshot is an exec in the lab host: one at a time per session and kind, reused
   // for about a second, by every request and check (snapshot-cache.ts).
   const snapshots = deps.snapshots ?? new SnapshotCache();
@@ -33,9 +32,8 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
     snapshots.get(s, 'cgroup', async () => withCpuPercent(s, await readCgroup(runtime, s.hostId!)));
 
   const session = (req: FastifyRequest): Session => {
-    const p = Params.safeParse(req.params);
-    if (!p.success) throw new AppError('bad_request', 'Invalid session id.');
-    const s = sessions.authorize(p.data.id, bearer(req));
+    const { id } = parse(SessionParams, req.params, 'session id');
+    const s = sessions.authorize(id, bearer(req));
     if (!s.hostId) throw new AppError('not_found', 'The session is not ready.');
     return s;
   };
@@ -59,10 +57,9 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
 
   app.post('/api/v1/sessions/:id/checks/:check', async (req) => {
     const s = session(req);
-    const p = CheckParams.safeParse(req.params);
-    if (!p.success) throw new AppError('bad_request', 'Invalid check id.');
-    const def = s.lab.checks.find((c) => c.id === p.data.check);
-    if (!def) throw new AppError('not_found', `Lab "${s.lab.id}" has no check "${p.data.check}".`);
+    const { check } = parse(CheckParams, req.params, 'check id');
+    const def = s.lab.checks.find((c) => c.id === check);
+    if (!def) throw new AppError('not_found', `Lab "${s.lab.id}" has no check "${check}".`);
     const body = CheckBody.safeParse(req.body ?? {});
     if (!body.success)
       throw new AppError('bad_request', 'Send {"answer": "..."} (a string of at most 200 characters).');
