@@ -35,6 +35,8 @@ const session = (i: number, s: string) => ({
   id: `id-${s}`,
   lab: `lab${s}`,
   client: `10.0.0.${i}${s}`,
+  createdAt: '2026-12-01T10:00:00.000Z',
+  expiresAt: '2026-12-01T10:30:00.000Z',
   ageSeconds: 5,
   idleSeconds: 1,
   terminals: { attached: 1, open: 2 },

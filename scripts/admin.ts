@@ -10,30 +10,13 @@
  * In the compose stack: `docker compose exec server node scripts/admin.ts list`.
  */
 import { parseArgs } from 'node:util';
-import { z } from 'zod';
+import { type AdminSession, AdminSessionsReply } from '../server/src/contract/rest.ts';
 
-// The list answer, checked before it is printed: a wrong type becomes a clear error, not
-// a crash half-way through the table. Strings are still anyone's text (a client address,
-// an engine error): safeText() makes them printable.
-const n = z.number().nullable();
-const AdminSession = z.object({
-  id: z.string(),
-  lab: z.string(),
-  client: z.string(),
-  ageSeconds: z.number(),
-  idleSeconds: z.number(),
-  terminals: z.object({ attached: z.number(), open: z.number() }),
-  resources: z.union([
-    z.object({ memoryBytes: n, memoryLimitBytes: n, pids: n, pidsLimit: n, cpuSeconds: n }),
-    z.object({ error: z.string() }),
-  ]),
-});
-type AdminSession = z.infer<typeof AdminSession>;
-const ListAnswer = z.object({
-  sessions: z.array(AdminSession),
-  pool: z.object({ size: z.number(), ready: z.record(z.string(), z.number()) }),
-  draining: z.boolean(),
-});
+// The list answer is checked against the contract (server/src/contract/rest.ts) before it
+// is printed: a wrong type becomes a clear error, not a crash half-way through the table.
+// Strings are still anyone's text (a client address, an engine error): safeText() makes
+// them printable.
+const ListAnswer = AdminSessionsReply;
 
 // WARNING: what the CLI prints goes to the operator's terminal, which executes escape
 // sequences: OSC can set the title or write the clipboard (OSC 52), CSI can clear or move

@@ -2,42 +2,26 @@
  * The lab server's HTTP API, as the browser uses it (same origin as the site).
  * Every failure becomes a {@link LabApiError} with a code the UI can switch on.
  */
-import type { CgroupSnapshot, ProcessSnapshot } from '../../server/src/inspect/snapshot.ts';
+import type {
+  CgroupReply,
+  CheckResult,
+  CreatedSessionReply,
+  ProcessSnapshot,
+  SessionReply,
+  TicketReply,
+} from '../../server/src/contract/rest.ts';
 
-export type { NsKind, ProcessInfo, ProcessSnapshot } from '../../server/src/inspect/snapshot.ts';
+// The server's contract (server/src/contract/rest.ts), as types only: nothing of zod ships.
+export type { CheckResult, NsKind, ProcessInfo, ProcessSnapshot } from '../../server/src/contract/rest.ts';
 
 /** `GET …/cgroup`: the snapshot plus CPU use since the session's previous reading. */
-export type CgroupReading = CgroupSnapshot & {
-  cpu: CgroupSnapshot['cpu'] & {
-    /** Percent of one core since the previous reading of this session; null on the first. */
-    percent: number | null;
-  };
-};
+export type CgroupReading = CgroupReply;
 
-/** `POST …/checks/:check`. */
-export interface CheckResult {
-  id: string;
-  passed: boolean;
-  message: string;
-  hint?: string;
-}
+/** A terminal of a session; `ticket` only in the answer to createSession. */
+export type SessionTerminal = SessionReply['terminals'][number] & { ticket?: string };
 
-export interface SessionTerminal {
-  name: string;
-  title: string;
-  /** Path of the terminal's WebSocket, e.g. `/api/v1/sessions/<id>/terminals/host`. */
-  url: string;
-  /** A first single-use ticket for the socket (only in the answer to createSession). */
-  ticket?: string;
-}
-
-export interface LabSession {
-  id: string;
-  token: string;
-  lab: string;
-  expiresAt: string;
-  terminals: SessionTerminal[];
-}
+/** A session as the page keeps it: what createSession answered. */
+export type LabSession = Omit<CreatedSessionReply, 'terminals'> & { terminals: SessionTerminal[] };
 
 /**
  * `no_server`: nothing answers the API (static hosting) - show the recording.
@@ -120,13 +104,13 @@ async function toError(res: Response): Promise<LabApiError> {
 
 export async function createSession(lab: string): Promise<LabSession> {
   const res = await call('POST', '/sessions', { body: { lab } });
-  return (await res.json()) as LabSession;
+  return (await res.json()) as CreatedSessionReply;
 }
 
 /** Asks for more time; returns the new expiry. */
 export async function extendSession(s: LabSession): Promise<string> {
   const res = await call('POST', `/sessions/${encodeURIComponent(s.id)}/extend`, { token: s.token });
-  const body = (await res.json()) as { expiresAt: string };
+  const body = (await res.json()) as SessionReply;
   return body.expiresAt;
 }
 
@@ -159,7 +143,7 @@ export async function terminalTicket(s: LabSession, t: SessionTerminal): Promise
       token: s.token,
     },
   );
-  return ((await res.json()) as { ticket: string }).ticket;
+  return ((await res.json()) as TicketReply).ticket;
 }
 
 /** `ws(s)://<host><url>?ticket=…` for one terminal of a session. */
@@ -180,7 +164,7 @@ export async function getProcesses(s: LabSession, signal?: AbortSignal): Promise
 /** The lab host's cgroup figures (limits, use, OOM kills, refused forks, throttling). */
 export async function getCgroup(s: LabSession, signal?: AbortSignal): Promise<CgroupReading> {
   const res = await call('GET', sessionPath(s, '/cgroup'), { token: s.token, signal });
-  return (await res.json()) as CgroupReading;
+  return (await res.json()) as CgroupReply;
 }
 
 /** Runs one step check of the session's lab; `answer` for the kinds that take one. */

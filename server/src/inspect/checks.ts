@@ -3,6 +3,7 @@
  * inside the sandbox. Answers are parsed here and never passed to a shell.
  */
 import type { CheckDef } from '../../../labs/schema.ts';
+import type { CheckResult } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import { type CgroupSnapshot, NS_KINDS, type NsKind, type ProcessSnapshot } from './snapshot.ts';
 
@@ -11,13 +12,7 @@ export interface CheckContext {
   cgroup(): Promise<CgroupSnapshot>;
 }
 
-export interface CheckResult {
-  id: string;
-  passed: boolean;
-  /** What the server saw, in a sentence; on failure the lab's hint follows. */
-  message: string;
-  hint?: string;
-}
+export type { CheckResult };
 
 /** Whether the check wants an answer typed by the reader. */
 export function needsAnswer(c: CheckDef): boolean {

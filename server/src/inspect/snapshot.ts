@@ -5,36 +5,17 @@
  * cgroup figures on cgroup v1 or v2. The scripts fork only a few times (grep, find), so
  * they still work near the pids limit most of the time.
  */
+import {
+  type CgroupSnapshot,
+  NS_KINDS,
+  type NsKind,
+  type ProcessInfo,
+  type ProcessSnapshot,
+} from '../contract/rest.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 
-export const NS_KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
-export type NsKind = (typeof NS_KINDS)[number];
-
-export interface ProcessInfo {
-  /** PID on the lab host. */
-  pid: number;
-  ppid: number;
-  /** PID at every namespace level, outermost (the lab host) first (`NSpid`). */
-  nspid: number[];
-  /** uid on the lab host. */
-  uid: number;
-  user: string;
-  /** uid at every user-namespace level, outermost first. */
-  uids: number[];
-  users: string[];
-  cmd: string;
-  namespaces: Record<NsKind, string>;
-  /** Namespace kinds it shares with the lab host's init. */
-  sharedWithHost: NsKind[];
-  /** In a nested PID namespace (i.e. inside the container). */
-  inContainer: boolean;
-}
-
-export interface ProcessSnapshot {
-  takenAt: string;
-  host: { namespaces: Record<NsKind, string> };
-  processes: ProcessInfo[];
-}
+export type { CgroupSnapshot, NsKind, ProcessInfo, ProcessSnapshot };
+export { NS_KINDS };
 
 // WARNING: a reader controls command lines (argv may hold any byte but NUL, newlines
 // included) and, if a lab lets them, what /etc/passwd says. So the script prints
@@ -179,22 +160,6 @@ function fillNs(ns: Partial<Record<NsKind, string>>): Record<NsKind, string> {
   const out = {} as Record<NsKind, string>;
   for (const k of NS_KINDS) out[k] = ns[k] ?? '';
   return out;
-}
-
-export interface CgroupSnapshot {
-  takenAt: string;
-  version: '1' | '2';
-  memory: { current: number | null; limit: number | null; peak: number | null; oomKills: number | null };
-  pids: { current: number | null; limit: number | null; refused: number | null };
-  cpu: {
-    /** CPU time used since the lab host started, seconds. */
-    usageSeconds: number | null;
-    /** The CPU limit in cores (quota / period), null when unlimited. */
-    limitCores: number | null;
-    periods: number | null;
-    throttledPeriods: number | null;
-    throttledSeconds: number | null;
-  };
 }
 
 // Prints "key value" lines; `read` is a builtin, so this script forks nothing.

@@ -5,30 +5,10 @@
  *   GET    /api/v1/admin/sessions       {"sessions":[…],"pool":{…},"draining":bool}
  *   DELETE /api/v1/admin/sessions/:id   204 once its lab host is removed; 404 if unknown
  */
+import type { AdminSession, LabHostResources } from '../contract/rest.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 
-/** One live session as the operator sees it. */
-export interface AdminSession {
-  id: string;
-  lab: string;
-  /** The client address it was created from (the per-client quota's key). */
-  client: string;
-  createdAt: string;
-  expiresAt: string;
-  ageSeconds: number;
-  idleSeconds: number;
-  /** Terminals with a browser attached / started. */
-  terminals: { attached: number; open: number };
-  resources: LabHostResources | { error: string };
-}
-
-export interface LabHostResources {
-  memoryBytes: number | null;
-  memoryLimitBytes: number | null;
-  pids: number | null;
-  pidsLimit: number | null;
-  cpuSeconds: number | null;
-}
+export type { AdminSession, LabHostResources };
 
 /**
  * Reads the lab host's own cgroup (v2 or v1 paths; Docker mounts the container's cgroup at

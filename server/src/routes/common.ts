@@ -4,15 +4,13 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { SessionId, type SessionReply, TerminalName } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import type { Session } from '../sessions/session-manager.ts';
 import { terminalPath } from '../terminal/protocol.ts';
 
-/** A session id as the session manager makes them (base64url, 128 bits), with room to spare. */
-export const SessionId = z.string().regex(/^[A-Za-z0-9_-]{10,64}$/);
+export { SessionId, TerminalName };
 export const SessionParams = z.object({ id: SessionId });
-/** A terminal's name as lab.yaml allows it (labs/schema.ts). */
-export const TerminalName = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/);
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */
 export function bearer(req: Pick<FastifyRequest, 'headers'>): string | undefined {
@@ -32,7 +30,7 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T 
 }
 
 /** A session as its reader sees it (never the token: that is sent once, at creation). */
-export function sessionView(s: Session) {
+export function sessionView(s: Session): SessionReply {
   return {
     id: s.id,
     lab: s.lab.id,

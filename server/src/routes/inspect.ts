@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { CheckBody, type ChecksReply } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import { needsAnswer, runCheck } from '../inspect/checks.ts';
 import { type CgroupSnapshot, readCgroup, readProcesses } from '../inspect/snapshot.ts';
@@ -13,7 +14,6 @@ import type { Session, SessionManager } from '../sessions/session-manager.ts';
 import { bearer, parse, SessionParams } from './common.ts';
 
 const CheckParams = SessionParams.extend({ check: z.string().regex(/^[a-z][a-z0-9-]{1,40}$/) });
-const CheckBody = z.object({ answer: z.string().max(200).optional() }).strict();
 
 export interface InspectDeps {
   runtime: Runtime;
@@ -52,7 +52,7 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
         answer: needsAnswer(c),
         prompt: 'prompt' in c ? c.prompt : undefined,
       })),
-    };
+    } satisfies ChecksReply;
   });
 
   app.post('/api/v1/sessions/:id/checks/:check', async (req) => {

@@ -9,12 +9,10 @@
  *   DELETE /api/v1/sessions/:id           Bearer → 204 once its lab host is gone
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
-import { z } from 'zod';
+import { type CreatedSessionReply, CreateSessionBody } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
 import { bearer, parse, SessionParams, sessionView } from './common.ts';
-
-const CreateBody = z.object({ lab: z.string().min(1).max(64) }).strict();
 
 export interface SessionRoutesOptions {
   sessions: SessionManager;
@@ -34,7 +32,7 @@ export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOpt
       if (!req.body || typeof req.body !== 'object') {
         throw new AppError('bad_request', 'Send a JSON body like {"lab":"processes"}.');
       }
-      const body = parse(CreateBody, req.body, 'request body');
+      const body = parse(CreateSessionBody, req.body, 'request body');
       const { session, token } = await sessions.create(body.lab, opts.clientKey(req.ip));
       const view = sessionView(session);
       // Each terminal comes with a first ticket, so a Start is one POST and one socket.
@@ -42,7 +40,7 @@ export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOpt
         ...t,
         ticket: sessions.ticket(session, t.name).ticket,
       }));
-      return reply.code(201).send({ ...view, terminals, token });
+      return reply.code(201).send({ ...view, terminals, token } satisfies CreatedSessionReply);
     },
   );
 

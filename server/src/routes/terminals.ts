@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { z } from 'zod';
 import type { Config } from '../config.ts';
+import type { TicketReply } from '../contract/rest.ts';
 import { AppError, closeCodeOf } from '../errors.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
 import { bridge } from '../terminal/ws-bridge.ts';
@@ -47,7 +48,9 @@ export async function terminalRoutes(app: FastifyInstance, opts: TerminalRoutesO
     const { id, name } = parse(TerminalParams, req.params, 'terminal');
     const s = sessions.authorize(id, bearer(req));
     const t = sessions.ticket(s, name);
-    return reply.code(201).send({ ticket: t.ticket, expiresAt: new Date(t.expiresAt).toISOString() });
+    return reply
+      .code(201)
+      .send({ ticket: t.ticket, expiresAt: new Date(t.expiresAt).toISOString() } satisfies TicketReply);
   });
 
   const refuse = (socket: WebSocket, req: FastifyRequest, e: AppError) => {
