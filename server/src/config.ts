@@ -48,6 +48,17 @@ export function parseUidRange(text: string): { first: number; last: number } {
   return { first, last };
 }
 
+/** A comma-separated list; blanks around items and empty items are dropped. */
+const CommaList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((item) => item.trim())
+      .filter(Boolean),
+  );
+
 const EnvSchema = z.object({
   /** Address to listen on. Loopback by default: put a reverse proxy in front to publish. */
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -70,15 +81,7 @@ const EnvSchema = z.object({
    *  (e.g. "your teacher, ana@example.org"). */
   CL_ACCESS_CONTACT: z.string().max(200).optional(),
   /** Labs offered (comma separated ids, e.g. `processes,namespaces`); empty: every lab. */
-  CL_LABS: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((id) => id.trim())
-        .filter(Boolean),
-    ),
+  CL_LABS: CommaList,
   /** Replace every lab's memory limit from lab.yaml (e.g. `256m`). */
   CL_LAB_MEMORY: z
     .string()
@@ -146,15 +149,7 @@ const EnvSchema = z.object({
     .default('auto'),
   /** Extra origins allowed to open terminals (comma separated); the server's own origin
    *  is always allowed. */
-  CL_ALLOWED_ORIGINS: z
-    .string()
-    .default('')
-    .transform((s) =>
-      s
-        .split(',')
-        .map((o) => o.trim())
-        .filter(Boolean),
-    ),
+  CL_ALLOWED_ORIGINS: CommaList,
   /** Names this server's lab hosts (label `containerlabs.instance`); leftovers of the same
    *  instance are removed at start. Default: HOST:PORT. */
   CL_INSTANCE: z.string().optional(),

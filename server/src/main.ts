@@ -15,7 +15,7 @@ import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import { localRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
-import { SessionManager } from './sessions/session-manager.ts';
+import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -51,17 +51,7 @@ async function main(): Promise<void> {
     runtime,
     labs,
     instance: config.instance,
-    limits: {
-      ttlMs: config.sessionTtlMs,
-      maxLifetimeMs: config.sessionMaxLifetimeMs,
-      idleTimeoutMs: config.idleTimeoutMs,
-      maxSessions: config.maxSessions,
-      maxSessionsPerClient: config.maxSessionsPerClient,
-      createPerMinute: config.createPerMinute,
-      engineConcurrency: config.engineConcurrency,
-      poolSize: config.poolSize,
-      poolMaxAgeMs: config.poolMaxAgeMs,
-    },
+    limits: sessionLimits(config),
     events: {
       event: (name, fields) => {
         metrics.onEvent(name, fields);

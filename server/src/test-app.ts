@@ -11,7 +11,7 @@ import { Drain } from './ops/drain.ts';
 import { Metrics } from './ops/metrics.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import { FakeRuntime } from './runtime/fake-runtime.ts';
-import { SessionManager } from './sessions/session-manager.ts';
+import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
 
 export async function testApp(
   opts: { env?: Record<string, string>; accessToken?: string; labs?: LabDef[] } = {},
@@ -31,15 +31,7 @@ export async function testApp(
     runtime,
     labs: opts.labs ?? [testLab()],
     instance: 't',
-    limits: {
-      ttlMs: config.sessionTtlMs,
-      maxLifetimeMs: config.sessionMaxLifetimeMs,
-      idleTimeoutMs: config.idleTimeoutMs,
-      maxSessions: config.maxSessions,
-      maxSessionsPerClient: config.maxSessionsPerClient,
-      createPerMinute: config.createPerMinute,
-      engineConcurrency: config.engineConcurrency,
-    },
+    limits: sessionLimits(config),
   });
   const ops = {
     metrics: new Metrics({ labs: [], mode: config.mode, defaultMetrics: false }),

@@ -29,6 +29,14 @@ export const HealthReply = z.object({
 });
 export type HealthReply = z.infer<typeof HealthReply>;
 
+/** A step check as a lab lists it (labs/schema.ts CheckDef, without what it compares). */
+const CheckInfo = z.object({
+  id: z.string(),
+  kind: z.string(),
+  title: z.string(),
+  prompt: z.string().optional(),
+});
+
 /** `GET /api/v1/labs`. */
 export const LabsReply = z.object({
   labs: z.array(
@@ -39,9 +47,7 @@ export const LabsReply = z.object({
       terminals: z.array(
         z.object({ name: TerminalName, title: z.string(), target: z.enum(['host', 'container']) }),
       ),
-      checks: z.array(
-        z.object({ id: z.string(), kind: z.string(), title: z.string(), prompt: z.string().optional() }),
-      ),
+      checks: z.array(CheckInfo),
     }),
   ),
 });
@@ -119,6 +125,9 @@ export const ProcessSnapshot = z.object({
 export type ProcessSnapshot = z.infer<typeof ProcessSnapshot>;
 
 const n = z.number().nullable();
+/** An object of figures that are numbers, or null where the kernel did not say. */
+const numbersOrNull = <K extends string>(...keys: K[]) =>
+  z.object(Object.fromEntries(keys.map((k) => [k, n])) as Record<K, typeof n>);
 /** The lab host's cgroup figures (v1 or v2), as read. */
 export const CgroupSnapshot = z.object({
   takenAt: IsoDate,
@@ -146,19 +155,8 @@ export const CgroupReply = CgroupSnapshot.extend({
 });
 export type CgroupReply = z.infer<typeof CgroupReply>;
 
-/** `GET /api/v1/sessions/:id/checks`. */
-export const ChecksReply = z.object({
-  checks: z.array(
-    z.object({
-      id: z.string(),
-      kind: z.string(),
-      title: z.string(),
-      /** The check wants a typed answer. */
-      answer: z.boolean(),
-      prompt: z.string().optional(),
-    }),
-  ),
-});
+/** `GET /api/v1/sessions/:id/checks`: the lab's checks, and which want a typed answer. */
+export const ChecksReply = z.object({ checks: z.array(CheckInfo.extend({ answer: z.boolean() })) });
 export type ChecksReply = z.infer<typeof ChecksReply>;
 
 /** `POST /api/v1/sessions/:id/checks/:check` body. */
@@ -202,13 +200,13 @@ export const AdminStatusReply = z.object({
 export type AdminStatusReply = z.infer<typeof AdminStatusReply>;
 
 /** A lab host's resources as the admin API reads them from its cgroup. */
-export const LabHostResources = z.object({
-  memoryBytes: n,
-  memoryLimitBytes: n,
-  pids: n,
-  pidsLimit: n,
-  cpuSeconds: n,
-});
+export const LabHostResources = numbersOrNull(
+  'memoryBytes',
+  'memoryLimitBytes',
+  'pids',
+  'pidsLimit',
+  'cpuSeconds',
+);
 export type LabHostResources = z.infer<typeof LabHostResources>;
 
 /** One live session as the operator sees it (never its token or container id). */

@@ -199,30 +199,19 @@ export function parseCgroup(text: string, now = new Date()): CgroupSnapshot {
   // v1 reports "no limit" as a huge number (PAGE_COUNTER_MAX pages); treat it as none.
   const memLimit = num('memory.max');
   const limit = memLimit !== null && memLimit < 2 ** 60 ? memLimit : null;
+  // The figures that v1 and v2 name (and count) differently: time in ns (v1) or µs (v2),
+  // the CPU limit as quota/period files (v1) or one cpu.max line (v2).
+  const ns = (v: number | null) => (v === null ? null : v / 1e9);
+  let cpuLimit: number | null;
   if (version === '2') {
     const [quota, period] = (kv.get('cpu.max') ?? 'max 100000').split(/\s+/);
-    return {
-      takenAt: now.toISOString(),
-      version,
-      memory: {
-        current: num('memory.current'),
-        limit,
-        peak: num('memory.peak'),
-        oomKills: num('memory.events.oom_kill'),
-      },
-      pids: { current: num('pids.current'), limit: num('pids.max'), refused: num('pids.events.max') },
-      cpu: {
-        usageSeconds: usec(num('cpu.stat.usage_usec')),
-        limitCores: quota && quota !== 'max' && period ? Number(quota) / Number(period) : null,
-        periods: num('cpu.stat.nr_periods'),
-        throttledPeriods: num('cpu.stat.nr_throttled'),
-        throttledSeconds: usec(num('cpu.stat.throttled_usec')),
-      },
-    };
+    cpuLimit = quota && quota !== 'max' && period ? Number(quota) / Number(period) : null;
+  } else {
+    const quota = Number(kv.get('cpu.quota') ?? -1);
+    const period = num('cpu.period');
+    cpuLimit = quota > 0 && period ? quota / period : null;
   }
-  const quota = Number(kv.get('cpu.quota') ?? -1);
-  const period = num('cpu.period');
-  const ns = (v: number | null) => (v === null ? null : v / 1e9);
+  const v2 = version === '2';
   return {
     takenAt: now.toISOString(),
     version,
@@ -230,15 +219,15 @@ export function parseCgroup(text: string, now = new Date()): CgroupSnapshot {
       current: num('memory.current'),
       limit,
       peak: num('memory.peak'),
-      oomKills: num('memory.oom_control.oom_kill'),
+      oomKills: num(v2 ? 'memory.events.oom_kill' : 'memory.oom_control.oom_kill'),
     },
     pids: { current: num('pids.current'), limit: num('pids.max'), refused: num('pids.events.max') },
     cpu: {
-      usageSeconds: ns(num('cpuacct.usage')),
-      limitCores: quota > 0 && period ? quota / period : null,
+      usageSeconds: v2 ? usec(num('cpu.stat.usage_usec')) : ns(num('cpuacct.usage')),
+      limitCores: cpuLimit,
       periods: num('cpu.stat.nr_periods'),
       throttledPeriods: num('cpu.stat.nr_throttled'),
-      throttledSeconds: ns(num('cpu.stat.throttled_time')),
+      throttledSeconds: v2 ? usec(num('cpu.stat.throttled_usec')) : ns(num('cpu.stat.throttled_time')),
     },
   };
 }

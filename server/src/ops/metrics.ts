@@ -39,6 +39,20 @@ const REFUSE_REASONS = [
   'draining',
 ];
 
+/** The counters and what each counts (their HELP lines). */
+const HELP = {
+  containerlabs_sessions_started_total:
+    'Sessions started, per lab; pooled="true" when a warm-pool host was handed out.',
+  containerlabs_sessions_refused_total:
+    'Session starts refused, by reason (capacity, per-client cap, rate, engine, access, draining).',
+  containerlabs_sessions_ended_total: 'Sessions ended, by reason.',
+  containerlabs_engine_errors_total: 'Failed calls to the container engine, by operation and error code.',
+  containerlabs_engine_calls_total:
+    'Calls to the container engine, by operation (terminal resizes included), failed or not.',
+  containerlabs_access_refused_total:
+    'Lab requests refused for a missing or wrong access code, or for too many wrong ones (code and local modes).',
+} as const;
+
 export class Metrics {
   readonly registry = new Registry();
   readonly #started: Counter<'lab' | 'pooled'>;
@@ -96,53 +110,36 @@ export class Metrics {
         this.set(self.#sources?.draining() ? 1 : 0);
       },
     });
-    this.#started = new Counter({
-      name: 'containerlabs_sessions_started_total',
-      help: 'Sessions started, per lab; pooled="true" when a warm-pool host was handed out.',
-      labelNames: ['lab', 'pooled'],
-      registers: [r],
-    });
-    for (const lab of opts.labs)
-      for (const pooled of ['true', 'false']) this.#started.inc({ lab, pooled }, 0);
-    this.#refused = new Counter({
-      name: 'containerlabs_sessions_refused_total',
-      help: 'Session starts refused, by reason (capacity, per-client cap, rate, engine, access, draining).',
-      labelNames: ['reason'],
-      registers: [r],
-    });
-    for (const reason of REFUSE_REASONS) this.#refused.inc({ reason }, 0);
-    this.#ended = new Counter({
-      name: 'containerlabs_sessions_ended_total',
-      help: 'Sessions ended, by reason.',
-      labelNames: ['reason'],
-      registers: [r],
-    });
-    for (const reason of END_REASONS) this.#ended.inc({ reason }, 0);
+    // A counter of this registry, its series present at 0 from the start (so a scrape shows
+    // every label value, and rate() works from the first increment).
+    const counter = <L extends string>(
+      name: keyof typeof HELP,
+      labelNames: L[],
+      zero: Record<L, string>[] = [],
+    ) => {
+      const c = new Counter<L>({ name, help: HELP[name], labelNames, registers: [r] });
+      for (const labels of zero) c.inc(labels as Partial<Record<L, string>>, 0);
+      return c;
+    };
+    const byValue = <L extends string>(name: keyof typeof HELP, label: L, values: readonly string[]) =>
+      counter(
+        name,
+        [label],
+        values.map((v) => ({ [label]: v }) as Record<L, string>),
+      );
+    const pooled = opts.labs.flatMap((lab) => ['true', 'false'].map((p) => ({ lab, pooled: p })));
+    this.#started = counter('containerlabs_sessions_started_total', ['lab', 'pooled'], pooled);
+    this.#refused = byValue('containerlabs_sessions_refused_total', 'reason', REFUSE_REASONS);
+    this.#ended = byValue('containerlabs_sessions_ended_total', 'reason', END_REASONS);
+    this.#engineCalls = byValue('containerlabs_engine_calls_total', 'operation', ENGINE_OPERATIONS);
+    this.#engineErrors = counter('containerlabs_engine_errors_total', ['operation', 'code']);
+    this.#accessRefused = counter('containerlabs_access_refused_total', ['reason']);
     this.#startSeconds = new Histogram({
       name: 'containerlabs_session_start_seconds',
       // No labels (pooled or not: see sessions_started_total), which also keeps it readable
       // by simple text-format parsers that handle only unlabelled histograms.
       help: 'Time from a Start request being accepted to its lab host running (warm-pool hand-outs included).',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
-      registers: [r],
-    });
-    this.#engineErrors = new Counter({
-      name: 'containerlabs_engine_errors_total',
-      help: 'Failed calls to the container engine, by operation and error code.',
-      labelNames: ['operation', 'code'],
-      registers: [r],
-    });
-    this.#engineCalls = new Counter({
-      name: 'containerlabs_engine_calls_total',
-      help: 'Calls to the container engine, by operation (terminal resizes included), failed or not.',
-      labelNames: ['operation'],
-      registers: [r],
-    });
-    for (const operation of ENGINE_OPERATIONS) this.#engineCalls.inc({ operation }, 0);
-    this.#accessRefused = new Counter({
-      name: 'containerlabs_access_refused_total',
-      help: 'Lab requests refused for a missing or wrong access code, or for too many wrong ones (code and local modes).',
-      labelNames: ['reason'],
       registers: [r],
     });
   }

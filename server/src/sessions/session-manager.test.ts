@@ -74,6 +74,15 @@ describe('SessionManager', () => {
     });
   });
 
+  /** A session of client `a` with its host terminal open and a sink attached to it. */
+  const attached = async () => {
+    const { session } = await mgr.create('processes', 'a');
+    const term = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s = sink();
+    term.attach(s);
+    return { session, term, sink: s };
+  };
+
   test('terminal tickets: single use, for one terminal of one session, 30 s, a bounded number', async () => {
     const { session: s } = await mgr.create('processes', 'a');
     const { session: other } = await mgr.create('processes', 'b');
@@ -172,10 +181,7 @@ describe('SessionManager', () => {
   });
 
   test('expiry: the reaper ends expired sessions and removes their hosts', async () => {
-    const { session } = await mgr.create('processes', 'a');
-    const term = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
-    const s1 = sink();
-    term.attach(s1);
+    const { session, term, sink: s1 } = await attached();
     clock.advance(limits.ttlMs - 1);
     assert.deepEqual((await mgr.reap()).expired, 0);
     clock.advance(1);
@@ -212,10 +218,7 @@ describe('SessionManager', () => {
   });
 
   test('reconnect: the same shell comes back with its recent output replayed', async () => {
-    const { session } = await mgr.create('processes', 'a');
-    const t1 = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
-    const first = sink();
-    t1.attach(first);
+    const { session, term: t1, sink: first } = await attached();
     t1.input(Buffer.from('export X=42\r'));
     await flush();
     assert.equal(first.out, 'export X=42\r');
@@ -250,10 +253,7 @@ describe('SessionManager', () => {
   });
 
   test('a shell that exits is replaced by a fresh one on the next attach', async () => {
-    const { session } = await mgr.create('processes', 'a');
-    const t1 = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
-    const s = sink();
-    t1.attach(s);
+    const { session, term: t1, sink: s } = await attached();
     t1.input(Buffer.from('exit\r'));
     await rt.terminals[0]!.exited;
     await new Promise((r) => setImmediate(r));
@@ -337,6 +337,20 @@ describe('SessionManager', () => {
   });
 });
 
+/** A manager over a fresh fake runtime and clock, with the pool settings given. */
+function pooledManager(pool: Partial<SessionLimits>) {
+  const clock = new TestClock();
+  const rt = new FakeRuntime();
+  const mgr = new SessionManager({
+    runtime: rt,
+    labs: [lab],
+    limits: { ...limits, ...pool },
+    clock,
+    instance: 'test',
+  });
+  return { clock, rt, mgr };
+}
+
 describe('SessionManager with a warm pool', () => {
   const settle = async (cond: () => boolean) => {
     for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -344,15 +358,7 @@ describe('SessionManager with a warm pool', () => {
   };
 
   test('a Start takes a ready host (no engine work on the path) and the pool refills behind it', async () => {
-    const clock = new TestClock();
-    const rt = new FakeRuntime();
-    const mgr = new SessionManager({
-      runtime: rt,
-      labs: [lab],
-      limits: { ...limits, poolSize: 2, poolMaxAgeMs: 15 * MIN },
-      clock,
-      instance: 'test',
-    });
+    const { clock, rt, mgr } = pooledManager({ poolSize: 2, poolMaxAgeMs: 15 * MIN });
     mgr.startPool();
     await settle(() => mgr.poolStats().ready.processes === 2);
     assert.equal(rt.created, 2);
@@ -374,15 +380,7 @@ describe('SessionManager with a warm pool', () => {
   });
 
   test('old pool members are recycled, not handed out', async () => {
-    const clock = new TestClock();
-    const rt = new FakeRuntime();
-    const mgr = new SessionManager({
-      runtime: rt,
-      labs: [lab],
-      limits: { ...limits, poolSize: 1, poolMaxAgeMs: 5 * MIN },
-      clock,
-      instance: 'test',
-    });
+    const { clock, rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 5 * MIN });
     mgr.startPool();
     await settle(() => mgr.poolStats().ready.processes === 1);
     const first = [...rt.hosts.keys()][0]!;

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
+import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
 import { CloseCode } from '../terminal/protocol.ts';
@@ -30,6 +31,21 @@ export interface SessionLimits {
   poolSize?: number;
   /** A pooled host older than this is replaced rather than handed out. */
   poolMaxAgeMs?: number;
+}
+
+/** The limits a configuration sets (CL_SESSION_TTL, CL_MAX_SESSIONS, CL_POOL_SIZE, ...). */
+export function sessionLimits(c: Config): SessionLimits {
+  return {
+    ttlMs: c.sessionTtlMs,
+    maxLifetimeMs: c.sessionMaxLifetimeMs,
+    idleTimeoutMs: c.idleTimeoutMs,
+    maxSessions: c.maxSessions,
+    maxSessionsPerClient: c.maxSessionsPerClient,
+    createPerMinute: c.createPerMinute,
+    engineConcurrency: c.engineConcurrency,
+    poolSize: c.poolSize,
+    poolMaxAgeMs: c.poolMaxAgeMs,
+  };
 }
 
 /** What the manager reports (structured log lines; never tokens or terminal contents). */
@@ -239,13 +255,7 @@ export class SessionManager {
       });
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
-      this.#events.event('session.started', {
-        session: session.id,
-        lab: labId,
-        pooled: true,
-        ms: Math.round(performance.now() - started),
-        sessions: this.#sessions.size,
-      });
+      this.#started(session, true, started);
       return { session, token };
     }
     const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
@@ -276,13 +286,7 @@ export class SessionManager {
         retryAfter: 60,
       });
     }
-    this.#events.event('session.started', {
-      session: session.id,
-      lab: labId,
-      pooled: false,
-      ms: Math.round(performance.now() - started),
-      sessions: this.#sessions.size,
-    });
+    this.#started(session, false, started);
     return { session, token };
   }
 
@@ -438,6 +442,16 @@ export class SessionManager {
   async shutdown(): Promise<void> {
     this.#draining = true;
     await Promise.allSettled([...this.list().map((s) => this.remove(s, 'shutdown')), this.#pool.drain()]);
+  }
+
+  #started(s: Session, pooled: boolean, since: number): void {
+    this.#events.event('session.started', {
+      session: s.id,
+      lab: s.lab.id,
+      pooled,
+      ms: Math.round(performance.now() - since),
+      sessions: this.#sessions.size,
+    });
   }
 
   #refuse(reason: string, lab: string, clientKey: string): void {

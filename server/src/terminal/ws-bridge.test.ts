@@ -10,19 +10,8 @@ import { test } from 'node:test';
 import type { WebSocket } from 'ws';
 import { FakeTerminal } from '../runtime/fake-runtime.ts';
 import { FakeScheduler } from './fake-scheduler.ts';
-import {
-  CloseCode,
-  CONTROL_BURST,
-  CONTROL_FLOOD_LIMIT,
-  CONTROL_RATE,
-  HIGH_WATER,
-  LOW_WATER,
-  MAX_MALFORMED,
-  POLICY_CLOSE_GRACE_MS,
-  REPLY_BUFFER_LIMIT,
-  REPLY_STALL_MS,
-  RESIZE_INTERVAL_MS,
-} from './protocol.ts';
+// The socket limits under test, read from the protocol (never restated here).
+import * as protocol from './protocol.ts';
 import { Terminal } from './terminal.ts';
 import { bridge } from './ws-bridge.ts';
 
@@ -117,12 +106,12 @@ function setup() {
 
 test('malformed messages: answered up to the limit, then the socket is closed with 1008', () => {
   const { ws, warnings, clock } = setup();
-  for (let i = 1; i < MAX_MALFORMED; i++) ws.text(`{not json ${i}`);
-  assert.equal(ws.controls('error').length, MAX_MALFORMED - 1, 'each one answered');
+  for (let i = 1; i < protocol.MAX_MALFORMED; i++) ws.text(`{not json ${i}`);
+  assert.equal(ws.controls('error').length, protocol.MAX_MALFORMED - 1, 'each one answered');
   assert.equal(ws.closed, null);
   ws.text('{"type":"exec"}');
   assert.deepEqual(ws.closed, {
-    code: CloseCode.policy,
+    code: protocol.CloseCode.policy,
     reason: 'too many malformed control messages',
   });
   assert.ok(
@@ -132,89 +121,89 @@ test('malformed messages: answered up to the limit, then the socket is closed wi
   // Nothing more is read or answered while it closes; a peer that never answers is cut.
   ws.text('{more');
   ws.text('{"type":"ping"}');
-  assert.equal(ws.controls('error').length, MAX_MALFORMED - 1);
+  assert.equal(ws.controls('error').length, protocol.MAX_MALFORMED - 1);
   assert.equal(ws.controls('pong').length, 0);
   assert.equal(ws.terminated, false);
-  clock.advance(POLICY_CLOSE_GRACE_MS);
+  clock.advance(protocol.POLICY_CLOSE_GRACE_MS);
   assert.equal(ws.terminated, true);
 });
 
 test('valid messages between malformed ones do not reset the malformed count', () => {
   const { ws } = setup();
-  for (let i = 0; i < MAX_MALFORMED; i++) {
+  for (let i = 0; i < protocol.MAX_MALFORMED; i++) {
     ws.text('[]');
     ws.text(JSON.stringify({ type: 'resize', cols: 80 + i, rows: 24 }));
   }
-  assert.equal(ws.closed?.code, CloseCode.policy);
+  assert.equal(ws.closed?.code, protocol.CloseCode.policy);
 });
 
 test('control budget: a burst is answered, beyond it pings are ignored, a persistent flood closes', () => {
   const { ws, clock } = setup();
-  for (let i = 0; i < CONTROL_BURST; i++) ws.text(JSON.stringify({ type: 'ping', t: i }));
-  assert.equal(ws.controls('pong').length, CONTROL_BURST, 'the burst is answered');
-  for (let i = 0; i < CONTROL_FLOOD_LIMIT; i++) ws.text('{"type":"ping"}');
-  assert.equal(ws.controls('pong').length, CONTROL_BURST, 'over the budget: ignored');
+  for (let i = 0; i < protocol.CONTROL_BURST; i++) ws.text(JSON.stringify({ type: 'ping', t: i }));
+  assert.equal(ws.controls('pong').length, protocol.CONTROL_BURST, 'the burst is answered');
+  for (let i = 0; i < protocol.CONTROL_FLOOD_LIMIT; i++) ws.text('{"type":"ping"}');
+  assert.equal(ws.controls('pong').length, protocol.CONTROL_BURST, 'over the budget: ignored');
   assert.equal(ws.closed, null, 'not closed yet');
   // The ignored ones were debt: once the refill has paid it, a ping is answered again.
-  clock.advance(((CONTROL_FLOOD_LIMIT + 1) * 1000) / CONTROL_RATE);
+  clock.advance(((protocol.CONTROL_FLOOD_LIMIT + 1) * 1000) / protocol.CONTROL_RATE);
   ws.text('{"type":"ping","t":-1}');
-  assert.equal(ws.controls('pong').length, CONTROL_BURST + 1);
-  for (let i = 0; i <= CONTROL_FLOOD_LIMIT + CONTROL_RATE; i++) ws.text('{"type":"ping"}');
-  assert.deepEqual(ws.closed, { code: CloseCode.policy, reason: 'too many control messages' });
+  assert.equal(ws.controls('pong').length, protocol.CONTROL_BURST + 1);
+  for (let i = 0; i <= protocol.CONTROL_FLOOD_LIMIT + protocol.CONTROL_RATE; i++) ws.text('{"type":"ping"}');
+  assert.deepEqual(ws.closed, { code: protocol.CloseCode.policy, reason: 'too many control messages' });
 });
 
 test('pings at the sustained rate are all answered, for a long time', () => {
   const { ws, clock } = setup();
-  const every = 1000 / CONTROL_RATE;
-  for (let i = 0; i < CONTROL_RATE * 600; i++) {
+  const every = 1000 / protocol.CONTROL_RATE;
+  for (let i = 0; i < protocol.CONTROL_RATE * 600; i++) {
     ws.text(JSON.stringify({ type: 'ping', t: i }));
     clock.advance(every);
     // The heartbeat asks; the peer answers.
     const ours = ws.pings.at(-1);
     if (ours) ws.emit('pong', ours);
   }
-  assert.equal(ws.controls('pong').length, CONTROL_RATE * 600);
+  assert.equal(ws.controls('pong').length, protocol.CONTROL_RATE * 600);
   assert.equal(ws.closed, null);
   assert.equal(ws.terminated, false);
 });
 
 test('WebSocket-level pings draw on the same budget: a flood of them closes with 1008', () => {
   const { ws } = setup();
-  for (let i = 0; i < CONTROL_BURST / 2; i++) {
+  for (let i = 0; i < protocol.CONTROL_BURST / 2; i++) {
     ws.emit('ping', Buffer.from('x'));
     ws.text('{"type":"ping"}');
   }
-  assert.equal(ws.controls('pong').length, CONTROL_BURST / 2);
+  assert.equal(ws.controls('pong').length, protocol.CONTROL_BURST / 2);
   assert.equal(ws.closed, null, 'a burst is fine');
-  for (let i = 0; i <= CONTROL_FLOOD_LIMIT; i++) ws.emit('ping', Buffer.from('x'));
-  assert.deepEqual(ws.closed, { code: CloseCode.policy, reason: 'too many control messages' });
+  for (let i = 0; i <= protocol.CONTROL_FLOOD_LIMIT; i++) ws.emit('ping', Buffer.from('x'));
+  assert.deepEqual(ws.closed, { code: protocol.CloseCode.policy, reason: 'too many control messages' });
   // (ws itself answers them, and cuts a socket with 60 answers unsent.)
   assert.equal(ws.pongs.length, 0, 'the bridge sends no WebSocket-level pong of its own');
 });
 
 test('no reply is queued while the send buffer is over the limit; a socket that stays full is dropped', () => {
   const { ws, clock, warnings } = setup();
-  ws.bufferedAmount = REPLY_BUFFER_LIMIT + 1;
+  ws.bufferedAmount = protocol.REPLY_BUFFER_LIMIT + 1;
   ws.text('{"type":"ping","t":1}');
   ws.text('{oops');
   ws.emit('ping', Buffer.from('p'));
   assert.equal(ws.controls('pong').length, 0);
   assert.equal(ws.controls('error').length, 0);
   assert.equal(ws.pongs.length, 0);
-  clock.advance(REPLY_STALL_MS - 1);
+  clock.advance(protocol.REPLY_STALL_MS - 1);
   assert.equal(ws.terminated, false);
   clock.advance(1);
-  assert.equal(ws.terminated, true, 'still full after REPLY_STALL_MS');
+  assert.equal(ws.terminated, true, 'still full after protocol.REPLY_STALL_MS');
   assert.ok(warnings.some((w) => w.msg === 'dropped a terminal socket' && w.fields.reason === 'not reading'));
 });
 
 test('a socket whose buffer drains is kept, and answered again', () => {
   const { ws, clock } = setup();
-  ws.bufferedAmount = REPLY_BUFFER_LIMIT + 1;
+  ws.bufferedAmount = protocol.REPLY_BUFFER_LIMIT + 1;
   ws.text('{"type":"ping","t":1}');
-  clock.advance(REPLY_STALL_MS / 2);
+  clock.advance(protocol.REPLY_STALL_MS / 2);
   ws.bufferedAmount = 0;
-  clock.advance(REPLY_STALL_MS);
+  clock.advance(protocol.REPLY_STALL_MS);
   assert.equal(ws.terminated, false);
   ws.text('{"type":"ping","t":2}');
   assert.deepEqual(
@@ -222,9 +211,9 @@ test('a socket whose buffer drains is kept, and answered again', () => {
     [2],
   );
   // A later stall is timed from when it starts.
-  ws.bufferedAmount = REPLY_BUFFER_LIMIT + 1;
+  ws.bufferedAmount = protocol.REPLY_BUFFER_LIMIT + 1;
   ws.text('{"type":"ping","t":3}');
-  clock.advance(REPLY_STALL_MS - 1);
+  clock.advance(protocol.REPLY_STALL_MS - 1);
   assert.equal(ws.terminated, false);
   clock.advance(1);
   assert.equal(ws.terminated, true);
@@ -232,7 +221,7 @@ test('a socket whose buffer drains is kept, and answered again', () => {
 
 test('the terminal’s own messages are held back too while the buffer is full, but never attached/exit', async () => {
   const { ws, term, shell, newControls } = setup();
-  ws.bufferedAmount = REPLY_BUFFER_LIMIT + 1;
+  ws.bufferedAmount = protocol.REPLY_BUFFER_LIMIT + 1;
   term.broadcast({ type: 'expiring', expiresAt: new Date(0).toISOString() });
   term.broadcast({ type: 'notice', message: 'hello' });
   assert.deepEqual(newControls(), []);
@@ -271,7 +260,7 @@ test('resize, pause and resume are never budgeted: after a flood the last size a
   }
   ws.text(JSON.stringify({ type: 'resize', cols: 133, rows: 41 }));
   await flush();
-  clock.advance(RESIZE_INTERVAL_MS);
+  clock.advance(protocol.RESIZE_INTERVAL_MS);
   await flush();
   assert.deepEqual(shell.size, { cols: 133, rows: 41 });
   assert.equal(ws.closed, null);
@@ -280,12 +269,12 @@ test('resize, pause and resume are never budgeted: after a flood the last size a
   assert.ok(ws.outputBytes() >= 10, 'output is not paused');
 });
 
-test('output flow control: the shell pauses above HIGH_WATER in flight and resumes below LOW_WATER', async () => {
+test('output flow control: the shell pauses above protocol.HIGH_WATER in flight and resumes below protocol.LOW_WATER', async () => {
   const { ws, shell } = setup();
   const chunk = Buffer.alloc(64 * 1024, 0x61);
-  for (let i = 0; i * chunk.length <= HIGH_WATER; i++) shell.stream.push(chunk);
+  for (let i = 0; i * chunk.length <= protocol.HIGH_WATER; i++) shell.stream.push(chunk);
   await flush();
-  assert.ok(ws.outputBytes() > HIGH_WATER);
+  assert.ok(ws.outputBytes() > protocol.HIGH_WATER);
   assert.equal(shell.stream.isPaused(), true, 'paused while the socket is behind');
   const sent = ws.outputBytes();
   shell.stream.push(chunk);
@@ -293,7 +282,11 @@ test('output flow control: the shell pauses above HIGH_WATER in flight and resum
   assert.equal(ws.outputBytes(), sent, 'nothing more is read from the shell meanwhile');
   ws.written();
   await flush();
-  assert.equal(shell.stream.isPaused(), false, `resumed once under ${LOW_WATER} bytes are in flight`);
+  assert.equal(
+    shell.stream.isPaused(),
+    false,
+    `resumed once under ${protocol.LOW_WATER} bytes are in flight`,
+  );
   // Client-side flow control still works on top.
   ws.text('{"type":"pause"}');
   assert.equal(shell.stream.isPaused(), true);
@@ -304,7 +297,7 @@ test('output flow control: the shell pauses above HIGH_WATER in flight and resum
 test('closing the socket detaches the terminal and leaves no timer behind', () => {
   const { ws, term, clock } = setup();
   ws.text('{"type":"ping"}');
-  ws.bufferedAmount = REPLY_BUFFER_LIMIT + 1;
+  ws.bufferedAmount = protocol.REPLY_BUFFER_LIMIT + 1;
   ws.text('{"type":"ping"}');
   assert.equal(term.attached, true);
   ws.readyState = ws.CLOSED;
