@@ -1,18 +1,23 @@
 // cgroup-info on fake cgroup v1 and v2 trees (this machine has only one of them).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
 const script = join(import.meta.dirname, 'image', 'usr', 'local', 'bin', 'cgroup-info');
+const trees = JSON.parse(readFileSync(join(import.meta.dirname, 'cgroup-trees.json'), 'utf8')) as Record<
+  'v1' | 'v2' | 'v2max',
+  Record<string, string>
+>;
 const root = mkdtempSync(join(tmpdir(), 'cgroup-info-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-function tree(name: string, files: Record<string, string>): string {
+/** One of the fake trees of cgroup-trees.json, written out under a temp dir. */
+function tree(name: 'v1' | 'v2' | 'v2max'): string {
   const dir = join(root, name);
-  for (const [rel, text] of Object.entries(files)) {
+  for (const [rel, text] of Object.entries(trees[name])) {
     mkdirSync(dirname(join(dir, rel)), { recursive: true });
     writeFileSync(join(dir, rel), text);
   }
@@ -27,20 +32,7 @@ const run = (dir: string, ...args: string[]) =>
 
 describe('cgroup-info', () => {
   it('reads cgroup v2', () => {
-    const dir = tree('v2', {
-      'cgroup.controllers': 'cpu memory pids\n',
-      'memory.max': `${128 * 1024 * 1024}\n`,
-      'memory.current': `${3 * 1024 * 1024}\n`,
-      'memory.peak': `${128 * 1024 * 1024}\n`,
-      'memory.swap.max': '0\n',
-      'memory.events': 'low 0\nhigh 0\nmax 12\noom 1\noom_kill 1\n',
-      'cpu.max': '50000 100000\n',
-      'cpu.stat':
-        'usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 50\nnr_throttled 40\nthrottled_usec 4700000\n',
-      'pids.max': '100\n',
-      'pids.current': '7\n',
-      'pids.events': 'max 51\n',
-    });
+    const dir = tree('v2');
     const out = run(dir, '--files');
     assert.match(out, /cgroup v2/);
     assert.match(out, /limit +128\.0 MiB/);
@@ -55,22 +47,7 @@ describe('cgroup-info', () => {
   });
 
   it('reads cgroup v1', () => {
-    const dir = tree('v1', {
-      'memory/memory.limit_in_bytes': `${128 * 1024 * 1024}\n`,
-      'memory/memory.usage_in_bytes': `${5 * 1024 * 1024}\n`,
-      'memory/memory.max_usage_in_bytes': `${6 * 1024 * 1024}\n`,
-      'memory/memory.memsw.limit_in_bytes': `${128 * 1024 * 1024}\n`,
-      'memory/memory.failcnt': '0\n',
-      'memory/memory.memsw.failcnt': '9\n',
-      'memory/memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 2\n',
-      'cpu,cpuacct/cpu.cfs_quota_us': '25000\n',
-      'cpu,cpuacct/cpu.cfs_period_us': '100000\n',
-      'cpu,cpuacct/cpu.stat': 'nr_periods 3\nnr_throttled 2\nthrottled_time 83000000\n',
-      'cpu,cpuacct/cpuacct.usage': '75000000\n',
-      'pids/pids.max': '100\n',
-      'pids/pids.current': '6\n',
-      'pids/pids.events': 'max 3\n',
-    });
+    const dir = tree('v1');
     const out = run(dir);
     assert.match(out, /cgroup v1/);
     assert.match(out, /limit +128\.0 MiB/);
@@ -84,12 +61,7 @@ describe('cgroup-info', () => {
   });
 
   it('says "no limit" for unlimited values', () => {
-    const dir = tree('v2max', {
-      'cgroup.controllers': '',
-      'memory.max': 'max\n',
-      'cpu.max': 'max 100000\n',
-      'pids.max': 'max\n',
-    });
+    const dir = tree('v2max');
     const out = run(dir);
     assert.match(out, /memory\n +limit +no limit/);
     assert.match(out, /cpu\n +limit +no limit/);
