@@ -18,7 +18,7 @@ import {
 } from './access/access.ts';
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP, type ErrorCode, statusOf } from './errors.ts';
-import { COMMON_HEADERS, contentSecurityPolicy, HSTS, inlineScriptHashes } from './http/security-headers.ts';
+import { inlineScriptHashes, securityHeaders } from './http/security-headers.ts';
 import { drainGuard, type OpsDeps, opsPlugin } from './ops/plugin.ts';
 import { labRoutes } from './routes/lab.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
@@ -108,6 +108,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply
       .code(500)
       .send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
+  });
+
+  // Security headers on every reply, first: refusals by any later hook carry them too. The
+  // pages' CSP lists the build's inline scripts by hash, read once here (restart the server
+  // after a new build).
+  await app.register(securityHeaders, {
+    scriptHashes: existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : [],
   });
 
   await app.register(fastifyWebsocket, {
@@ -206,25 +213,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // ---- The site ----------------------------------------------------------------------
-
-  // Security headers on every reply; the CSP on pages (it lists the build's inline scripts
-  // by hash, read once here: restart the server after a new build).
-  const csp = contentSecurityPolicy(existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : []);
-  app.addHook('onSend', async (req, reply, payload) => {
-    for (const [k, v] of Object.entries(COMMON_HEADERS)) reply.header(k, v);
-    // Served over TLS (at a trusted proxy that says so in X-Forwarded-Proto): browsers
-    // should never try plain HTTP for this site again, where an invite code would travel
-    // in the clear.
-    if (req.protocol === 'https') reply.header('strict-transport-security', HSTS);
-    // WARNING: a refused WebSocket upgrade is answered on a socket that is closed right
-    // after; saying keep-alive there makes a proxy reuse a dead upstream connection (nginx
-    // then retries and logs the next request whole, query string included).
-    if (req.headers.upgrade !== undefined) reply.header('connection', 'close');
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('text/html'))
-      reply.header('content-security-policy', csp);
-    return payload;
-  });
 
   if (existsSync(config.siteDir)) {
     // Lesson pages are mostly text and CSS: gzip/brotli take a lesson from ~300 KiB to

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { testApp } from '../test-app.ts';
-import { contentSecurityPolicy, inlineScriptHashes } from './security-headers.ts';
+import { inlineScriptHashes, pageCspDirectives } from './security-headers.ts';
 
 test('inline scripts of every page are hashed; external and JSON data scripts are not', () => {
   const dir = mkdtempSync(join(tmpdir(), 'csp-'));
@@ -22,9 +23,10 @@ test('inline scripts of every page are hashed; external and JSON data scripts ar
       "'sha256-D6IGS8VMvCoyaR/l0h9tERrBTATY01CoPS7l6xDv0kI='",
       "'sha256-nwG+cZ8J4yZ7RZ4RWxVDwCwkMn9GJelY2VgKXNi2Uvk='",
     ]);
-    const csp = contentSecurityPolicy(hashes);
-    assert.match(csp, /script-src 'self' 'wasm-unsafe-eval' 'sha256-/);
-    assert.doesNotMatch(csp, /'unsafe-eval'|script-src[^;]*'unsafe-inline'/);
+    const csp = pageCspDirectives(hashes);
+    assert.deepEqual(csp['script-src'], ["'self'", "'wasm-unsafe-eval'", ...hashes]);
+    assert.ok(!Object.values(csp).flat().includes("'unsafe-eval'"));
+    assert.ok(!csp['script-src']?.includes("'unsafe-inline'"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -50,9 +52,13 @@ const SECURITY_HEADER_NAMES = [
   'x-xss-protection',
 ];
 
+/** The security headers of a reply; a CSP's directives one per `; ` (CSP allows any spacing). */
 const pick = (headers: Record<string, unknown>) =>
   Object.fromEntries(
-    SECURITY_HEADER_NAMES.filter((n) => headers[n] !== undefined).map((n) => [n, String(headers[n])]),
+    SECURITY_HEADER_NAMES.filter((n) => headers[n] !== undefined).map((n) => {
+      const v = String(headers[n]);
+      return [n, n.startsWith('content-security-policy') ? v.split(/\s*;\s*/).join('; ') : v];
+    }),
   );
 
 describe('security headers on every kind of reply (app, fake runtime)', () => {
@@ -73,7 +79,22 @@ describe('security headers on every kind of reply (app, fake runtime)', () => {
     writeFileSync(join(dir, 'index.html'), `<!doctype html><title>x</title><script>${INLINE}</script>`);
     writeFileSync(join(dir, '404.html'), '<!doctype html><title>not found</title>');
     writeFileSync(join(dir, 'app.js'), 'export {};\n');
-    csp = contentSecurityPolicy(inlineScriptHashes(dir));
+    const hash = createHash('sha256').update(INLINE).digest('base64');
+    assert.deepEqual(inlineScriptHashes(dir), [`'sha256-${hash}'`]);
+    // The policy as it has been sent since the CSP came in, directive by directive.
+    csp = [
+      "default-src 'self'",
+      `script-src 'self' 'wasm-unsafe-eval' 'sha256-${hash}'`,
+      "worker-src 'self'",
+      "style-src 'self' 'unsafe-inline'",
+      "img-src 'self' data:",
+      "font-src 'self' data:",
+      "connect-src 'self'",
+      "object-src 'none'",
+      "base-uri 'self'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+    ].join('; ');
     ({ app } = await testApp({
       env: {
         CL_SITE_DIR: dir,
