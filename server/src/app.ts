@@ -6,12 +6,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyCompress from '@fastify/compress';
+import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   accessGuard,
   accessPolicy,
+  COOKIE_PLUGIN_OPTIONS,
   GUESSES_PER_MINUTE,
   inviteLinkHook,
   loopbackHostGuard,
@@ -116,6 +118,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(securityHeaders, {
     scriptHashes: existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : [],
   });
+  // req.cookies and reply.setCookie, for the access cookie (access/access.ts).
+  await app.register(fastifyCookie, COOKIE_PLUGIN_OPTIONS);
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: MAX_FRAME_BYTES },
