@@ -138,7 +138,7 @@ export async function buildServerImage(opts: {
         forcerm: true,
       },
     );
-    await followStream(stream as NodeJS.ReadableStream, opts.verbose ? printBuildOutput : undefined);
+    await followStream(docker, stream, opts.verbose ? printBuildOutput : undefined);
     log(`${hashTag}: built in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   }
   if (opts.tag !== hashTag) {
