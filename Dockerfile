@@ -15,6 +15,8 @@ ARG BUILD_IMAGE=node:24-bookworm
 ARG BASE=node:24-bookworm-slim
 
 # ---- build: install, build the site, keep only what the server runs -------------------
+# (`npm ci` installs the root package, the site's build tools, and the server workspace;
+# deploy/assemble.ts keeps the server package's dependencies only.)
 FROM ${BUILD_IMAGE} AS build
 # Lets deploy/build-image.ts remove this stage's leftover image after a build.
 LABEL containerlabs.image=server-build

@@ -3,24 +3,32 @@
  *
  *   node deploy/assemble.ts <out-dir>
  *
- * package.json, server/src and labs/ (without tests), scripts/admin.ts, the deploy
- * helpers the image uses (entrypoint, health check), the built site (dist/), and from
- * node_modules only the packages the server's code imports, with their dependencies
- * (about a tenth of the full install: Astro and the other build tools stay out).
+ * package.json and server/package.json, server/src and labs/ (without tests),
+ * scripts/admin.ts, the deploy helpers the image uses (entrypoint, health check), the built
+ * site (dist/), and from node_modules exactly the server package's dependencies
+ * (server/package.json, the npm workspace `@container-labs/server`) with theirs: Astro and
+ * the other build tools are the root package's and stay out.
  *
  * Used on this machine by deploy/build-image.ts (offline build) and inside the registry
  * build stage of the Dockerfile, so both images hold the same files.
  */
 
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { builtinModules } from 'node:module';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
+import { parseArgs } from 'node:util';
 
 export const ROOT = join(import.meta.dirname, '..');
+/** The server's npm workspace: its package.json declares what the image's code imports. */
+export const SERVER_PACKAGE = 'server';
 
-/** Source folders and files copied as they are (tests left out). */
-const SOURCES = [
+/**
+ * Source folders and files copied as they are (tests left out). WARNING: a package that
+ * any of them imports must be a dependency in server/package.json, or the image lacks it
+ * (tests/deploy/config.test.ts checks every import).
+ */
+export const SOURCES = [
   'package.json',
+  'server/package.json',
   'server/src',
   'labs',
   'scripts/admin.ts',
@@ -30,36 +38,12 @@ const SOURCES = [
 
 const isTest = (p: string) => /\.test\.ts$/.test(p);
 
-function walkFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walkFiles(p, out);
-    else out.push(p);
-  }
-  return out;
-}
-
-/** Bare package names imported by the TypeScript files under `paths` (node: builtins out). */
-export function importedPackages(root: string, paths: string[]): string[] {
-  const names = new Set<string>();
-  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|\bimport\s+)['"]([^'"]+)['"]/g;
-  for (const rel of paths) {
-    const abs = join(root, rel);
-    if (!existsSync(abs)) continue;
-    const files = statSync(abs).isDirectory() ? walkFiles(abs) : [abs];
-    for (const f of files) {
-      if (!f.endsWith('.ts') || isTest(f)) continue;
-      for (const m of readFileSync(f, 'utf8').matchAll(re)) {
-        const spec = m[1]!;
-        if (spec.startsWith('.') || spec.startsWith('/') || spec.startsWith('node:')) continue;
-        const parts = spec.split('/');
-        const name = spec.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
-        if (builtinModules.includes(name)) continue;
-        names.add(name);
-      }
-    }
-  }
-  return [...names].sort();
+/** The names the server package depends on (its package.json `dependencies`). */
+export function serverDependencies(root: string = ROOT): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, SERVER_PACKAGE, 'package.json'), 'utf8')) as {
+    dependencies?: Record<string, string>;
+  };
+  return Object.keys(pkg.dependencies ?? {}).sort();
 }
 
 /** Node's lookup: `<dir>/node_modules/<name>`, then each parent folder's, up to `root`. */
@@ -71,15 +55,19 @@ function findPackage(name: string, fromDir: string, root: string): string | unde
   }
 }
 
-/** Package folders needed to run `names` (dependencies, optional and peer ones found). */
-export function dependencyClosure(root: string, names: string[]): string[] {
+/**
+ * Package folders needed to run `names`, looked up from `fromDir` as Node would (a
+ * workspace's own node_modules, then the root's): their dependencies, and the optional and
+ * peer ones that are installed.
+ */
+export function dependencyClosure(root: string, names: string[], fromDir: string = root): string[] {
   const seen = new Set<string>();
-  const visit = (name: string, fromDir: string, required: boolean) => {
-    const dir = findPackage(name, fromDir, root);
+  const visit = (name: string, from: string, required: boolean) => {
+    const dir = findPackage(name, from, root);
     if (!dir) {
       if (required)
         throw new Error(
-          `package "${name}" (needed from ${relative(root, fromDir) || '.'}) is not installed: run npm ci`,
+          `package "${name}" (needed from ${relative(root, from) || '.'}) is not installed: run npm ci`,
         );
       return;
     }
@@ -93,7 +81,7 @@ export function dependencyClosure(root: string, names: string[]): string[] {
     for (const d of Object.keys(pkg.optionalDependencies ?? {})) visit(d, dir, false);
     for (const d of Object.keys(pkg.peerDependencies ?? {})) visit(d, dir, false);
   };
-  for (const n of names) visit(n, root, true);
+  for (const n of names) visit(n, fromDir, true);
   return [...seen].sort();
 }
 
@@ -123,7 +111,7 @@ export function assemble(out: string, root: string = ROOT): { packages: number }
     if (!existsSync(src)) throw new Error(`${rel} is missing`);
     cpSync(src, join(out, rel), { recursive: true, filter: (p) => !isTest(p) });
   }
-  const pkgs = dependencyClosure(root, importedPackages(root, SOURCES));
+  const pkgs = dependencyClosure(root, serverDependencies(root), join(root, SERVER_PACKAGE));
   for (const dir of pkgs) {
     const rel = relative(root, dir);
     const name = rel.split(sep).slice(-2)[0]!.startsWith('@')
@@ -135,7 +123,13 @@ export function assemble(out: string, root: string = ROOT): { packages: number }
 }
 
 if (import.meta.main) {
-  const out = process.argv[2];
+  let out: string | undefined;
+  try {
+    const { positionals } = parseArgs({ allowPositionals: true });
+    if (positionals.length === 1) out = positionals[0];
+  } catch (err) {
+    console.error(`assemble: ${(err as Error).message}`);
+  }
   if (!out) {
     console.error('usage: node deploy/assemble.ts <out-dir>');
     process.exit(2);

@@ -38,8 +38,9 @@ function log(msg: string): void {
 
 /** The Node binary to put in the image: this one, if it can run there. */
 function nodeBinary(engineArch: string): string {
-  const major = Number(process.versions.node.split('.')[0]);
-  if (major < 22) throw new BuildError(`Node ${process.version} is too old for the image (>= 22.12)`);
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major < 22 || (major === 22 && minor < 18))
+    throw new BuildError(`Node ${process.version} is too old for the image (>= 22.18)`);
   const vars = process.config.variables as { node_shared?: boolean };
   if (vars.node_shared) {
     throw new BuildError(
@@ -137,7 +138,7 @@ export async function buildServerImage(opts: {
         forcerm: true,
       },
     );
-    await followStream(stream as NodeJS.ReadableStream, opts.verbose ? printBuildOutput : undefined);
+    await followStream(docker, stream, opts.verbose ? printBuildOutput : undefined);
     log(`${hashTag}: built in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   }
   if (opts.tag !== hashTag) {

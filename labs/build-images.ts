@@ -61,36 +61,32 @@ export async function imageExists(docker: Docker, tag: string): Promise<boolean>
   }
 }
 
-/** Follows a Docker build/pull JSON stream to its end; rejects with the first error event. */
+/**
+ * Follows a Docker build, pull or import stream (JSON lines) to its end with docker-modem's
+ * followProgress; rejects with the first error event, which followProgress passes on as an
+ * event like any other, and with the stream's own error.
+ */
 export function followStream(
+  docker: Docker,
   stream: NodeJS.ReadableStream,
   onEvent: (ev: Record<string, unknown>) => void = () => {},
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    let buf = '';
     let failed: Error | undefined;
-    stream.on('data', (chunk: Buffer) => {
-      buf += chunk.toString('utf8');
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        nl = buf.indexOf('\n');
-        if (!line) continue;
-        let ev: Record<string, unknown>;
-        try {
-          ev = JSON.parse(line);
-        } catch {
-          continue;
-        }
+    docker.modem.followProgress(
+      stream,
+      (err) => {
+        if (err) reject(err);
+        else if (failed) reject(failed);
+        else resolve();
+      },
+      (ev: Record<string, unknown>) => {
         if (ev.error || ev.errorDetail) {
           failed ??= new BuildError(String(ev.error ?? JSON.stringify(ev.errorDetail)));
         }
         onEvent(ev);
-      }
-    });
-    stream.on('error', reject);
-    stream.on('end', () => (failed ? reject(failed) : resolve()));
+      },
+    );
   });
 }
 
@@ -112,7 +108,7 @@ async function tryPull(docker: Docker): Promise<boolean> {
   const total = setTimeout(() => abort.abort(), PULL_TOTAL_MS);
   try {
     const stream = (await docker.pull(REGISTRY_BASE, { abortSignal: abort.signal })) as NodeJS.ReadableStream;
-    await followStream(stream, (ev) => {
+    await followStream(docker, stream, (ev) => {
       // "Pulling from library/debian" means the registry answered; layers may take longer.
       if (typeof ev.status === 'string' && /Pulling from|Digest:|Status:/.test(ev.status)) answered = true;
     });
@@ -192,7 +188,7 @@ async function buildBaseFromRegistry(docker: Docker, tag: string): Promise<void>
       forcerm: true,
     },
   );
-  await followStream(stream, printBuildOutput);
+  await followStream(docker, stream, printBuildOutput);
 }
 
 async function buildBaseWithDebootstrap(docker: Docker, tag: string): Promise<void> {
@@ -236,7 +232,7 @@ async function buildBaseWithDebootstrap(docker: Docker, tag: string): Promise<vo
         'CMD ["/bin/bash"]',
       ],
     })) as NodeJS.ReadableStream;
-    await Promise.all([followStream(stream), tarDone]);
+    await Promise.all([followStream(docker, stream), tarDone]);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -284,7 +280,7 @@ async function buildLab(docker: Docker, plan: LabImagePlan): Promise<void> {
         forcerm: true,
       },
     );
-    await followStream(stream, printBuildOutput);
+    await followStream(docker, stream, printBuildOutput);
   } finally {
     rmSync(ctx, { recursive: true, force: true });
   }

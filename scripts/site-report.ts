@@ -19,6 +19,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { init as initLexer, parse as parseModule } from 'es-module-lexer';
 import { type DefaultTreeAdapterMap, parse as parseHtml } from 'parse5';
@@ -379,18 +380,28 @@ export function formatReport(report: SiteReport): string {
   return out.join('\n');
 }
 
+const USAGE = 'usage: node scripts/site-report.ts [distDir] [--base /sub/] [--json]';
+
 async function main(argv: string[]): Promise<number> {
   const root = fileURLToPath(new URL('..', import.meta.url));
-  let dist = path.join(root, 'dist');
-  let base: string | undefined;
-  let json = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    if (arg === '--base') base = argv[++i];
-    else if (arg.startsWith('--base=')) base = arg.slice('--base='.length);
-    else if (arg === '--json') json = true;
-    else dist = path.resolve(arg);
+  let args: { values: { base?: string; json: boolean }; positionals: string[] };
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: { base: { type: 'string' }, json: { type: 'boolean', default: false } },
+    });
+  } catch (err) {
+    console.error(`site-report: ${(err as Error).message}\n${USAGE}`);
+    return 2;
   }
+  if (args.positionals.length > 1) {
+    console.error(`site-report: one built site at a time, not ${args.positionals.length}\n${USAGE}`);
+    return 2;
+  }
+  const dist = args.positionals[0] ? path.resolve(args.positionals[0]) : path.join(root, 'dist');
+  let base = args.values.base;
+  const json = args.values.json;
   if (!existsSync(dist)) {
     console.error(
       `site-report: no built site at ${dist}: run \`npm run build\` (or \`npx astro build\`) first.`,

@@ -7,6 +7,7 @@
  *   npm test -- unit site    only the named steps
  */
 import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
 
 interface Step {
   name: string;
@@ -42,7 +43,20 @@ const steps: Step[] = [
   { name: 'abuse', cmd: nodeTest(['tests/abuse/**/*.test.ts'], 1) },
 ];
 
-const only = process.argv.slice(2);
+const names = steps.map((s) => s.name);
+let only: string[];
+try {
+  only = parseArgs({ allowPositionals: true }).positionals;
+} catch (err) {
+  console.error(`test-all: ${(err as Error).message}`);
+  process.exit(2);
+}
+const unknown = only.filter((n) => !names.includes(n));
+if (unknown.length) {
+  // A typo would otherwise run nothing and report success.
+  console.error(`test-all: no step ${unknown.join(', ')} (steps: ${names.join(', ')})`);
+  process.exit(2);
+}
 const chosen = only.length ? steps.filter((s) => only.includes(s.name)) : steps;
 const results: { name: string; ok: boolean; seconds: number }[] = [];
 for (const step of chosen) {

@@ -2,10 +2,11 @@
  * Lighthouse against the built site (dist/), served statically on 127.0.0.1 by the tests' own
  * static server (tests/site/static-server.ts), in the machine's Chromium (/usr/bin/chromium).
  *
- * Lighthouse 13 (and its chrome-launcher) is installed on demand into bench/.peer/ like the peer
- * (`npm install --prefix bench/.peer lighthouse@13`), never a project dependency. Nothing leaves
+ * Lighthouse is a devDependency pinned to one exact version in package.json (its scores move
+ * between versions, so a figure names the version it came from), loaded with its own
+ * chrome-launcher; `npm ci` installs it, the bench installs nothing. Nothing leaves
  * the machine: Chromium's background services are off and its resolver fails every host name but
- * 127.0.0.1; the bench also lists any request that went elsewhere. Whatever goes wrong (install,
+ * 127.0.0.1; the bench also lists any request that went elsewhere. Whatever goes wrong (loading,
  * browser, build) makes the section "skipped" with the reason; it never throws.
  */
 import { spawn } from 'node:child_process';
@@ -30,7 +31,6 @@ export const REPORT_DIR = join(PEER_DIR, 'lighthouse');
  * shadow them. Removed after the run.
  */
 const BUILD_DIR = join(ROOT, 'test-results', 'tmp', `lighthouse-site-${process.pid}`);
-const LH_SPEC = 'lighthouse@13';
 
 export const DEFAULT_PAGES = ['/', '/03-a-container-is-a-process/', '/05-cgroups/'];
 export const PRESETS = ['mobile', 'desktop'] as const;
@@ -106,7 +106,6 @@ export interface LighthouseResult {
     builtAt?: string;
     stale?: string;
   };
-  installSeconds?: number;
   runsPerRow: number;
   rows: LighthouseRow[];
   errors: string[];
@@ -200,51 +199,27 @@ function tail(out: string): string {
   return (error ?? lines.slice(-3).join(' / ')).slice(0, 400);
 }
 
-function peerPackage(name: string): string | undefined {
-  const pkg = join(PEER_DIR, 'node_modules', name, 'package.json');
-  return existsSync(pkg) ? pkg : undefined;
-}
-
-/** Install lighthouse@13 into bench/.peer (first run only); then import it and chrome-launcher. */
-async function loadPeer(log: (s: string) => void): Promise<{ peer: Peer; installSeconds?: number } | string> {
-  let installSeconds: number | undefined;
-  if (!peerPackage('lighthouse') || !peerPackage('chrome-launcher')) {
-    log(`installing Lighthouse: npm install --prefix bench/.peer ${LH_SPEC} (first run only)`);
-    const t0 = performance.now();
-    const npm = join(process.execPath, '..', 'npm');
-    const r = await runQuiet(
-      existsSync(npm) ? npm : 'npm',
-      ['install', '--prefix', PEER_DIR, LH_SPEC, '--no-audit', '--no-fund'],
-      { cwd: ROOT, timeoutMs: 300_000 },
-    );
-    installSeconds = (performance.now() - t0) / 1000;
-    if (r.code !== 0 || !peerPackage('lighthouse') || !peerPackage('chrome-launcher'))
-      return `npm install ${LH_SPEC} failed (exit ${r.code}): ${tail(r.out)}`;
-  }
+/** Lighthouse from the project's node_modules, and chrome-launcher as Lighthouse resolves it. */
+async function loadLighthouse(): Promise<Peer | string> {
   try {
-    const lhPkgFile = peerPackage('lighthouse') as string;
-    const lhPkg = JSON.parse(readFileSync(lhPkgFile, 'utf8')) as { version: string; main?: string };
-    const lhMain = join(lhPkgFile, '..', lhPkg.main ?? 'core/index.js');
-    const lh = (await import(pathToFileURL(lhMain).href)) as {
-      default: LighthouseFn;
-      desktopConfig: unknown;
+    const require = createRequire(import.meta.url);
+    const lhPkg = JSON.parse(readFileSync(require.resolve('lighthouse/package.json'), 'utf8')) as {
+      version: string;
     };
-    // chrome-launcher as Lighthouse itself resolves it (its own dependency, hoisted or nested).
-    const clEntry = createRequire(lhMain).resolve('chrome-launcher');
+    const lh = (await import('lighthouse')) as unknown as { default: LighthouseFn; desktopConfig: unknown };
+    // Its own dependency, hoisted or nested: the version it was released with.
+    const clEntry = createRequire(require.resolve('lighthouse')).resolve('chrome-launcher');
     const cl = (await import(pathToFileURL(clEntry).href)) as { launch: Peer['launch'] };
     if (typeof lh.default !== 'function' || typeof cl.launch !== 'function')
-      return 'lighthouse or chrome-launcher in bench/.peer does not export what the bench expects';
+      return 'lighthouse or chrome-launcher does not export what the bench expects';
     return {
-      peer: {
-        lighthouse: lh.default,
-        desktopConfig: lh.desktopConfig,
-        launch: cl.launch,
-        version: lhPkg.version,
-      },
-      installSeconds,
+      lighthouse: lh.default,
+      desktopConfig: lh.desktopConfig,
+      launch: cl.launch,
+      version: lhPkg.version,
     };
   } catch (err) {
-    return `cannot load lighthouse from bench/.peer: ${errText(err)}`;
+    return `cannot load lighthouse (a devDependency: npm ci): ${errText(err)}`;
   }
 }
 
@@ -505,10 +480,8 @@ export async function benchLighthouse(
   const siteRoot = site.root;
   if (site.site.stale) log(`lighthouse: note: ${site.site.stale}`);
 
-  const loaded = await loadPeer(log).catch((err: unknown) => `loading Lighthouse failed: ${errText(err)}`);
-  if (typeof loaded === 'string') return skip(loaded);
-  const { peer } = loaded;
-  if (loaded.installSeconds !== undefined) result.installSeconds = loaded.installSeconds;
+  const peer = await loadLighthouse();
+  if (typeof peer === 'string') return skip(peer);
   result.lighthouse = peer.version;
 
   // The pages as readers get them: through our own server (npm start), which compresses.

@@ -289,7 +289,7 @@ function lighthouseSection(l: LighthouseResult): string[] {
     `${secs.length} Lighthouse runs took ${fmt(
       secs.reduce((a, b) => a + b, 0),
       0,
-    )} s; the section ${fmt(l.seconds, 0)} s${l.installSeconds !== undefined ? ` (of which installing Lighthouse ${fmt(l.installSeconds, 0)} s)` : ''}. Transfer = every byte the page loaded (Lighthouse's total byte weight); JS = scripts' transfer size. Full reports of the rows: \`bench/.peer/lighthouse/<page>-<preset>.html\` (git-ignored, overwritten).`,
+    )} s; the section ${fmt(l.seconds, 0)} s. Transfer = every byte the page loaded (Lighthouse's total byte weight); JS = scripts' transfer size. Full reports of the rows: \`bench/.peer/lighthouse/<page>-<preset>.html\` (git-ignored, overwritten).`,
   );
   out.push('');
 

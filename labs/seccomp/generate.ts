@@ -20,7 +20,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isDeepStrictEqual } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 
 export interface SeccompArg {
   index: number;
@@ -135,7 +135,14 @@ export function profileIsCurrent(): boolean {
 }
 
 if (import.meta.main) {
-  if (process.argv.includes('--check')) {
+  let check = false;
+  try {
+    check = parseArgs({ options: { check: { type: 'boolean', default: false } } }).values.check;
+  } catch (err) {
+    console.error(`${(err as Error).message}\nusage: node labs/seccomp/generate.ts [--check]`);
+    process.exit(2);
+  }
+  if (check) {
     if (!profileIsCurrent()) {
       console.error('labs/seccomp/profile.json is stale: run node labs/seccomp/generate.ts');
       process.exit(1);

@@ -6,19 +6,21 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import fastifyCompress from '@fastify/compress';
+import fastifyCookie from '@fastify/cookie';
 import fastifyStatic from '@fastify/static';
 import fastifyWebsocket from '@fastify/websocket';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import {
   accessGuard,
   accessPolicy,
+  COOKIE_PLUGIN_OPTIONS,
   GUESSES_PER_MINUTE,
   inviteLinkHook,
   loopbackHostGuard,
 } from './access/access.ts';
 import type { Config } from './config.ts';
 import { AppError, ENGINE_HELP, type ErrorCode, statusOf } from './errors.ts';
-import { COMMON_HEADERS, contentSecurityPolicy, HSTS, inlineScriptHashes } from './http/security-headers.ts';
+import { inlineScriptHashes, securityHeaders } from './http/security-headers.ts';
 import { labRoutes } from './routes/lab.ts';
 import { drainGuard, type OpsDeps, operatorRoutes } from './routes/operator.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
@@ -109,6 +111,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       .code(500)
       .send({ error: { code: 'internal', message: 'Internal error; see the server log.' } });
   });
+
+  // Security headers on every reply, first: refusals by any later hook carry them too. The
+  // pages' CSP lists the build's inline scripts by hash, read once here (restart the server
+  // after a new build).
+  await app.register(securityHeaders, {
+    scriptHashes: existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : [],
+  });
+  // req.cookies and reply.setCookie, for the access cookie (access/access.ts).
+  await app.register(fastifyCookie, COOKIE_PLUGIN_OPTIONS);
 
   await app.register(fastifyWebsocket, {
     options: { maxPayload: MAX_FRAME_BYTES },
@@ -206,25 +217,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   // ---- The site ----------------------------------------------------------------------
-
-  // Security headers on every reply; the CSP on pages (it lists the build's inline scripts
-  // by hash, read once here: restart the server after a new build).
-  const csp = contentSecurityPolicy(existsSync(config.siteDir) ? inlineScriptHashes(config.siteDir) : []);
-  app.addHook('onSend', async (req, reply, payload) => {
-    for (const [k, v] of Object.entries(COMMON_HEADERS)) reply.header(k, v);
-    // Served over TLS (at a trusted proxy that says so in X-Forwarded-Proto): browsers
-    // should never try plain HTTP for this site again, where an invite code would travel
-    // in the clear.
-    if (req.protocol === 'https') reply.header('strict-transport-security', HSTS);
-    // WARNING: a refused WebSocket upgrade is answered on a socket that is closed right
-    // after; saying keep-alive there makes a proxy reuse a dead upstream connection (nginx
-    // then retries and logs the next request whole, query string included).
-    if (req.headers.upgrade !== undefined) reply.header('connection', 'close');
-    const type = reply.getHeader('content-type');
-    if (typeof type === 'string' && type.startsWith('text/html'))
-      reply.header('content-security-policy', csp);
-    return payload;
-  });
 
   if (existsSync(config.siteDir)) {
     // Lesson pages are mostly text and CSS: gzip/brotli take a lesson from ~300 KiB to

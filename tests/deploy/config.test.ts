@@ -5,11 +5,20 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
-import { assemble, dependencyClosure, importedPackages, keepInPackage } from '../../deploy/assemble.ts';
+import ts from 'typescript';
+import {
+  assemble,
+  dependencyClosure,
+  keepInPackage,
+  SERVER_PACKAGE,
+  SOURCES,
+  serverDependencies,
+} from '../../deploy/assemble.ts';
 import { ConfigError, loadConfig } from '../../server/src/config.ts';
 import { ROOT } from './support.ts';
 
@@ -119,8 +128,40 @@ describe('configuration', () => {
 });
 
 describe('the image app (deploy/assemble.ts)', () => {
-  test('finds the packages the server imports, and their dependencies', () => {
-    const names = importedPackages(ROOT, ['server/src', 'labs', 'scripts/admin.ts']);
+  /** Bare packages imported (statically, dynamically or for types) by the image's .ts files. */
+  const importsOfSources = (): Map<string, string> => {
+    const found = new Map<string, string>();
+    for (const rel of SOURCES) {
+      const abs = join(ROOT, rel);
+      const files = statSync(abs).isDirectory()
+        ? readdirSync(abs, { recursive: true, encoding: 'utf8' }).map((f) => join(abs, f))
+        : [abs];
+      for (const f of files) {
+        if (!f.endsWith('.ts') || f.endsWith('.test.ts')) continue;
+        // TypeScript's own pre-parser: every import, export-from, import() and require().
+        for (const { fileName } of ts.preProcessFile(readFileSync(f, 'utf8'), true, true).importedFiles) {
+          if (/^[./]|^node:/.test(fileName)) continue;
+          const parts = fileName.split('/');
+          const name = fileName.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
+          if (!builtinModules.includes(name)) found.set(name, relative(ROOT, f));
+        }
+      }
+    }
+    return found;
+  };
+
+  test("the server package declares exactly the packages the image's code imports", () => {
+    const declared = serverDependencies();
+    const imported = importsOfSources();
+    for (const [name, file] of imported) {
+      assert.ok(declared.includes(name), `${file} imports ${name}: add it to ${SERVER_PACKAGE}/package.json`);
+    }
+    for (const name of declared) {
+      assert.ok(
+        imported.has(name),
+        `${SERVER_PACKAGE}/package.json declares ${name}, which nothing shipped imports`,
+      );
+    }
     for (const n of [
       'fastify',
       '@fastify/static',
@@ -128,19 +169,20 @@ describe('the image app (deploy/assemble.ts)', () => {
       'dockerode',
       'prom-client',
       'zod',
-      'yaml',
       'ws',
     ]) {
-      assert.ok(names.includes(n), `${n} is imported by the server`);
+      assert.ok(declared.includes(n), `${n} is a server dependency`);
     }
-    for (const n of ['astro', '@astrojs/starlight', 'playwright-core', 'typescript']) {
-      assert.ok(!names.includes(n), `${n} is not`);
+  });
+
+  test("the image's packages: the server's dependencies with theirs, no build tools", () => {
+    const dirs = dependencyClosure(ROOT, serverDependencies(), join(ROOT, SERVER_PACKAGE));
+    const names = dirs.map((d) => relative(join(ROOT, 'node_modules'), d));
+    assert.ok(names.includes('avvio'), "fastify's own dependencies come along");
+    for (const n of ['astro', '@astrojs/starlight', 'playwright-core', 'typescript', 'vite', 'lighthouse']) {
+      assert.ok(!names.includes(n), `${n} stays out`);
     }
-    const dirs = dependencyClosure(ROOT, ['fastify']);
-    assert.ok(
-      dirs.some((d) => d.endsWith(join('node_modules', 'avvio'))),
-      "fastify's own dependencies come along",
-    );
+    assert.throws(() => dependencyClosure(ROOT, ['no-such-package-xyz']), /not installed: run npm ci/);
     assert.ok(!keepInPackage('node-pty', join('prebuilds', 'win32-x64', 'pty.node')));
     assert.ok(keepInPackage('node-pty', join('prebuilds', `linux-${process.arch}`, 'pty.node')));
     assert.ok(!keepInPackage('node-pty', join('deps', 'winpty')));
@@ -155,6 +197,7 @@ describe('the image app (deploy/assemble.ts)', () => {
       assemble(out);
       for (const p of [
         'package.json',
+        'server/package.json',
         'server/src/main.ts',
         'server/src/engine-filter/main.ts',
         'server/src/engine-filter/healthcheck.ts',

@@ -146,7 +146,7 @@ describe('engine filter in front of the real engine', () => {
     const logFrom = filterLog.length;
     server = await startServer({ DOCKER_HOST: `unix://${sock}`, CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
     const health = await (await fetch(`${server.base}/api/v1/health`)).json();
-    assert.equal(health.engine.reachable, true, JSON.stringify(health));
+    assert.equal(health.labs.available, true, JSON.stringify(health));
 
     let t0 = performance.now();
     const s = await createSession(server.base, 'processes').catch((err: Error) => {

@@ -4,11 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { testLab } from '../../../labs/test-fixture.ts';
 import { testApp } from '../test-app.ts';
 import {
-  accessCookie,
+  accessCookieOptions,
   accessPolicy,
   checkAccess,
   isLoopbackHost,
-  readCookie,
   refusalMessage,
   sameSecret,
   sameSitePath,
@@ -53,13 +52,20 @@ describe('access policy (pure)', () => {
     assert.deepEqual(accessPolicy({ mode: 'open' }, undefined), { mode: 'open', secret: undefined });
   });
 
-  test('cookies: read, and the Set-Cookie value', () => {
-    assert.equal(readCookie('a=1; cl_access=x%20y; b=2', 'cl_access'), 'x y');
-    assert.equal(readCookie('cl_access=%E0%A4%A', 'cl_access'), undefined, 'malformed escapes are ignored');
-    assert.equal(readCookie(undefined, 'cl_access'), undefined);
-    const c = accessCookie(code, true);
-    assert.match(c, /^cl_access=class-of-2026; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
-    assert.doesNotMatch(accessCookie({ mode: 'local', secret: 't' }, false), /Max-Age|Secure/);
+  test('the access cookie: HttpOnly, SameSite=Strict, site-wide; a month in code mode, Secure over TLS', () => {
+    assert.deepEqual(accessCookieOptions(code, true), {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: true,
+      maxAge: 30 * 24 * 3600,
+    });
+    assert.deepEqual(accessCookieOptions({ mode: 'local', secret: 't' }, false), {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'strict',
+      secure: false,
+    });
   });
 
   test('loopback Host values (local mode) and same-site redirect paths', () => {
@@ -131,8 +137,8 @@ describe('code mode in the app (fake runtime, no port)', () => {
       env: {
         CL_MODE: 'code',
         CL_ACCESS_CODE: 'invite-code-1',
-        CL_MAX_SESSIONS: '5',
-        CL_MAX_SESSIONS_PER_CLIENT: '5',
+        CL_MAX_SESSIONS: '10',
+        CL_MAX_SESSIONS_PER_CLIENT: '10',
       },
       labs: [testLab({ terminals: [{ name: 'host', title: 'On the host', target: 'host' }] })],
     }));
@@ -154,5 +160,24 @@ describe('code mode in the app (fake runtime, no port)', () => {
     const status = (await app.inject('/api/v1/admin/status')).json();
     assert.equal(status.access, 'code');
     assert.equal(status.mode, 'code');
+  });
+
+  test('the invite cookie as sent and as read: first of its name, among others; malformed is no credential', async () => {
+    const link = await app.inject('/?access=invite-code-1');
+    assert.equal(
+      link.headers['set-cookie'],
+      'cl_access=invite-code-1; Max-Age=2592000; Path=/; HttpOnly; SameSite=Strict',
+    );
+    assert.equal((await create({ cookie: 'a=1; cl_access=invite-code-1; b=2' })).statusCode, 201);
+    assert.equal((await create({ cookie: 'cl_access=invite-code-1; cl_access=nope' })).statusCode, 201);
+    assert.equal((await create({ cookie: 'cl_access=nope-nope; cl_access=invite-code-1' })).statusCode, 401);
+    assert.equal(
+      (await create({ cookie: 'cl_access=%E0%A4%A', 'x-access-token': 'invite-code-1' })).statusCode,
+      201,
+      'a cookie that does not decode is ignored: the header counts',
+    );
+    const none = await create({ cookie: 'cl_access=%E0%A4%A' });
+    assert.equal(none.statusCode, 401);
+    assert.match(none.json().error.message, /need an access code/, 'missing, not wrong');
   });
 });

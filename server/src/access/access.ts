@@ -12,6 +12,7 @@
  * origin or the loopback-only admin API.)
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { CookieSerializeOptions, FastifyCookieOptions } from '@fastify/cookie';
 import type { FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { AppError } from '../errors.ts';
 import type { RateLimiter } from '../sessions/limits.ts';
@@ -43,21 +44,25 @@ export function sameSecret(given: string | undefined, secret: string): boolean {
   return timingSafeEqual(a, b);
 }
 
-/** A cookie's value from a Cookie header (first match), undefined if absent or malformed. */
-export function readCookie(header: string | undefined, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === name) {
+/**
+ * How @fastify/cookie reads Cookie headers here: the first cookie of a name wins, and a
+ * value whose %-escapes are malformed is no credential at all (no secret has a `%`), so the
+ * X-Access-Token header still counts beside it. The package's own rule would keep such a
+ * value as sent, and so refuse it as a wrong code.
+ */
+export const COOKIE_PLUGIN_OPTIONS: FastifyCookieOptions = {
+  // WARNING: the plugin's types list encode but not decode under parseOptions, though it
+  // passes them to cookie's parseCookie, whose documented decode may return undefined.
+  parseOptions: {
+    decode: (value: string): string | undefined => {
       try {
-        return decodeURIComponent(part.slice(i + 1).trim());
+        return decodeURIComponent(value);
       } catch {
         return undefined;
       }
-    }
-  }
-  return undefined;
-}
+    },
+  } as FastifyCookieOptions['parseOptions'],
+};
 
 export type AccessVerdict = { ok: true } | { ok: false; reason: 'missing' | 'wrong'; message: string };
 
@@ -80,23 +85,22 @@ export function refusalMessage(policy: AccessPolicy, reason: 'missing' | 'wrong'
     : `That access code is not accepted (it may have been changed): open the newest invite link, or ${ask}.`;
 }
 
-/** The `Set-Cookie` value that stores the secret after a valid invite link. */
-export function accessCookie(policy: AccessPolicy, secure: boolean): string {
-  const parts = [
-    `${ACCESS_COOKIE}=${encodeURIComponent(policy.secret ?? '')}`,
-    'Path=/',
-    'HttpOnly',
-    'SameSite=Strict',
-  ];
-  if (policy.mode === 'code') parts.push(`Max-Age=${CODE_COOKIE_MAX_AGE_S}`);
-  if (secure) parts.push('Secure');
-  return parts.join('; ');
+/** The attributes of the cookie that stores the secret after a valid invite link. */
+export function accessCookieOptions(policy: AccessPolicy, secure: boolean): CookieSerializeOptions {
+  return {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict',
+    secure,
+    // Local mode: for the browser session only.
+    ...(policy.mode === 'code' ? { maxAge: CODE_COOKIE_MAX_AGE_S } : {}),
+  };
 }
 
 /** The credential a request carries: the cookie, else the header. */
 export function credentialOf(req: FastifyRequest): string | undefined {
   const header = req.headers[ACCESS_HEADER];
-  return readCookie(req.headers.cookie, ACCESS_COOKIE) ?? (typeof header === 'string' ? header : undefined);
+  return req.cookies[ACCESS_COOKIE] ?? (typeof header === 'string' ? header : undefined);
 }
 
 /** Wrong codes a client may send per minute before every attempt is refused for a while. */
@@ -168,7 +172,11 @@ export function inviteLinkHook(opts: AccessHookOptions): onRequestAsyncHookHandl
     if (offered === null) return;
     verify(opts, req, offered);
     url.searchParams.delete(ACCESS_PARAM);
-    reply.header('Set-Cookie', accessCookie(opts.policy, req.protocol === 'https'));
+    reply.setCookie(
+      ACCESS_COOKIE,
+      opts.policy.secret,
+      accessCookieOptions(opts.policy, req.protocol === 'https'),
+    );
     reply.header('cache-control', 'no-store');
     return reply.redirect(sameSitePath(url.pathname) + url.search, 303);
   };

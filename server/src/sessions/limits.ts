@@ -1,4 +1,5 @@
 /** Small building blocks of the session manager's quotas. */
+import pLimit, { type LimitFunction } from 'p-limit';
 
 /** Token bucket per key: `perMinute` takes per minute, bursts up to `perMinute`. */
 export class RateLimiter {
@@ -50,28 +51,24 @@ export class RateLimiter {
   }
 }
 
-/** Runs at most `limit` tasks at once; the rest wait in order. */
+/**
+ * Runs at most `limit` tasks at once; the rest wait in order (p-limit). The session
+ * manager's engine calls go through one, and the warm pool's refills yield to readers
+ * while `waiting` is above 0.
+ */
 export class Semaphore {
-  readonly #limit: number;
-  #active = 0;
-  readonly #queue: (() => void)[] = [];
+  readonly #limit: LimitFunction;
 
   constructor(limit: number) {
-    this.#limit = limit;
+    this.#limit = pLimit(limit);
   }
 
+  /** Tasks queued for a slot, not yet started. */
   get waiting(): number {
-    return this.#queue.length;
+    return this.#limit.pendingCount;
   }
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#active >= this.#limit) await new Promise<void>((r) => this.#queue.push(r));
-    this.#active++;
-    try {
-      return await task();
-    } finally {
-      this.#active--;
-      this.#queue.shift()?.();
-    }
+  run<T>(task: () => Promise<T>): Promise<T> {
+    return this.#limit(task);
   }
 }

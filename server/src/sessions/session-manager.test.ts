@@ -181,7 +181,7 @@ describe('SessionManager', () => {
   });
 
   test('expiry: the reaper ends expired sessions and removes their hosts', async () => {
-    const { session, term, sink: s1 } = await attached();
+    const { sink: s1 } = await attached();
     clock.advance(limits.ttlMs - 1);
     assert.deepEqual((await mgr.reap()).expired, 0);
     clock.advance(1);
@@ -358,7 +358,7 @@ describe('SessionManager with a warm pool', () => {
   };
 
   test('a Start takes a ready host (no engine work on the path) and the pool refills behind it', async () => {
-    const { clock, rt, mgr } = pooledManager({ poolSize: 2, poolMaxAgeMs: 15 * MIN });
+    const { rt, mgr } = pooledManager({ poolSize: 2, poolMaxAgeMs: 15 * MIN });
     mgr.startPool();
     await settle(() => mgr.poolStats().ready.processes === 2);
     assert.equal(rt.created, 2);

@@ -2,8 +2,8 @@
  * The Docker Engine API bodies for a lab host: `POST /containers/create` (labHostSpec) and
  * `POST /containers/{id}/exec` (execSpec). Pure functions: our own types in, plain JSON out;
  * the adapter passes them to dockerode unchanged. What each setting is for, and what was
- * seen working on Debian 12 / Docker 20.10 / cgroup v1: /work/shared/DESIGN.md, "The lab
- * host", and labs/README.md.
+ * seen working on Debian 12 / Docker 20.10 / cgroup v1: labs/README.md, "The lab host
+ * container".
  *
  * A lab host runs the lab image's init (labs/_common/rootfs/usr/local/sbin/lab-init) as the
  * unprivileged reader, under a uid of its own (the adapter picks it: uid-allocator.ts), with
