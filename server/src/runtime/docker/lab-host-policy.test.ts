@@ -81,13 +81,16 @@ describe('lab host create policy', () => {
 
   // Each body differs from the real one in exactly one field.
   const dangerous: [string, string, unknown][] = [
+    // Privileges
     ['privileged', 'HostConfig.Privileged', true],
     ['a capability added', 'HostConfig.CapAdd', ['SYS_ADMIN']],
     ['capabilities kept', 'HostConfig.CapDrop', []],
     ['CapDrop not ALL', 'HostConfig.CapDrop', ['NET_RAW']],
+    // The network
     ['host network', 'HostConfig.NetworkMode', 'host'],
     ['bridge network', 'HostConfig.NetworkMode', 'bridge'],
     ['another container network', 'HostConfig.NetworkMode', 'container:abc'],
+    // The machine's files and devices
     ['a bind mount of /', 'HostConfig.Binds', ['/:/host']],
     ['an empty Binds list', 'HostConfig.Binds', []],
     ['a mount', 'HostConfig.Mounts', [{ Type: 'bind', Source: '/', Target: '/host' }]],
@@ -95,6 +98,7 @@ describe('lab host create policy', () => {
     ['volumes of another container', 'HostConfig.VolumesFrom', ['x']],
     ['a GPU', 'HostConfig.DeviceRequests', [{ Count: -1 }]],
     ['device cgroup rules', 'HostConfig.DeviceCgroupRules', ['a *:* rwm']],
+    // The machine's namespaces and cgroups
     ['host PID namespace', 'HostConfig.PidMode', 'host'],
     ['host IPC namespace', 'HostConfig.IpcMode', 'host'],
     ['host UTS namespace', 'HostConfig.UTSMode', 'host'],
@@ -102,8 +106,10 @@ describe('lab host create policy', () => {
     ['host cgroup namespace', 'HostConfig.CgroupnsMode', 'host'],
     ['no cgroup namespace setting', 'HostConfig.CgroupnsMode', undefined],
     ['a cgroup parent', 'HostConfig.CgroupParent', '/'],
+    // The image's own root
     ['a writable root', 'HostConfig.ReadonlyRootfs', false],
     ['no read-only root', 'HostConfig.ReadonlyRootfs', undefined],
+    // Seccomp, no-new-privileges, LSMs
     ['no security options', 'HostConfig.SecurityOpt', []],
     ['seccomp unconfined', 'HostConfig.SecurityOpt', ['no-new-privileges:true', 'seccomp=unconfined']],
     ['without no-new-privileges', 'HostConfig.SecurityOpt', [`seccomp=${SECCOMP_PROFILE_JSON}`]],
@@ -122,6 +128,7 @@ describe('lab host create policy', () => {
       'HostConfig.SecurityOpt',
       ['no-new-privileges:true', `seccomp=${SECCOMP_PROFILE_JSON}`, 'label=disable'],
     ],
+    // Limits
     ['no memory limit', 'HostConfig.Memory', 0],
     ['no memory limit (absent)', 'HostConfig.Memory', undefined],
     ['swap', 'HostConfig.MemorySwap', -1],
@@ -133,9 +140,11 @@ describe('lab host create policy', () => {
       'HostConfig.Tmpfs',
       { '/tmp': 'rw,nosuid,nodev,size=1', '/etc': 'rw,nosuid,nodev,size=1' },
     ],
+    // Writable mounts
     ['a suid tmpfs', 'HostConfig.Tmpfs', { '/tmp': 'rw,suid,nodev,size=1' }],
     ['a tmpfs without nosuid', 'HostConfig.Tmpfs', { '/tmp': 'rw,nodev,size=1' }],
     ['a root-owned tmpfs', 'HostConfig.Tmpfs', { '/tmp': 'rw,nosuid,nodev,size=1,uid=0' }],
+    // Ports, logs, runtime, restarts
     ['published ports', 'HostConfig.PortBindings', { '22/tcp': [{ HostPort: '22' }] }],
     ['all ports published', 'HostConfig.PublishAllPorts', true],
     ['an OOM shield', 'HostConfig.OomScoreAdj', -1000],
@@ -143,12 +152,14 @@ describe('lab host create policy', () => {
     ['another runtime', 'HostConfig.Runtime', 'runc-unsafe'],
     ['a lower-case key Go would read as Privileged', 'HostConfig.privileged', true],
     ['a restart policy', 'HostConfig.RestartPolicy', { Name: 'always' }],
+    // The user
     ['root', 'User', '0:0'],
     ['root by name', 'User', 'root'],
     ['a uid without a gid (Docker would pick gid 0)', 'User', '1000'],
     ['a system uid', 'User', '999:999'],
     ['a gid of 0', 'User', '1000:0'],
     ['no user', 'User', undefined],
+    // What runs, and how it is found
     ['another image', 'Image', 'debian:bookworm'],
     ['an image from another registry', 'Image', 'evil.example/containerlabs/lab-processes:0123456789ab'],
     ['another entrypoint', 'Entrypoint', ['/bin/sh']],
