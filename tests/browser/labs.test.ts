@@ -19,9 +19,11 @@ import {
   lessonWithLab,
   nextSession,
   type PageSession,
+  pollStatus,
   runIn,
   screenshotPath,
   sessionCreatedBy,
+  sessionStatus,
   shootElement,
   startLabServer,
   termText,
@@ -53,24 +55,6 @@ function lastOutput(text: string, command: string): string {
     if (/[$#] /.test(lines[i]!) && lines[i]!.endsWith(` ${command}`)) return lines.slice(i + 1).join('\n');
   }
   return '';
-}
-
-async function sessionStatus(server: LabServer, s: PageSession): Promise<number> {
-  const res = await fetch(`${server.url}/api/v1/sessions/${s.id}`, {
-    headers: { authorization: `Bearer ${s.token}` },
-  });
-  return res.status;
-}
-
-async function pollStatus(server: LabServer, s: PageSession, want: number, ms = 15_000): Promise<number> {
-  const deadline = Date.now() + ms;
-  let status = 0;
-  while (Date.now() < deadline) {
-    status = await sessionStatus(server, s);
-    if (status === want) return status;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return status;
 }
 
 describe('live labs: real server, real engine', () => {

@@ -25,7 +25,9 @@ import {
   labStatus,
   lessonWithLab,
   type PageSession,
+  pollStatus,
   sessionCreatedBy,
+  sessionStatus,
   type TestProxy,
   useLabServer,
   useSiteAndBrowser,
@@ -45,13 +47,6 @@ async function startLab(page: Page, base: string): Promise<PageSession> {
   const s = await sessionCreatedBy(page, () => lab.getByRole('button', { name: 'Start lab' }).click());
   await waitForState(page, LAB, 'ready');
   return s;
-}
-
-async function sessionStatus(server: LabServer, s: PageSession): Promise<number> {
-  const r = await fetch(`${server.url}/api/v1/sessions/${s.id}`, {
-    headers: { authorization: `Bearer ${s.token}` },
-  });
-  return r.status;
 }
 
 describe('refusals and endings, each with its own message', () => {
@@ -117,10 +112,11 @@ describe('refusals and endings, each with its own message', () => {
       assert.equal(sockets.opened(), 2, 'one socket per terminal, no retry loop');
       assert.equal(await labStatus(page, LAB), status, 'the message stays');
       // The page gave its useless session back.
-      const deadline = Date.now() + 10_000;
-      while ((await sessionStatus(server, s)) !== 404 && Date.now() < deadline)
-        await page.waitForTimeout(200);
-      assert.equal(await sessionStatus(server, s), 404, 'the page ended the session it could not use');
+      assert.equal(
+        await pollStatus(server, s, 404, 10_000),
+        404,
+        'the page ended the session it could not use',
+      );
     } finally {
       await page.close();
       await proxy?.close();

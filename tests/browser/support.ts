@@ -173,14 +173,30 @@ export async function waitForText(
   re: RegExp,
   timeout = 20_000,
 ): Promise<string> {
-  const deadline = Date.now() + timeout;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = await termText(page, lab, terminal);
-    if (re.test(text)) return text;
-    await page.waitForTimeout(100);
-  }
+  const text = await poll(
+    () => termText(page, lab, terminal),
+    (t) => re.test(t),
+    timeout,
+    100,
+  );
+  if (re.test(text)) return text;
   throw new Error(`terminal ${lab}/${terminal} never matched ${re}; its text:\n${text}`);
+}
+
+/** Reads until `done` holds or `ms` pass, every `everyMs`; returns the last value read. */
+export async function poll<T>(
+  read: () => Promise<T>,
+  done: (v: T) => boolean,
+  ms: number,
+  everyMs: number,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let v = await read();
+  while (!done(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    v = await read();
+  }
+  return v;
 }
 
 /** A shell prompt at the very end of the terminal. */
@@ -278,6 +294,29 @@ export async function sessionCreatedBy(page: Page, action: () => Promise<unknown
   const session = nextSession(page);
   await action();
   return session;
+}
+
+/** GET /api/v1/sessions/:id with the session's token: 200 while it lives, 404 once gone. */
+export async function sessionStatus(server: LabServer, s: PageSession): Promise<number> {
+  const res = await fetch(`${server.url}/api/v1/sessions/${s.id}`, {
+    headers: { authorization: `Bearer ${s.token}` },
+  });
+  return res.status;
+}
+
+/** Polls sessionStatus until it is `want` (or `ms` pass); returns the last status. */
+export async function pollStatus(
+  server: LabServer,
+  s: PageSession,
+  want: number,
+  ms = 15_000,
+): Promise<number> {
+  return poll(
+    () => sessionStatus(server, s),
+    (st) => st === want,
+    ms,
+    250,
+  );
 }
 
 /** The text of a lab's status line (its aria-live region). */

@@ -16,6 +16,7 @@ import type { Page } from 'playwright-core';
 import {
   type HeldResources,
   lessonWithLab,
+  pollStatus,
   sessionCreatedBy,
   useLabServer,
   useSiteAndBrowser,
@@ -130,18 +131,11 @@ describe('nothing left behind', () => {
     assert.deepEqual(after.intervals, before.intervals);
     assert.deepEqual(after.timeouts, before.timeouts);
     assert.deepEqual(after.listeners, before.listeners);
-    const deadline = Date.now() + 10_000;
-    let status = 0;
-    while (Date.now() < deadline) {
-      status = (
-        await fetch(`${served.server.url}/api/v1/sessions/${s.id}`, {
-          headers: { authorization: `Bearer ${s.token}` },
-        })
-      ).status;
-      if (status === 404) break;
-      await page.waitForTimeout(200);
-    }
-    assert.equal(status, 404, 'the page deleted the session that arrived after Cancel');
+    assert.equal(
+      await pollStatus(served.server, s, 404, 10_000),
+      404,
+      'the page deleted the session that arrived after Cancel',
+    );
   });
 });
 
