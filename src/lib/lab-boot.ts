@@ -6,20 +6,24 @@
  */
 import { checkHealth, type LabAvailability, setMessage } from './lab-health.ts';
 import { PROGRESS_KEY, renderProgress } from './panels/check-progress.ts';
+import { rememberScreenReader, screenReaderPreferred } from './reader-prefs.ts';
 
-type ControllerModule = typeof import('./lab-controller.ts');
-
-const SR_KEY = 'container-labs:screen-reader';
+type LabPage = import('./lab-controller.ts').LabPage;
+type Controller = ReturnType<LabPage['controllerFor']>;
 
 const roots = Array.from(document.querySelectorAll<HTMLElement>('[data-lab-block]'));
-let controllerModule: Promise<ControllerModule> | undefined;
+/** The page's labs (lab-controller.ts), loaded on the first click that needs them. */
+let labPage: Promise<LabPage> | undefined;
 
-function loadControllers(): Promise<ControllerModule> {
-  controllerModule ??= import('./lab-controller.ts').catch((err: unknown) => {
-    controllerModule = undefined; // let a later click try again
-    throw err;
-  });
-  return controllerModule;
+function loadLabPage(): Promise<LabPage> {
+  labPage ??= import('./lab-controller.ts').then(
+    (m) => new m.LabPage(window),
+    (err: unknown) => {
+      labPage = undefined; // let a later click try again
+      throw err;
+    },
+  );
+  return labPage;
 }
 
 function status(root: HTMLElement, text: string): void {
@@ -28,39 +32,24 @@ function status(root: HTMLElement, text: string): void {
 }
 
 /** Runs `fn` on the lab's controller, loading the terminal code first if needed. */
-async function withController(
-  root: HTMLElement,
-  fn: (c: ReturnType<ControllerModule['controllerFor']>) => unknown,
-): Promise<void> {
-  let mod: ControllerModule;
+async function withController(root: HTMLElement, fn: (c: Controller) => unknown): Promise<void> {
+  let page: LabPage;
   try {
-    mod = await loadControllers();
+    page = await loadLabPage();
   } catch {
     root.dataset.state = 'error';
     status(root, 'Could not load the terminal code. Check your connection, then press Retry.');
     return;
   }
-  await fn(mod.controllerFor(root, availability));
-}
-
-function screenReaderPreferred(): boolean {
-  try {
-    return localStorage.getItem(SR_KEY) === '1';
-  } catch {
-    return false;
-  }
+  await fn(page.controllerFor(root, availability));
 }
 
 function setScreenReader(on: boolean): void {
-  try {
-    localStorage.setItem(SR_KEY, on ? '1' : '0');
-  } catch {
-    // private mode: the toggle still works for this page
-  }
+  rememberScreenReader(on);
   for (const root of roots) {
     root.querySelector('[data-action="screen-reader"]')?.setAttribute('aria-pressed', String(on));
   }
-  controllerModule?.then((m) => m.setScreenReaderMode(on)).catch(() => {});
+  labPage?.then((p) => p.setScreenReaderMode(on)).catch(() => {});
 }
 
 /**
@@ -84,36 +73,28 @@ function setExpanded(root: HTMLElement, on: boolean): void {
   btn?.focus();
 }
 
+/** The buttons the controller answers. */
+const CONTROLLER_ACTIONS: Record<string, (c: Controller) => unknown> = {
+  start: (c) => c.start({ focus: true }),
+  retry: (c) => c.start({ focus: true }),
+  stop: (c) => c.stop(),
+  reset: (c) => c.reset(),
+  extend: (c) => c.extend(),
+  play: (c) => c.toggleRecording(),
+};
+
 function onAction(root: HTMLElement, action: string, button: HTMLButtonElement): void {
-  switch (action) {
-    case 'start':
-    case 'retry':
-      // Instant feedback while the terminal code downloads; the controller takes over.
-      if (!controllerModule) {
-        root.dataset.state = 'starting';
-        status(root, 'Starting the lab…');
-      }
-      void withController(root, (c) => c.start({ focus: true }));
-      break;
-    case 'stop':
-      void withController(root, (c) => c.stop());
-      break;
-    case 'reset':
-      void withController(root, (c) => c.reset());
-      break;
-    case 'extend':
-      void withController(root, (c) => c.extend());
-      break;
-    case 'play':
-      void withController(root, (c) => c.toggleRecording());
-      break;
-    case 'expand':
-      setExpanded(root, button.getAttribute('aria-pressed') !== 'true');
-      break;
-    case 'screen-reader':
-      setScreenReader(button.getAttribute('aria-pressed') !== 'true');
-      break;
+  const pressed = button.getAttribute('aria-pressed') !== 'true';
+  if (action === 'expand') setExpanded(root, pressed);
+  if (action === 'screen-reader') setScreenReader(pressed);
+  const act = CONTROLLER_ACTIONS[action];
+  if (!act) return;
+  // Instant feedback while the terminal code downloads; the controller takes over.
+  if ((action === 'start' || action === 'retry') && !labPage) {
+    root.dataset.state = 'starting';
+    status(root, 'Starting the lab…');
   }
+  void withController(root, act);
 }
 
 /** The lab a code block runs in: the nearest one before it, else the first one after it. */
@@ -205,7 +186,7 @@ function applyAvailability(a: LabAvailability): void {
   const mode = a.kind === 'live' ? 'live' : 'offline';
   for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run], [data-check]'))
     block.dataset.labMode = mode;
-  controllerModule?.then((m) => m.setAvailability(a)).catch(() => {});
+  labPage?.then((p) => p.setAvailability(a)).catch(() => {});
   if (a.kind === 'live') return;
   for (const root of roots) {
     // Only labs nobody has touched yet switch to the offline presentation.

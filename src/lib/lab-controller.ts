@@ -1,19 +1,19 @@
 /**
  * The heavy half of a lab block, imported by `lab-boot.ts` on the first click that needs
- * it. One LabController per `<Lab>` element owns everything that lab creates: the
- * session (ended on Stop, Reset, expiry and page leave), one xterm.js terminal and one
- * TerminalClient per terminal, the countdown, and the recording player.
- *
- * What the reader sees follows `data-state` on the lab element (styles in lab.css):
- *   idle → starting → ready → stopped | expired | error
- *   offline (no server) / engine-down (server without engine): note + recording.
+ * it. A LabController carries out what its session state machine (lab-machine.ts)
+ * decides, and owns what that creates: the panes (terminal-pane.ts: xterm + client), the
+ * kernel view, the recording (lab-recording.ts) for the block's lifetime; the terminal
+ * clients, countdown and other timers of a session for that session's run only (disposed
+ * on Stop, Reset, expiry, refusal and page leave). A LabPage owns the page's controllers
+ * and the page-wide listeners.
  */
-import { CastPlayer, type CastTrack, type PlayerState, parseCast } from './cast-player.ts';
+
+import { type Disposable, DisposableStore, toDisposable } from './disposable.ts';
 import {
   createSession,
   deleteSession,
   extendSession,
-  type LabApiError,
+  LabApiError,
   type LabSession,
   probeSession,
   type SessionTerminal,
@@ -21,52 +21,21 @@ import {
   terminalTicket,
 } from './lab-api.ts';
 import { type LabAvailability, setMessage } from './lab-health.ts';
+import {
+  ATTACH_TIMEOUT_MS,
+  type LabEffect,
+  type LabEvent,
+  LabMachine,
+  type LabState,
+  LOW_TIME_MS,
+} from './lab-machine.ts';
+import { LabRecording } from './lab-recording.ts';
 import { KernelView } from './panels/kernel-view.ts';
 import { runStepCheck, showCheck } from './panels/step-checks.ts';
-import { type EndReason, TerminalClient, TerminalUrlRefused } from './terminal-client.ts';
-import { openTerminal, terminalText, type XTerm } from './xterm-setup.ts';
+import { TerminalUrlRefused } from './terminal-client.ts';
+import { TerminalPane } from './terminal-pane.ts';
 
-export type LabState =
-  | 'idle'
-  | 'starting'
-  | 'ready'
-  | 'stopped'
-  | 'expired'
-  | 'error'
-  | 'offline'
-  | 'engine-down';
-
-/** How long all terminals may take to attach before the start counts as failed. */
-const ATTACH_TIMEOUT_MS = 20_000;
-/** Below this much time left the countdown turns amber and the reader is told once. */
-const LOW_TIME_MS = 2 * 60_000;
-const SR_KEY = 'container-labs:screen-reader';
-
-interface Pane {
-  name: string;
-  title: string;
-  el: HTMLElement;
-  screen: HTMLElement;
-  badge: HTMLElement;
-  recording: string | undefined;
-  xterm: XTerm | undefined;
-  /** 'live' terminals take input; 'replay' ones belong to the recording player. */
-  kind: 'live' | 'replay' | undefined;
-  client: TerminalClient | undefined;
-  /** After the shell exited: the next Enter opens a new shell. */
-  waitingForEnter: boolean;
-  /** Resolves on the first output after (re)connecting: the shell is there. */
-  firstOutput: Promise<void>;
-  gotOutput: () => void;
-}
-
-function screenReaderPreferred(): boolean {
-  try {
-    return localStorage.getItem(SR_KEY) === '1';
-  } catch {
-    return false;
-  }
-}
+export type { LabState } from './lab-machine.ts';
 
 function formatLeft(ms: number): string {
   const s = Math.max(0, Math.ceil(ms / 1000));
@@ -76,203 +45,125 @@ function formatLeft(ms: number): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
 }
 
-function minutesText(ms: number): string {
-  const m = Math.round(ms / 60_000);
-  return m <= 1 ? 'about a minute' : `${m} minutes`;
-}
-
-function listTitles(panes: Pane[]): string {
+function listTitles(panes: TerminalPane[]): string {
   const t = panes.map((p) => `“${p.title}”`);
   return t.length <= 1 ? (t[0] ?? '') : `${t.slice(0, -1).join(', ')} and ${t.at(-1)}`;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(fallback), ms);
-    p.then((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
+/**
+ * A terminal's socket URLs: the ticket that came with the session first, then a fresh one
+ * for each reconnect. A session the server no longer has, or a token it no longer takes,
+ * ends the terminal instead of retrying.
+ */
+function socketUrls(session: LabSession, t: SessionTerminal): () => Promise<string> {
+  let first = t.ticket;
+  return async () => {
+    let ticket = first;
+    first = undefined;
+    if (!ticket) {
+      try {
+        ticket = await terminalTicket(session, t);
+      } catch (err) {
+        const status = err instanceof LabApiError ? err.status : 0;
+        if (status === 404) throw new TerminalUrlRefused('not-found', 'session unknown');
+        if (status === 410) throw new TerminalUrlRefused('session-ended', 'session ended');
+        if (status === 401) throw new TerminalUrlRefused('bad-token', (err as Error).message);
+        throw err;
+      }
+    }
+    return terminalSocketUrl(t, ticket);
+  };
 }
 
-export class LabController {
+export class LabController implements Disposable {
   readonly root: HTMLElement;
   readonly labId: string;
-  readonly panes: Pane[];
-  #state: LabState;
-  #session: LabSession | undefined;
-  /** Bumped by every start/stop; async work started under an older generation gives up. */
-  #gen = 0;
-  #ready: Promise<boolean> | undefined;
-  #expiresAt = 0;
-  #lowTimeTold = false;
-  #countdown: ReturnType<typeof setInterval> | undefined;
-  #elapsed: ReturnType<typeof setInterval> | undefined;
-  #reconnectTold = false;
-  #probing = false;
-  #player: CastPlayer | undefined;
-  #leftPage = false;
-  /** The "Kernel view" panels; they poll only while open, visible and attached to a session. */
+  readonly panes: readonly TerminalPane[];
   readonly kernelView: KernelView | undefined;
+  readonly #machine: LabMachine<LabSession>;
+  readonly #recording: LabRecording;
+  /** What lives as long as the block: panes, kernel view, recording, the elapsed counter. */
+  readonly #store = new DisposableStore();
+  /** What lives as long as one run of the machine: clients, countdown, attach timeout. */
+  #run = new DisposableStore();
+  #elapsed: Disposable | undefined;
+  /** The current run's attach timeout, dropped once ready. */
+  #attachTimeout: Disposable | undefined;
+  /** start() callers waiting for the start to end (true once ready). */
+  #waiters: ((ok: boolean) => void)[] = [];
+  readonly #beforeStart: (c: LabController) => Promise<void>;
 
-  constructor(root: HTMLElement) {
+  /** `beforeStart`: LabPage ends another block's session of the same lab first. */
+  constructor(
+    root: HTMLElement,
+    opts: { availability?: LabAvailability; beforeStart?(c: LabController): Promise<void> } = {},
+  ) {
     this.root = root;
-    this.kernelView = KernelView.in(root);
+    this.#beforeStart = opts.beforeStart ?? (async () => {});
+    const availability = opts.availability;
     this.labId = root.dataset.lab ?? '';
     const s = root.dataset.state;
-    this.#state = s === 'offline' || s === 'engine-down' ? s : 'idle';
-    this.panes = Array.from(root.querySelectorAll<HTMLElement>('[data-terminal]')).map((el) => {
-      const pane: Pane = {
-        name: el.dataset.terminal ?? '',
-        title: el.dataset.title ?? el.dataset.terminal ?? '',
-        el,
-        screen: el.querySelector<HTMLElement>('[data-screen]') ?? el,
-        badge: el.querySelector<HTMLElement>('[data-badge]') ?? el,
-        recording: el.dataset.recording,
-        xterm: undefined,
-        kind: undefined,
-        client: undefined,
-        waitingForEnter: false,
-        firstOutput: Promise.resolve(),
-        gotOutput: () => {},
-      };
-      return pane;
+    this.#machine = new LabMachine({
+      now: Date.now,
+      state: s === 'offline' || s === 'engine-down' ? s : 'idle',
     });
+    if (availability) this.#machine.dispatch({ type: 'availability', availability });
+    this.panes = Array.from(root.querySelectorAll<HTMLElement>('[data-terminal]'), (el) =>
+      this.#store.add(new TerminalPane(el)),
+    );
+    this.kernelView = KernelView.in(root);
+    if (this.kernelView) this.#store.add(this.kernelView);
+    this.#recording = this.#store.add(new LabRecording(root, this.panes, (m) => this.#announce(m)));
+    this.#store.add(toDisposable(() => this.#run.dispose()));
   }
 
   get state(): LabState {
-    return this.#state;
+    return this.#machine.state;
   }
 
-  get session(): LabSession | undefined {
-    return this.#session;
+  /** Whether a session is live or being made (LabPage lets one block per lab hold one). */
+  get busy(): boolean {
+    return this.state === 'starting' || this.#machine.session !== undefined;
   }
 
-  // ---- lifecycle -------------------------------------------------------------------
-
-  /** Starts a sandbox (no-op if one is running or starting). Resolves true once ready. */
-  start(opts: { focus?: boolean } = {}): Promise<boolean> {
-    if (this.#state === 'ready') return Promise.resolve(true);
-    if (this.#state === 'starting' && this.#ready) return this.#ready;
-    this.#ready = this.#start(opts.focus ?? false);
-    return this.#ready;
-  }
-
-  async #start(focus: boolean): Promise<boolean> {
-    // One session per lab per tab: a second block of the same lab takes it over.
-    for (const other of controllers.values()) {
-      if (other !== this && other.labId === this.labId && other.#session) await other.stop();
-    }
-    const gen = ++this.#gen;
-    this.#stopPlayer();
-    this.#leftPage = false;
-    this.#setState('starting', 'Starting the lab: creating your sandbox…');
-    this.#startElapsed();
-
-    let session: LabSession;
-    try {
-      session = await createSession(this.labId);
-    } catch (err) {
-      if (gen !== this.#gen) return false;
-      this.#stopElapsed();
-      this.#startFailed(err as LabApiError);
-      return false;
-    }
-    if (gen !== this.#gen) {
-      // Cancelled while the server was creating it.
-      void deleteSession(session).catch(() => {});
-      return false;
-    }
-    this.#session = session;
-    this.#setExpiry(session.expiresAt);
-    this.#announce('Starting the lab: connecting the terminals…');
-
-    // Terminals are matched by name: the page knows them from lab.yaml at build time.
-    const live = this.panes.flatMap((pane) => {
-      const t = session.terminals.find((x) => x.name === pane.name);
-      return t ? [{ pane, url: this.#socketUrls(session, t) }] : [];
-    });
-    const attached = Promise.all(live.map(({ pane, url }) => this.#connect(pane, url, gen))).then((r) =>
-      r.every(Boolean),
-    );
-    const ok = await withTimeout(attached, ATTACH_TIMEOUT_MS, false);
-    if (gen !== this.#gen) return false;
-    this.#stopElapsed();
-    if (!ok) {
-      this.#teardown();
-      void deleteSession(session).catch(() => {});
-      this.#setState('error', 'The terminals did not connect. Press Retry, or reload the page.');
-      return false;
-    }
-    this.#setState(
-      'ready',
-      `Ready: ${live.length > 1 ? 'type in either terminal' : 'type in the terminal'}. ${minutesText(this.#expiresAt - Date.now())} left.`,
-    );
-    this.#startCountdown();
-    this.kernelView?.attach(session);
-    const active = document.activeElement;
-    if (focus && (!active || active === document.body || this.root.contains(active)))
-      live[0]?.pane.xterm?.term.focus();
-    return true;
+  /** Starts a sandbox (joins a start in progress). Resolves true once ready. */
+  async start(opts: { focus?: boolean } = {}): Promise<boolean> {
+    if (this.state === 'ready') return true;
+    if (this.state !== 'starting') await this.#beforeStart(this);
+    const done = new Promise<boolean>((resolve) => this.#waiters.push(resolve));
+    void this.#send({ type: 'start', focus: opts.focus ?? false });
+    return done;
   }
 
   /** Ends the sandbox; the terminals keep their last screen, read-only. */
-  async stop(): Promise<void> {
-    const session = this.#session;
-    const wasStarting = this.#state === 'starting';
-    this.#gen++;
-    this.#teardown();
-    this.#stopElapsed();
-    this.#setStartLabel('Start again');
-    this.#setState(
-      'stopped',
-      wasStarting && !session
-        ? 'Start cancelled.'
-        : 'Lab stopped: its sandbox is gone. Start again for a fresh one.',
-    );
-    if (session) await deleteSession(session).catch(() => {});
+  stop(): Promise<void> {
+    return this.#send({ type: 'stop' });
   }
 
   /** Throws the sandbox away and starts a fresh one. */
-  async reset(): Promise<boolean> {
-    const session = this.#session;
-    this.#gen++;
-    this.#teardown();
-    this.#setState('starting', 'Resetting: removing the old sandbox…');
-    if (session) await deleteSession(session).catch(() => {});
-    for (const p of this.panes) p.xterm?.term.reset();
-    this.#ready = this.#start(true);
-    return this.#ready;
+  reset(): Promise<boolean> {
+    const done = new Promise<boolean>((resolve) => this.#waiters.push(resolve));
+    void this.#send({ type: 'reset' });
+    return done;
   }
 
-  async extend(): Promise<void> {
-    const session = this.#session;
-    if (!session) return;
-    const button = this.root.querySelector<HTMLButtonElement>('[data-action="extend"]');
-    if (button) button.disabled = true;
-    try {
-      this.#setExpiry(await extendSession(session));
-      this.#lowTimeTold = false;
-      this.#announce(`Extended: ${minutesText(this.#expiresAt - Date.now())} left.`);
-    } catch (err) {
-      this.#announce((err as LabApiError).message);
-    } finally {
-      if (button) button.disabled = false;
-    }
+  extend(): Promise<void> {
+    return this.#send({ type: 'extend' });
   }
 
   /** Types `command` + Enter into one terminal (or `both`), starting the lab if needed. */
   async run(target: string, command: string): Promise<boolean> {
-    const panes = target === 'both' ? this.panes : this.panes.filter((p) => p.name === target);
+    const panes = target === 'both' ? [...this.panes] : this.panes.filter((p) => p.name === target);
     if (panes.length === 0) return false;
-    if (this.#state !== 'ready' && !(await this.start())) return false;
+    if (this.state !== 'ready' && !(await this.start())) return false;
     this.#reveal();
     const keys = `${command.replace(/\r?\n/g, '\r')}\r`;
+    const run = this.#run;
     for (const pane of panes) {
       // Wait (briefly) for the prompt, so the command is not echoed before it.
-      await withTimeout(pane.firstOutput, 3000, undefined);
-      pane.client?.send(keys);
+      await pane.prompted(3000, run);
+      if (run.disposed) return false;
+      pane.send(keys);
     }
     const first = command.split('\n')[0] ?? '';
     const where = panes.length > 1 ? 'both terminals' : listTitles(panes);
@@ -282,7 +173,7 @@ export class LabController {
 
   /** Runs a step check (`<Check>` element) in this lab's session, starting the lab if needed. */
   async check(el: HTMLElement): Promise<void> {
-    if (this.#state !== 'ready' || !this.#session) {
+    if (this.state !== 'ready') {
       showCheck(el, {
         kind: 'pending',
         text: 'Starting the lab first: the check looks inside your sandbox…',
@@ -295,422 +186,217 @@ export class LabController {
         return;
       }
     }
-    const session = this.#session;
+    const session = this.#machine.session;
     if (session) await runStepCheck(session, el);
   }
 
   /** Play / pause / replay the recorded session. */
-  async toggleRecording(): Promise<void> {
-    if (this.#player) {
-      this.#player.toggle();
-      return;
-    }
-    const panes = this.panes.flatMap((pane) => (pane.recording ? [{ pane, recording: pane.recording }] : []));
-    if (panes.length === 0) return;
-    this.#announce('Loading the recording…');
-    let tracks: CastTrack[];
-    try {
-      tracks = await Promise.all(
-        panes.map(async ({ pane, recording }) => {
-          const res = await fetch(recording);
-          if (!res.ok) throw new Error(`${res.status}`);
-          const cast = parseCast(await res.text());
-          const x = this.#terminal(pane, 'replay');
-          return { cast, write: (d: string) => x.term.write(d), reset: () => x.term.reset() };
-        }),
-      );
-    } catch {
-      this.#announce('Could not load the recording.');
-      return;
-    }
-    this.#player = new CastPlayer(tracks, { onState: (s) => this.#playerState(s) });
-    this.#player.play();
+  toggleRecording(): Promise<void> {
+    return this.#recording.toggle();
   }
 
-  setAvailability(a: LabAvailability): void {
-    if (
-      a.kind === 'live' ||
-      (this.#state !== 'idle' && this.#state !== 'offline' && this.#state !== 'engine-down')
-    )
-      return;
-    this.#state = a.kind === 'no-server' ? 'offline' : 'engine-down';
+  setAvailability(availability: LabAvailability): void {
+    void this.#send({ type: 'availability', availability });
   }
 
   setScreenReaderMode(on: boolean): void {
-    for (const p of this.panes) if (p.xterm) p.xterm.term.options.screenReaderMode = on;
+    for (const p of this.panes) p.setScreenReaderMode(on);
   }
 
   /** pagehide: end the session even though the page is going away. */
   leavePage(): void {
-    const session = this.#session;
-    if (!session) return;
-    this.#gen++;
-    this.#teardown();
-    this.#leftPage = true;
-    void deleteSession(session, true).catch(() => {});
+    void this.#send({ type: 'page-left' });
   }
 
   /** pageshow from the back/forward cache: the session was ended on leave. */
   cameBack(): void {
-    if (!this.#leftPage) return;
-    this.#leftPage = false;
-    this.#setStartLabel('Start again');
-    this.#setState('stopped', 'The lab ended when you left the page. Start again for a fresh sandbox.');
+    void this.#send({ type: 'page-back' });
   }
 
-  /** Test hook: the text of one terminal. */
-  text(terminal: string): string {
-    const pane = this.panes.find((p) => p.name === terminal);
-    return pane?.xterm ? terminalText(pane.xterm.term) : '';
+  online(): void {
+    void this.#send({ type: 'online' });
   }
 
-  /** Test hook: drop one terminal's socket as a network failure would. */
-  drop(terminal: string): void {
-    this.panes.find((p) => p.name === terminal)?.client?.drop();
+  dispose(): void {
+    this.leavePage();
+    this.#store.dispose();
+    for (const w of this.#waiters.splice(0)) w(false);
   }
 
-  // ---- terminals -------------------------------------------------------------------
-
-  /** The pane's xterm of the wanted kind (live or replay), created on first use. */
-  #terminal(pane: Pane, kind: 'live' | 'replay'): XTerm {
-    if (pane.xterm && pane.kind === kind) return pane.xterm;
-    pane.xterm?.dispose();
-    pane.screen.querySelector('[data-placeholder]')?.remove();
-    const x = openTerminal(pane.screen, {
-      readOnly: kind === 'replay',
-      screenReaderMode: screenReaderPreferred(),
-      label: kind === 'replay' ? `Recording: ${pane.title}` : `Terminal: ${pane.title}`,
-    });
-    if (kind === 'live') {
-      x.term.onData((d) => this.#input(pane, d));
-      x.term.onBinary((d) => {
-        const bytes = new Uint8Array(d.length);
-        for (let i = 0; i < d.length; i++) bytes[i] = d.charCodeAt(i) & 0xff;
-        pane.client?.send(bytes);
-      });
-      x.term.onResize(({ cols, rows }) => pane.client?.resize(cols, rows));
-    }
-    pane.xterm = x;
-    pane.kind = kind;
-    pane.el.dataset.kind = kind;
-    return x;
+  /** Feeds one event to the machine and carries out its effects; resolves when their requests have. */
+  #send(ev: LabEvent<LabSession>): Promise<void> {
+    if (this.#store.disposed) return Promise.resolve();
+    const effects = this.#machine.dispatch(ev);
+    const pending = effects.map((e) => this.#perform(e));
+    this.#render();
+    return Promise.all(pending).then(() => {});
   }
 
-  #input(pane: Pane, data: string): void {
-    if (pane.waitingForEnter) {
-      if (data === '\r' && pane.client) {
-        pane.waitingForEnter = false;
-        this.#setBadge(pane, 'Connecting…');
-        pane.client.connect();
-      }
-      return;
-    }
-    pane.client?.send(data);
-  }
-
-  /**
-   * A terminal's socket URLs: the ticket that came with the session first, then a fresh one
-   * for each reconnect. A session that is gone, or a token the server no longer takes, ends
-   * the terminal instead of retrying.
-   */
-  #socketUrls(session: LabSession, t: SessionTerminal): () => Promise<string> {
-    let first = t.ticket;
-    return async () => {
-      let ticket = first;
-      first = undefined;
-      if (!ticket) {
-        try {
-          ticket = await terminalTicket(session, t);
-        } catch (err) {
-          const status = (err as LabApiError).status;
-          if (status === 404 || status === 410) throw new TerminalUrlRefused('session-ended', 'session gone');
-          if (status === 401) throw new TerminalUrlRefused('bad-token', (err as Error).message);
-          throw err;
-        }
-      }
-      return terminalSocketUrl(t, ticket);
-    };
-  }
-
-  #connect(pane: Pane, url: () => Promise<string>, gen: number): Promise<boolean> {
-    const x = this.#terminal(pane, 'live');
-    x.term.reset();
-    x.term.options.disableStdin = false;
-    x.term.options.cursorBlink = true;
-    pane.client?.close();
-    pane.waitingForEnter = false;
-    this.#expectOutput(pane);
-    return new Promise<boolean>((resolve) => {
-      const client = new TerminalClient({
-        url,
-        size: () => ({ cols: x.term.cols, rows: x.term.rows }),
-        sink: {
-          write: (data, done) => {
-            pane.gotOutput();
-            x.term.write(data, done);
+  #perform(e: LabEffect<LabSession>): Promise<void> | undefined {
+    switch (e.type) {
+      case 'announce':
+        this.#announce(e.message);
+        return;
+      case 'create':
+        return createSession(this.labId).then(
+          (session) =>
+            this.#send({
+              type: 'created',
+              run: e.run,
+              session,
+              expiresAt: session.expiresAt,
+              terminals: this.panes
+                .filter((p) => session.terminals.some((t) => t.name === p.name))
+                .map((p) => p.name),
+            }),
+          (err: unknown) => {
+            const api = err instanceof LabApiError ? err : undefined;
+            return this.#send({
+              type: 'create-failed',
+              run: e.run,
+              error: {
+                code: api?.code ?? 'network',
+                message: api?.message ?? 'The lab could not start.',
+                retryAfter: api?.retryAfter,
+              },
+            });
           },
-          reset: () => x.term.reset(),
-        },
-        onStatus: (status, attempt) => {
-          if (gen !== this.#gen) return;
-          if (status === 'attached') {
-            resolve(true);
-            this.#paneAttached(pane);
-          } else if (status === 'reconnecting') {
-            this.#paneReconnecting(pane, attempt);
-          } else if (status === 'connecting') {
-            this.#expectOutput(pane);
-          }
-        },
-        onMessage: (msg) => {
-          if (gen !== this.#gen) return;
-          if (msg.type === 'attached' || msg.type === 'expiring') this.#setExpiry(msg.expiresAt);
-          if (msg.type === 'expiring')
-            this.#announce(
-              `This lab ends in ${minutesText(this.#expiresAt - Date.now())}. Press Extend for more time.`,
-            );
-          if (msg.type === 'notice') this.#announce(msg.message);
-          if (msg.type === 'error')
-            console.warn(`lab ${this.labId}/${pane.name}: ${msg.code}: ${msg.message}`);
-        },
-        onEnd: (reason) => {
-          resolve(false);
-          if (gen === this.#gen) this.#paneEnded(pane, reason);
-        },
-      });
-      pane.client = client;
-      client.connect();
-    });
+        );
+      case 'delete': {
+        const run = e.report;
+        const done = deleteSession(e.session, e.keepalive).catch(() => {});
+        return run === undefined ? done : done.then(() => this.#send({ type: 'deleted', run }));
+      }
+      case 'connect':
+        this.#connect(e.run, e.session);
+        return;
+      case 'ready':
+        this.#ready(e.session, e.focus);
+        return;
+      case 'end-run':
+        this.#run.dispose();
+        this.#run = new DisposableStore();
+        return;
+      case 'extend': {
+        const run = e.run;
+        return extendSession(e.session).then(
+          (expiresAt) => this.#send({ type: 'extended', run, expiresAt }),
+          (err: unknown) => this.#send({ type: 'extend-failed', run, message: (err as Error).message }),
+        );
+      }
+      case 'probe': {
+        const run = e.run;
+        return probeSession(e.session).then((result) => this.#send({ type: 'probed', run, result }));
+      }
+      case 'retry-now':
+        for (const p of this.panes) p.retryNow();
+        return;
+      case 'clear-screens':
+        for (const p of this.panes) p.clear();
+        return;
+      case 'stop-player':
+        this.#recording.stop();
+        return;
+      case 'engine-detail': {
+        const detail = this.root.querySelector<HTMLElement>('[data-engine-detail]');
+        if (detail) setMessage(detail, e.message);
+        return;
+      }
+    }
   }
 
-  #expectOutput(pane: Pane): void {
-    pane.firstOutput = new Promise<void>((resolve) => {
-      pane.gotOutput = () => {
-        pane.gotOutput = () => {};
-        resolve();
+  /** Opens each pane's terminal of the session; the run owns the clients and the timeout. */
+  #connect(run: number, session: LabSession): void {
+    const owner = this.#run;
+    for (const pane of this.panes) {
+      const t = session.terminals.find((x) => x.name === pane.name);
+      if (!t) continue;
+      const send = (ev: LabEvent<LabSession>) => {
+        if (!owner.disposed) void this.#send(ev);
       };
-    });
-  }
-
-  #paneAttached(pane: Pane): void {
-    this.#setBadge(pane, '');
-    if (this.#reconnectTold && this.panes.every((p) => !p.client || p.client.status === 'attached')) {
-      this.#reconnectTold = false;
-      this.#announce('Reconnected: same shells as before.');
+      owner.add(
+        pane.connect(socketUrls(session, t), {
+          onStatus: (status, attempt) => {
+            if (status === 'attached') send({ type: 'attached', run, terminal: pane.name });
+            if (status === 'reconnecting') send({ type: 'reconnecting', run, terminal: pane.name, attempt });
+          },
+          onMessage: (msg) => {
+            if (msg.type === 'attached' || msg.type === 'expiring')
+              send({ type: 'expiry', run, expiresAt: msg.expiresAt, warn: msg.type === 'expiring' });
+            else if (msg.type === 'notice') send({ type: 'notice', run, message: msg.message });
+            else if (msg.type === 'error')
+              console.warn(`lab ${this.labId}/${pane.name}: ${msg.code}: ${msg.message}`);
+          },
+          onEnd: (reason) => send({ type: 'ended', run, terminal: pane.name, reason }),
+        }),
+      );
     }
-  }
-
-  #paneReconnecting(pane: Pane, attempt: number): void {
-    this.#setBadge(pane, 'Reconnecting…');
-    if (!this.#reconnectTold && this.#state === 'ready') {
-      this.#reconnectTold = true;
-      this.#announce('Connection lost: reconnecting…');
-    }
-    // After a few failures, ask whether the session still exists at all.
-    if (attempt >= 3 && !this.#probing && this.#session) {
-      const session = this.#session;
-      const gen = this.#gen;
-      this.#probing = true;
-      void probeSession(session).then((r) => {
-        this.#probing = false;
-        if (r === 'gone' && gen === this.#gen) this.#sessionGone();
-      });
-    }
-  }
-
-  #paneEnded(pane: Pane, reason: EndReason): void {
-    switch (reason) {
-      case 'closed':
-        return;
-      case 'shell-exited':
-        pane.waitingForEnter = true;
-        this.#setBadge(pane, 'Shell exited');
-        pane.xterm?.term.write('\r\n\x1b[2m[The shell exited. Press Enter for a new one.]\x1b[0m\r\n');
-        return;
-      case 'session-ended':
-      case 'not-found':
-      case 'bad-token':
-        this.#sessionGone();
-        return;
-      case 'replaced':
-        this.#fail(
-          'This lab was opened in another window, which took over its terminals. Press Retry for a fresh sandbox here.',
-        );
-        return;
-      case 'server-shutdown':
-        this.#fail('The lab server is restarting. Press Retry in a moment for a fresh sandbox.');
-        return;
-      case 'policy':
-        this.#fail(
-          'The lab server closed this terminal: it received too many invalid messages from this page. Reload the page, then press Retry.',
-        );
-        return;
-      case 'forbidden-origin':
-        this.#fail('The lab server does not accept terminals from this address of the site.');
-        return;
-      case 'gave-up':
-        this.#fail('Lost the connection to the lab. Check your network, then press Retry.');
-        return;
-    }
-  }
-
-  /** The server ended the session (time up, idle, stopped elsewhere). */
-  #sessionGone(): void {
-    const timeUp = this.#expiresAt - Date.now() < 5000;
-    this.#gen++;
-    this.#teardown();
-    this.#setStartLabel('Start again');
-    this.#setState(
-      'expired',
-      timeUp
-        ? 'Time is up: this sandbox has been removed. Start again for a fresh one.'
-        : 'This sandbox has ended (idle too long, or stopped elsewhere). Start again for a fresh one.',
+    this.#attachTimeout = owner.timeout(
+      () => void this.#send({ type: 'attach-timeout', run }),
+      ATTACH_TIMEOUT_MS,
     );
   }
 
-  #fail(message: string): void {
-    const session = this.#session;
-    this.#gen++;
-    this.#teardown();
-    if (session) void deleteSession(session).catch(() => {});
-    this.#setState('error', message);
-  }
-
-  #startFailed(err: LabApiError): void {
-    switch (err.code) {
-      case 'no_server':
-        this.#setState('offline', 'Live labs are not available here.');
-        return;
-      case 'engine_unavailable': {
-        const detail = this.root.querySelector<HTMLElement>('[data-engine-detail]');
-        if (detail) setMessage(detail, err.message);
-        this.#setState('engine-down', 'Live labs are unavailable right now.');
-        return;
-      }
-      case 'out_of_capacity':
-      case 'rate_limited': {
-        const wait = err.retryAfter
-          ? ` Try again in ${err.retryAfter < 90 ? `${Math.ceil(err.retryAfter)} seconds` : minutesText(err.retryAfter * 1000)}.`
-          : '';
-        this.#setState('error', `${err.message}${wait}`);
-        return;
-      }
-      default:
-        this.#setState('error', err.message || 'The lab could not start.');
+  #ready(session: LabSession, focus: boolean): void {
+    const owner = this.#run;
+    owner.drop(this.#attachTimeout);
+    owner.interval(() => void this.#send({ type: 'tick' }), 1000);
+    void this.#send({ type: 'tick' });
+    if (this.kernelView) {
+      const kv = this.kernelView;
+      kv.attach(session);
+      owner.add(toDisposable(() => kv.detach()));
     }
-  }
-
-  /** Closes sockets, stops timers, forgets the session; the screens stay, read-only. */
-  #teardown(): void {
-    this.#session = undefined;
-    this.kernelView?.detach();
-    this.#reconnectTold = false;
-    clearInterval(this.#countdown);
-    for (const p of this.panes) {
-      p.client?.close();
-      p.client = undefined;
-      p.waitingForEnter = false;
-      this.#setBadge(p, '');
-      if (p.xterm && p.kind === 'live') {
-        p.xterm.term.options.disableStdin = true;
-        p.xterm.term.options.cursorBlink = false;
-        p.xterm.term.blur();
-      }
-    }
-  }
-
-  // ---- recording -------------------------------------------------------------------
-
-  #playerState(s: PlayerState): void {
-    this.root.dataset.player = s;
-    const label = this.root.querySelector<HTMLElement>('[data-action="play"] [data-label]');
-    if (label)
-      label.textContent = { ready: 'Play recording', playing: 'Pause', paused: 'Resume', ended: 'Replay' }[s];
-    if (s === 'playing') this.#announce('Playing the recording.');
-    if (s === 'ended') this.#announce('The recording has finished.');
-  }
-
-  #stopPlayer(): void {
-    this.#player?.dispose();
-    this.#player = undefined;
-    delete this.root.dataset.player;
-    const label = this.root.querySelector<HTMLElement>('[data-action="play"] [data-label]');
-    if (label) label.textContent = 'Play recording';
+    const active = document.activeElement;
+    if (focus && (!active || active === document.body || this.root.contains(active)))
+      this.panes.find((p) => p.focusable)?.focus();
   }
 
   // ---- presentation ----------------------------------------------------------------
 
-  #setState(state: LabState, message: string): void {
-    this.#state = state;
+  #render(): void {
+    const state = this.#machine.state;
+    const d = this.#machine.display;
     this.root.dataset.state = state;
-    this.#announce(message);
+    const label = this.root.querySelector<HTMLElement>('[data-action="start"] [data-label]');
+    if (label && d.startAgain) label.textContent = 'Start again';
+    const extend = this.root.querySelector<HTMLButtonElement>('[data-action="extend"]');
+    if (extend) extend.disabled = d.extending;
+    if (d.expiresAt) this.#renderCountdown(d.expiresAt - Date.now());
+    this.#renderElapsed(state === 'starting');
+    if (state !== 'starting') for (const w of this.#waiters.splice(0)) w(state === 'ready');
+  }
+
+  #renderCountdown(left: number): void {
+    const el = this.root.querySelector<HTMLElement>('[data-countdown]');
+    if (el) {
+      el.textContent = formatLeft(left);
+      el.setAttribute('datetime', `PT${Math.max(0, Math.ceil(left / 1000))}S`);
+    }
+    this.root.toggleAttribute('data-time-low', left < LOW_TIME_MS);
+  }
+
+  /** Seconds since the start began, while starting. */
+  #renderElapsed(on: boolean): void {
+    if (on === (this.#elapsed !== undefined)) return;
+    const el = this.root.querySelector<HTMLElement>('[data-elapsed]');
+    if (el) el.textContent = '';
+    if (!on) {
+      this.#store.drop(this.#elapsed);
+      this.#elapsed = undefined;
+      return;
+    }
+    const t0 = performance.now();
+    this.#elapsed = this.#store.interval(() => {
+      const s = Math.floor((performance.now() - t0) / 1000);
+      if (el) el.textContent = s >= 1 ? `${s} s` : '';
+    }, 250);
   }
 
   /** The status line is the lab's aria-live region: say each thing once, briefly. */
   #announce(message: string): void {
     const el = this.root.querySelector<HTMLElement>('[data-status]');
     if (el) setMessage(el, message);
-  }
-
-  #setBadge(pane: Pane, text: string): void {
-    pane.badge.textContent = text;
-    if (text) pane.el.dataset.conn = text === 'Reconnecting…' ? 'reconnecting' : 'notice';
-    else delete pane.el.dataset.conn;
-  }
-
-  #setStartLabel(text: string): void {
-    const label = this.root.querySelector<HTMLElement>('[data-action="start"] [data-label]');
-    if (label) label.textContent = text;
-  }
-
-  #setExpiry(iso: string): void {
-    const t = Date.parse(iso);
-    if (Number.isFinite(t)) this.#expiresAt = t;
-    this.#renderCountdown();
-  }
-
-  #startCountdown(): void {
-    clearInterval(this.#countdown);
-    this.#lowTimeTold = false;
-    this.#renderCountdown();
-    this.#countdown = setInterval(() => this.#renderCountdown(), 1000);
-  }
-
-  #renderCountdown(): void {
-    const left = this.#expiresAt - Date.now();
-    const el = this.root.querySelector<HTMLElement>('[data-countdown]');
-    if (el) {
-      el.textContent = formatLeft(left);
-      el.setAttribute('datetime', `PT${Math.max(0, Math.ceil(left / 1000))}S`);
-    }
-    const low = left < LOW_TIME_MS;
-    this.root.toggleAttribute('data-time-low', low);
-    if (this.#state !== 'ready') return;
-    if (low && !this.#lowTimeTold) {
-      this.#lowTimeTold = true;
-      this.#announce(`${minutesText(left)} left in this lab. Press Extend for more time.`);
-    }
-    // The server closes the terminals (4000) at expiry; this covers a lost close frame.
-    if (left < -5000) {
-      const session = this.#session;
-      this.#sessionGone();
-      if (session) void deleteSession(session).catch(() => {});
-    }
-  }
-
-  #startElapsed(): void {
-    const el = this.root.querySelector<HTMLElement>('[data-elapsed]');
-    const t0 = performance.now();
-    clearInterval(this.#elapsed);
-    if (el) el.textContent = '';
-    this.#elapsed = setInterval(() => {
-      const s = Math.floor((performance.now() - t0) / 1000);
-      if (el) el.textContent = s >= 1 ? `${s} s` : '';
-    }, 250);
-  }
-
-  #stopElapsed(): void {
-    clearInterval(this.#elapsed);
   }
 
   /** Brings the terminals into view if a Run button far away used them. */
@@ -727,62 +413,74 @@ export class LabController {
 
 // ---- the page's labs -------------------------------------------------------------------
 
-/** Every lab controller of this page (a page is the owner: it ends them on leave). */
-const controllers = new Map<HTMLElement, LabController>();
-
-export function controllerFor(root: HTMLElement, availability?: LabAvailability): LabController {
-  let c = controllers.get(root);
-  if (!c) {
-    c = new LabController(root);
-    if (availability) c.setAvailability(availability);
-    controllers.set(root, c);
-  }
-  return c;
-}
-
-export function setAvailability(a: LabAvailability): void {
-  for (const c of controllers.values()) c.setAvailability(a);
-}
-
-export function setScreenReaderMode(on: boolean): void {
-  for (const c of controllers.values()) c.setScreenReaderMode(on);
-}
-
-// Leaving the page ends its sessions (fetch keepalive outlives the page; sendBeacon cannot
-// send DELETE or an Authorization header).
-addEventListener('pagehide', () => {
-  for (const c of controllers.values()) c.leavePage();
-});
-addEventListener('pageshow', (ev) => {
-  if (ev.persisted) for (const c of controllers.values()) c.cameBack();
-});
-addEventListener('online', () => {
-  for (const c of controllers.values()) for (const p of c.panes) p.client?.retryNow();
-});
-
-/** For browser tests and for poking around in devtools. */
-function find(labId: string): LabController | undefined {
-  for (const c of controllers.values()) if (c.labId === labId) return c;
-  return undefined;
-}
-
 declare global {
   interface Window {
+    /**
+     * For browser tests and devtools: what a terminal shows, and a simulated network drop.
+     * Nothing here reveals a session or its token.
+     */
     __containerLabs?: {
-      state(lab: string): LabState | undefined;
       text(lab: string, terminal: string): string;
       drop(lab: string, terminal: string): void;
-      session(lab: string): { id: string; token: string } | undefined;
     };
   }
 }
 
-window.__containerLabs = {
-  state: (lab) => find(lab)?.state,
-  text: (lab, terminal) => find(lab)?.text(terminal) ?? '',
-  drop: (lab, terminal) => find(lab)?.drop(terminal),
-  session: (lab) => {
-    const s = find(lab)?.session;
-    return s ? { id: s.id, token: s.token } : undefined;
-  },
-};
+/**
+ * Every lab controller of one page, and the page's own events: leaving the page ends its
+ * sessions, coming back from the back/forward cache says so, going online retries at once.
+ * lab-boot.ts makes one per page.
+ */
+export class LabPage implements Disposable {
+  readonly #controllers = new Map<HTMLElement, LabController>();
+  readonly #store = new DisposableStore();
+
+  constructor(win: Window) {
+    // fetch keepalive outlives the page; sendBeacon cannot send DELETE or an Authorization header.
+    this.#store.listen(win, 'pagehide', () => this.#each((c) => c.leavePage()));
+    this.#store.listen(win, 'pageshow', (ev) => {
+      if ((ev as PageTransitionEvent).persisted) this.#each((c) => c.cameBack());
+    });
+    this.#store.listen(win, 'online', () => this.#each((c) => c.online()));
+    const find = (lab: string, terminal: string) =>
+      [...this.#controllers.values()].find((c) => c.labId === lab)?.panes.find((p) => p.name === terminal);
+    win.__containerLabs = {
+      text: (lab, terminal) => find(lab, terminal)?.text() ?? '',
+      drop: (lab, terminal) => find(lab, terminal)?.drop(),
+    };
+    this.#store.add(toDisposable(() => delete win.__containerLabs));
+  }
+
+  /** The block's controller, made on first use; one session per lab per tab at a time. */
+  controllerFor(root: HTMLElement, availability?: LabAvailability): LabController {
+    let c = this.#controllers.get(root);
+    if (!c) {
+      c = this.#store.add(new LabController(root, { availability, beforeStart: (me) => this.#release(me) }));
+      this.#controllers.set(root, c);
+    }
+    return c;
+  }
+
+  /** A second block of the same lab takes the session over from the first. */
+  async #release(me: LabController): Promise<void> {
+    for (const other of this.#controllers.values())
+      if (other !== me && other.labId === me.labId && other.busy) await other.stop();
+  }
+
+  setAvailability(a: LabAvailability): void {
+    this.#each((c) => c.setAvailability(a));
+  }
+
+  setScreenReaderMode(on: boolean): void {
+    this.#each((c) => c.setScreenReaderMode(on));
+  }
+
+  dispose(): void {
+    this.#store.dispose();
+    this.#controllers.clear();
+  }
+
+  #each(fn: (c: LabController) => void): void {
+    for (const c of this.#controllers.values()) fn(c);
+  }
+}

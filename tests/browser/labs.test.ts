@@ -11,20 +11,24 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import type {} from '../../src/lib/lab-controller.ts'; // window.__containerLabs
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
 import {
-  buildSite,
   type LabServer,
-  launchBrowser,
   lessonWithLab,
+  nextSession,
+  type PageSession,
+  pollStatus,
   runIn,
   screenshotPath,
+  sessionCreatedBy,
+  sessionStatus,
   shootElement,
   startLabServer,
   termText,
   typeIn,
+  useSiteAndBrowser,
   waitForPrompt,
   waitForState,
   waitForText,
@@ -32,17 +36,7 @@ import {
 
 const LAB = 'processes';
 
-let site: string;
-let browser: Browser;
-
-before(async () => {
-  site = buildSite();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-});
+const bed = useSiteAndBrowser();
 
 /** `ps -ef` rows: { pid, ppid, cmd }. */
 function psRows(text: string): { pid: number; ppid: number; cmd: string }[] {
@@ -63,51 +57,24 @@ function lastOutput(text: string, command: string): string {
   return '';
 }
 
-async function sessionStatus(server: LabServer, s: { id: string; token: string }): Promise<number> {
-  const res = await fetch(`${server.url}/api/v1/sessions/${s.id}`, {
-    headers: { authorization: `Bearer ${s.token}` },
-  });
-  return res.status;
-}
-
-async function currentSession(page: Page): Promise<{ id: string; token: string }> {
-  const s = await page.evaluate((l) => window.__containerLabs?.session(l), LAB);
-  assert.ok(s, 'the lab has no session');
-  return s;
-}
-
-async function pollStatus(
-  server: LabServer,
-  s: { id: string; token: string },
-  want: number,
-  ms = 15_000,
-): Promise<number> {
-  const deadline = Date.now() + ms;
-  let status = 0;
-  while (Date.now() < deadline) {
-    status = await sessionStatus(server, s);
-    if (status === want) return status;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return status;
-}
-
 describe('live labs: real server, real engine', () => {
   let server: LabServer;
   let context: BrowserContext;
   let page: Page;
   let lesson: string;
   let engine = false;
+  /** The page's current session, as the server answered its POST /api/v1/sessions. */
+  let session: PageSession | undefined;
   const controlSent: string[] = [];
 
   before(async () => {
-    server = await startLabServer(site);
+    server = await startLabServer(bed.site);
     const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
       labs?: { available?: boolean };
     };
     engine = health.labs?.available === true;
-    lesson = lessonWithLab(site, LAB);
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+    lesson = lessonWithLab(bed.site, LAB);
+    context = await bed.browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
     page.on('websocket', (ws) => {
       ws.on('framesent', (f) => {
@@ -135,9 +102,11 @@ describe('live labs: real server, real engine', () => {
     );
 
     await shootElement(page, lab, 'lab-idle-light-1280');
+    const created = nextSession(page);
     await lab.getByRole('button', { name: 'Start lab' }).click();
     assert.match((await lab.getByRole('status').textContent()) ?? '', /Starting/);
     await shootElement(page, lab, 'lab-starting-light-1280');
+    session = await created;
     await waitForState(page, LAB, 'ready').catch(async (err: Error) => {
       const status = await lab.getByRole('status').textContent();
       throw new Error(`${err.message}\nlab status: ${status}\nserver log:\n${server.log()}`);
@@ -381,10 +350,13 @@ describe('live labs: real server, real engine', () => {
 
   test('Reset gives a fresh sandbox and ends the old one', async (t) => {
     if (!engine) return t.skip('no Docker engine');
-    const old = await currentSession(page);
-    await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Reset' }).click();
+    const old = session;
+    assert.ok(old, 'the lab has a session');
+    const fresh = await sessionCreatedBy(page, () =>
+      page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Reset' }).click(),
+    );
+    session = fresh;
     await waitForState(page, LAB, 'ready');
-    const fresh = await currentSession(page);
     assert.notEqual(fresh.id, old.id);
     assert.equal(await pollStatus(server, old, 404), 404, 'the old session is gone');
     await waitForPrompt(page, LAB, 'host');
@@ -394,7 +366,8 @@ describe('live labs: real server, real engine', () => {
 
   test('Stop ends the session (GET → 404)', async (t) => {
     if (!engine) return t.skip('no Docker engine');
-    const s = await currentSession(page);
+    const s = session;
+    assert.ok(s, 'the lab has a session');
     assert.equal(await sessionStatus(server, s), 200);
     await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Stop' }).first().click();
     await waitForState(page, LAB, 'stopped');
@@ -406,9 +379,10 @@ describe('live labs: real server, real engine', () => {
 
   test('leaving the page ends the session', async (t) => {
     if (!engine) return t.skip('no Docker engine');
-    await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Start again' }).click();
+    const s = await sessionCreatedBy(page, () =>
+      page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Start again' }).click(),
+    );
     await waitForState(page, LAB, 'ready');
-    const s = await currentSession(page);
     assert.equal(await sessionStatus(server, s), 200);
     await page.goto('about:blank');
     assert.equal(await pollStatus(server, s, 404), 404, 'pagehide deleted the session');
@@ -420,8 +394,8 @@ describe('without a server (static hosting)', () => {
   let page: Page;
 
   before(async () => {
-    statik = await serveStatic(site);
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    statik = await serveStatic(bed.site);
+    page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
   after(async () => {
@@ -437,7 +411,7 @@ describe('without a server (static hosting)', () => {
       if (!/javascript/.test(res.headers()['content-type'] ?? '')) return;
       seen.push(res.body().then((b) => void js.push({ url: res.url(), gz: gzipSync(b).length })));
     });
-    await page.goto(statik.url(lessonWithLab(site, LAB)), { waitUntil: 'networkidle' });
+    await page.goto(statik.url(lessonWithLab(bed.site, LAB)), { waitUntil: 'networkidle' });
     await Promise.all(seen);
     const inline = await page.evaluate(() =>
       [...document.querySelectorAll('script:not([src])')].map((s) => s.textContent ?? ''),
@@ -514,8 +488,8 @@ describe('a server without a container engine', () => {
   let page: Page;
 
   before(async () => {
-    server = await startLabServer(site, { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    server = await startLabServer(bed.site, { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+    page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
   });
 
   after(async () => {
@@ -524,7 +498,7 @@ describe('a server without a container engine', () => {
   });
 
   test('explains how to get live labs and offers the recording', async () => {
-    await page.goto(server.url + lessonWithLab(site, LAB));
+    await page.goto(server.url + lessonWithLab(bed.site, LAB));
     await waitForState(page, LAB, 'engine-down', 10_000);
     const lab = page.locator(`[data-lab="${LAB}"]`);
     assert.match((await lab.locator('[data-note]').textContent()) ?? '', /container engine/);
@@ -543,7 +517,7 @@ describe('a session that runs out of time', () => {
   let engine = false;
 
   before(async () => {
-    server = await startLabServer(site, {
+    server = await startLabServer(bed.site, {
       CL_SESSION_TTL: '12s',
       CL_SESSION_MAX_LIFETIME: '20s',
       CL_REAP_INTERVAL: '1s',
@@ -552,7 +526,7 @@ describe('a session that runs out of time', () => {
       labs?: { available?: boolean };
     };
     engine = health.labs?.available === true;
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
   after(async () => {
@@ -562,7 +536,7 @@ describe('a session that runs out of time', () => {
 
   test('the countdown warns, then the lab shows it has expired', async (t) => {
     if (!engine) return t.skip('no Docker engine');
-    await page.goto(server.url + lessonWithLab(site, LAB));
+    await page.goto(server.url + lessonWithLab(bed.site, LAB));
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await lab.scrollIntoViewIfNeeded();
     await lab.getByRole('button', { name: 'Start lab' }).click();

@@ -15,42 +15,27 @@
  *   npm run test:browser        (or: node --test tests/browser/panels.test.ts)
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
+import type { BrowserContext, Locator, Page } from 'playwright-core';
 import type { CgroupReading, ProcessSnapshot } from '../../src/lib/lab-api.ts';
-import type {} from '../../src/lib/lab-controller.ts'; // window.__containerLabs
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
 import {
   type LabServer,
-  launchBrowser,
+  labState,
+  nextSession,
+  type PageSession,
   ROOT,
   runIn,
+  sessionCreatedBy,
   shootElement,
   startLabServer,
+  useSiteAndBrowser,
   waitForPrompt,
   waitForState,
 } from './support.ts';
-
-/**
- * This file's own build of the site (labs.test.ts builds into test-results/browser-site),
- * so the two can run side by side; LAB_TEST_SITE=<dir> uses a ready build instead.
- */
-function buildSite(): string {
-  if (process.env.LAB_TEST_SITE) return path.resolve(process.env.LAB_TEST_SITE);
-  const out = path.join(ROOT, 'test-results', 'panels-site');
-  const astro = path.join(ROOT, 'node_modules', 'astro', 'bin', 'astro.mjs');
-  const r = spawnSync(process.execPath, [astro, 'build', '--outDir', out], {
-    cwd: ROOT,
-    env: { ...process.env, ASTRO_TELEMETRY_DISABLED: '1' },
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`astro build failed:\n${r.stdout}\n${r.stderr}`);
-  return out;
-}
 
 /** Site path of the lesson with `<Check lab=…>` blocks of that lab. */
 function lessonWithChecks(site: string, lab: string): string {
@@ -82,13 +67,8 @@ function outputOf(text: string, command: string): string[] {
   return [];
 }
 
-async function session(page: Page, lab: string): Promise<{ id: string; token: string }> {
-  const s = await page.evaluate((l) => window.__containerLabs?.session(l), lab);
-  assert.ok(s, `lab ${lab} has no session`);
-  return s;
-}
-
-async function api<T>(server: LabServer, s: { id: string; token: string }, what: string): Promise<T> {
+async function api<T>(server: LabServer, s: PageSession | undefined, what: string): Promise<T> {
+  assert.ok(s, 'the lab has a session');
   const res = await fetch(`${server.url}/api/v1/sessions/${s.id}/${what}`, {
     headers: { authorization: `Bearer ${s.token}` },
   });
@@ -162,17 +142,8 @@ async function pressCheck(check: Locator, answer?: string): Promise<{ kind: stri
   return { kind: (await result.getAttribute('data-kind')) ?? '', text: (await result.textContent()) ?? '' };
 }
 
-let site: string;
-let browser: Browser;
-
-before(async () => {
-  site = buildSite();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-});
+// Its own build: labs.test.ts builds into test-results/browser-site, and the two may run side by side.
+const bed = useSiteAndBrowser(path.join(ROOT, 'test-results', 'panels-site'));
 
 describe('kernel view and step checks: real server, real engine', () => {
   let server: LabServer;
@@ -180,14 +151,16 @@ describe('kernel view and step checks: real server, real engine', () => {
   let page: Page;
   let engine = false;
   let requests: ReturnType<typeof countPanelRequests>;
+  /** The page's current session, as the server answered its POST /api/v1/sessions. */
+  let session: PageSession | undefined;
 
   before(async () => {
-    server = await startLabServer(site);
+    server = await startLabServer(bed.site);
     const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
       labs?: { available?: boolean };
     };
     engine = health.labs?.available === true;
-    context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+    context = await bed.browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
     requests = countPanelRequests(page);
   });
@@ -201,7 +174,7 @@ describe('kernel view and step checks: real server, real engine', () => {
 
   test('processes lab: the check fails before the step; no panel request while the kernel view is closed', async (t) => {
     if (!engine) return t.skip('no Docker engine reachable: live labs cannot start');
-    await page.goto(server.url + lessonWithChecks(site, LAB));
+    await page.goto(server.url + lessonWithChecks(bed.site, LAB));
     const lab = page.locator(`[data-lab="${LAB}"]`);
     const check = page.locator(`[data-check-lab="${LAB}"][data-check="sleep-host-pid"]`);
     assert.equal(
@@ -220,12 +193,14 @@ describe('kernel view and step checks: real server, real engine', () => {
 
     // Check on an idle lab starts it, then runs the check: nothing runs yet, so it fails.
     await check.scrollIntoViewIfNeeded();
+    const created = nextSession(page);
     const early = await pressCheck(check, '4242');
+    session = await created;
     t.diagnostic(`before the step: ${early.text}`);
     assert.equal(early.kind, 'fail');
     assert.match(early.text, /not running in the container yet/);
     assert.match(early.text, /Hint: Inside, ps -ef/, 'the hint follows a failure');
-    assert.equal(await page.evaluate((l) => window.__containerLabs?.state(l), LAB), 'ready');
+    assert.equal(await labState(page, LAB), 'ready');
 
     const kv = lab.locator('details[data-kernel-view]');
     assert.ok(await kv.isVisible(), 'the kernel view appears once the session is ready');
@@ -252,7 +227,7 @@ describe('kernel view and step checks: real server, real engine', () => {
     const hostPidShown = Number(await row.locator('[data-col="host-pid"]').textContent());
     const insideShown = (await row.locator('[data-col="inside-pid"]').textContent())?.trim();
 
-    const snap = await api<ProcessSnapshot>(server, await session(page, LAB), 'processes');
+    const snap = await api<ProcessSnapshot>(server, session, 'processes');
     const sleep = snap.processes.find((p) => p.cmd === 'sleep 1000');
     assert.ok(sleep, 'the API lists the sleep');
     assert.equal(hostPidShown, sleep.pid, 'the host PID on the panel is the API’s');
@@ -301,7 +276,7 @@ describe('kernel view and step checks: real server, real engine', () => {
     if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
     const check = page.locator(`[data-check-lab="${LAB}"][data-check="sleep-host-pid"]`);
-    const snap = await api<ProcessSnapshot>(server, await session(page, LAB), 'processes');
+    const snap = await api<ProcessSnapshot>(server, session, 'processes');
     const sleep = snap.processes.find((p) => p.cmd === 'sleep 1000')!;
     // The container's number is not the answer: the server says so.
     const wrong = await pressCheck(check, String(sleep.nspid.at(-1)));
@@ -328,18 +303,14 @@ describe('kernel view and step checks: real server, real engine', () => {
     );
     assert.equal(await check.getAttribute('data-passed'), '');
     assert.ok(await check.getByText('Done').isVisible(), 'the ✓ is still there after a reload');
-    assert.equal(
-      await page.evaluate((l) => window.__containerLabs?.state(l), LAB),
-      undefined,
-      'no lab started',
-    );
+    assert.equal(await labState(page, LAB), 'idle', 'no lab started');
   });
 
   test('no request while the page is hidden or the view closed; the namespace diff; axe on the open panels', async (t) => {
     if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
-    if ((await page.evaluate((l) => window.__containerLabs?.state(l), LAB)) !== 'ready') {
-      await lab.locator('[data-action="start"]').click();
+    if ((await labState(page, LAB)) !== 'ready') {
+      session = await sessionCreatedBy(page, () => lab.locator('[data-action="start"]').click());
       await waitForState(page, LAB, 'ready');
     }
     const kv = lab.locator('details[data-kernel-view]');
@@ -391,7 +362,7 @@ describe('kernel view and step checks: real server, real engine', () => {
       'cgroup:=Shared',
     ]);
     // The inode numbers are the kernel's: the same on both sides exactly where shared.
-    const snap = await api<ProcessSnapshot>(server, await session(page, LAB), 'processes');
+    const snap = await api<ProcessSnapshot>(server, session, 'processes');
     const net = ns.locator('tr[data-ns-kind="net"] td.kv-num');
     assert.deepEqual(await net.allTextContents(), [snap.host.namespaces.net, snap.host.namespaces.net]);
     assert.match((await ns.locator('.kv-summary').textContent()) ?? '', /Shared with the host: net, cgroup/);
@@ -425,10 +396,10 @@ describe('kernel view and step checks: real server, real engine', () => {
   test('cgroups lab: the 128 MiB limit, an OOM kill as an event, and the checks', async (t) => {
     if (!engine) return t.skip('no Docker engine');
     const CG = 'cgroups';
-    await page.goto(server.url + lessonWithChecks(site, CG));
+    await page.goto(server.url + lessonWithChecks(bed.site, CG));
     const lab = page.locator(`[data-lab="${CG}"]`);
     assert.equal((await lab.locator('[data-check-progress]').textContent())?.trim(), '0 of 3 steps done');
-    await lab.getByRole('button', { name: 'Start lab' }).click();
+    session = await sessionCreatedBy(page, () => lab.getByRole('button', { name: 'Start lab' }).click());
     await waitForState(page, CG, 'ready');
     await waitForPrompt(page, CG, 'host');
     const kv = lab.locator('details[data-kernel-view]');
@@ -476,7 +447,7 @@ describe('kernel view and step checks: real server, real engine', () => {
         /OOM kill/.test(document.querySelector(`[data-lab="${l}"] [data-kv-announce]`)?.textContent ?? ''),
       CG,
     );
-    const cg = await api<CgroupReading>(server, await session(page, CG), 'cgroup');
+    const cg = await api<CgroupReading>(server, session, 'cgroup');
     assert.ok((cg.memory.oomKills ?? 0) >= 1, 'the API counts the kill too');
     assert.equal(requests.processes, procBefore, 'the cgroup tab asks for /cgroup only');
     assert.ok(requests.cgroup > cgBefore);
@@ -522,8 +493,8 @@ describe('a step check without a server (static hosting)', () => {
   let page: Page;
 
   before(async () => {
-    statik = await serveStatic(site);
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
+    statik = await serveStatic(bed.site);
+    page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 }, colorScheme: 'dark' });
   });
 
   after(async () => {
@@ -532,7 +503,7 @@ describe('a step check without a server (static hosting)', () => {
   });
 
   test('says it needs a live lab, and offers no Check button', async () => {
-    await page.goto(statik.url(lessonWithChecks(site, 'processes')));
+    await page.goto(statik.url(lessonWithChecks(bed.site, 'processes')));
     await waitForState(page, 'processes', 'offline', 10_000);
     const check = page.locator('[data-check="sleep-host-pid"]');
     await page.waitForFunction(

@@ -8,6 +8,8 @@
  * while the disclosure is open, a session is attached and the page is visible
  * (document.visibilityState). Closed, hidden or without a session: no request at all.
  */
+
+import { type Disposable, DisposableStore } from '../disposable.ts';
 import {
   type CgroupReading,
   getCgroup,
@@ -31,8 +33,11 @@ interface Tagged<T> {
   data: T;
 }
 
-export class KernelView {
+export class KernelView implements Disposable {
   readonly details: HTMLDetailsElement;
+  /** Its listeners, pollers and the announcement timer. */
+  readonly #store = new DisposableStore();
+  #announcing: Disposable | undefined;
   #session: LabSession | undefined;
   #tab: TabKey = 'processes';
   readonly #tabs: HTMLButtonElement[];
@@ -43,7 +48,6 @@ export class KernelView {
   #processMap: ProcessMap | undefined;
   #nsDiff: NamespaceDiff | undefined;
   readonly #meters: CgroupMeters;
-  readonly #onVisibility = () => this.#update();
 
   /** The kernel view of a lab block, if its markup is there. */
   static in(labRoot: HTMLElement): KernelView | undefined {
@@ -62,29 +66,39 @@ export class KernelView {
     const idBase = this.#panels.get('cgroup')?.id ?? 'kv';
     this.#meters = new CgroupMeters(this.#content('cgroup'), idBase, (t) => this.#announce(t));
 
-    this.#procPoller = new Poller({
-      load: async (signal) => {
-        const session = this.#session!;
-        return { session, data: await getProcesses(session, signal) };
-      },
-      onData: (v) => this.#gotProcesses(v),
-      onError: (err) => this.#failed(err, ['processes', 'namespaces']),
-    });
-    this.#cgPoller = new Poller({
-      load: async (signal) => {
-        const session = this.#session!;
-        return { session, data: await getCgroup(session, signal) };
-      },
-      onData: (v) => this.#gotCgroup(v),
-      onError: (err) => this.#failed(err, ['cgroup']),
-    });
+    this.#procPoller = this.#poller(getProcesses, (v) => this.#gotProcesses(v), ['processes', 'namespaces']);
+    this.#cgPoller = this.#poller(getCgroup, (v) => this.#gotCgroup(v), ['cgroup']);
 
-    details.addEventListener('toggle', () => this.#update());
+    this.#store.listen(details, 'toggle', () => this.#update());
     for (const tab of this.#tabs) {
-      tab.addEventListener('click', () => this.select(tab.dataset.kvTab as TabKey));
-      tab.addEventListener('keydown', (ev) => this.#tabKey(ev));
+      this.#store.listen(tab, 'click', () => this.select(tab.dataset.kvTab as TabKey));
+      this.#store.listen(tab, 'keydown', (ev) => this.#tabKey(ev as KeyboardEvent));
     }
-    document.addEventListener('visibilitychange', this.#onVisibility);
+    this.#store.listen(document, 'visibilitychange', () => this.#update());
+  }
+
+  /** Stops polling and removes its listeners (the lab block goes away). */
+  dispose(): void {
+    this.#session = undefined;
+    this.#store.dispose();
+  }
+
+  /** A poller of one endpoint for the attached session; its answers carry the session they are for. */
+  #poller<T>(
+    get: (s: LabSession, signal: AbortSignal) => Promise<T>,
+    onData: (v: Tagged<T>) => void,
+    tabs: TabKey[],
+  ): Poller<Tagged<T>> {
+    return this.#store.add(
+      new Poller({
+        load: async (signal) => {
+          const session = this.#session!;
+          return { session, data: await get(session, signal) };
+        },
+        onData,
+        onError: (err) => this.#failed(err, tabs),
+      }),
+    );
   }
 
   /** A session is ready: show its figures (polling starts if the view is open). */
@@ -193,9 +207,11 @@ export class KernelView {
   #announce(text: string): void {
     if (!this.#announceEl) return;
     // Clearing first makes a repeated identical message announced again.
-    this.#announceEl.textContent = '';
-    setTimeout(() => {
-      if (this.#announceEl) this.#announceEl.textContent = text;
+    const el = this.#announceEl;
+    el.textContent = '';
+    this.#store.drop(this.#announcing);
+    this.#announcing = this.#store.timeout(() => {
+      el.textContent = text;
     }, 50);
   }
 }

@@ -4,7 +4,7 @@
  * changes (a restarted container gets new namespaces).
  */
 import type { ProcessSnapshot } from '../lab-api.ts';
-import { h, srOnly } from './dom.ts';
+import { dataTable, h, srOnly } from './dom.ts';
 import { containerInit, namespaceDiff } from './model.ts';
 
 export class NamespaceDiff {
@@ -44,28 +44,17 @@ export class NamespaceDiff {
       shared.join(', ') || 'none',
       '.',
     );
-    const table = h(
-      'table',
-      { class: 'kv-table kv-ns' },
-      h('caption', { class: 'sr-only' }, 'Namespaces of the lab host and of the container’s PID 1'),
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          h('th', { scope: 'col' }, 'Kind: what it isolates'),
-          h('th', { scope: 'col' }, 'Shared?'),
-          h('th', { scope: 'col', class: 'kv-num' }, 'Lab host', srOnly(' (its PID 1)')),
-          h(
-            'th',
-            { scope: 'col', class: 'kv-num' },
-            'Container',
-            srOnly(` (its PID 1, host PID ${init.pid})`),
-          ),
-        ),
-      ),
-      h(
+    const table = dataTable({
+      class: 'kv-ns',
+      caption: 'Namespaces of the lab host and of the container’s PID 1',
+      region: 'Namespace comparison',
+      columns: [
+        { head: ['Kind: what it isolates'] },
+        { head: ['Shared?'] },
+        { head: ['Lab host', srOnly(' (its PID 1)')], num: true },
+        { head: ['Container', srOnly(` (its PID 1, host PID ${init.pid})`)], num: true },
+      ],
+      body: h(
         'tbody',
         {},
         ...rows.map((r) =>
@@ -93,14 +82,7 @@ export class NamespaceDiff {
           ),
         ),
       ),
-    );
-    this.#content.replaceChildren(
-      summary,
-      h(
-        'div',
-        { class: 'kv-scroll', role: 'region', 'aria-label': 'Namespace comparison', tabindex: '0' },
-        table,
-      ),
-    );
+    });
+    this.#content.replaceChildren(summary, table);
   }
 }

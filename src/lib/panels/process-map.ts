@@ -4,8 +4,17 @@
  * reader's position and the reader's scroll survive the once-a-second refresh).
  */
 import type { ProcessSnapshot } from '../lab-api.ts';
-import { h, none, srOnly } from './dom.ts';
+import { type Column, dataTable, h, none, srOnly } from './dom.ts';
 import { containerInit, insidePids, type ProcessRow, processTree, sharedText, usersText } from './model.ts';
+
+/** Fresh header nodes for each table (a node can be in one place only). */
+const columns = (): Column[] => [
+  { head: ['Process'] },
+  { head: ['Host PID'], num: true },
+  { head: ['Container PID'], num: true },
+  { head: ['User', srOnly(', on the host then in the container')] },
+  { head: ['Shares with host', srOnly(' (namespaces)')] },
+];
 
 export class ProcessMap {
   readonly #summary: HTMLParagraphElement;
@@ -16,25 +25,13 @@ export class ProcessMap {
   constructor(content: HTMLElement) {
     this.#summary = h('p', { class: 'kv-summary' });
     this.#tbody = h('tbody');
-    const table = h(
-      'table',
-      { class: 'kv-table kv-procs' },
-      h('caption', { class: 'sr-only' }, 'Processes of the sandbox, as a tree by parent process'),
-      h(
-        'thead',
-        {},
-        h(
-          'tr',
-          {},
-          h('th', { scope: 'col' }, 'Process'),
-          h('th', { scope: 'col', class: 'kv-num' }, 'Host PID'),
-          h('th', { scope: 'col', class: 'kv-num' }, 'Container PID'),
-          h('th', { scope: 'col' }, 'User', srOnly(', on the host then in the container')),
-          h('th', { scope: 'col' }, 'Shares with host', srOnly(' (namespaces)')),
-        ),
-      ),
-      this.#tbody,
-    );
+    const table = dataTable({
+      class: 'kv-procs',
+      caption: 'Processes of the sandbox, as a tree by parent process',
+      region: 'Process map',
+      columns: columns(),
+      body: this.#tbody,
+    });
     const legend = h(
       'p',
       { class: 'kv-legend' },
@@ -46,11 +43,7 @@ export class ProcessMap {
       h('code', {}, 'docker exec'),
       ' does.',
     );
-    content.replaceChildren(
-      this.#summary,
-      h('div', { class: 'kv-scroll', role: 'region', 'aria-label': 'Process map', tabindex: '0' }, table),
-      legend,
-    );
+    content.replaceChildren(this.#summary, table, legend);
   }
 
   render(snap: ProcessSnapshot): void {
