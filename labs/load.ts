@@ -30,8 +30,16 @@ export function parseLab(file: string, text: string, folderId?: string): LabDef 
   return r.data;
 }
 
-/** Load all labs under `dir` (default: this folder), sorted by id. */
+/**
+ * The labs the lab server runs (`modes` includes `server`) under `dir` (default: this
+ * folder), sorted by id: what the server, the image build and their tests use.
+ */
 export async function loadLabs(dir: string = import.meta.dirname): Promise<LabDef[]> {
+  return (await loadAllLabs(dir)).filter((l) => l.modes.includes('server'));
+}
+
+/** Every lab under `dir`, whatever its modes (the site, the in-browser VM's build), sorted by id. */
+export async function loadAllLabs(dir: string = import.meta.dirname): Promise<LabDef[]> {
   const entries = await readdir(dir, { withFileTypes: true });
   const labs: LabDef[] = [];
   for (const e of entries) {

@@ -60,6 +60,11 @@ const CommandPattern = z
  * - `pids-limit`: the pids cgroup has refused at least one fork.
  * - `cgroup-limit`: the reader enters the lab host's `resource` limit (memory in MiB,
  *   pids as a count, cpu in cores).
+ * - `bridge` (in-browser labs only): a bridge on the lab host is up with at least two
+ *   ports up (`ip -j link`: links whose master it is).
+ * - `ping` (in-browser labs only): an echo request went from one network namespace to
+ *   another and was answered (ICMP counters of /proc/net/snmp in each), and frames passed
+ *   through at least two ports of a host bridge (their packet counters).
  */
 export const CheckDef = z.discriminatedUnion('kind', [
   z
@@ -87,6 +92,8 @@ export const CheckDef = z.discriminatedUnion('kind', [
     .strict(),
   z.object({ ...checkBase, kind: z.literal('oom-kill') }).strict(),
   z.object({ ...checkBase, kind: z.literal('pids-limit') }).strict(),
+  z.object({ ...checkBase, kind: z.literal('bridge') }).strict(),
+  z.object({ ...checkBase, kind: z.literal('ping') }).strict(),
   z
     .object({
       ...checkBase,
@@ -140,6 +147,34 @@ export const LabDef = z
     limits: Limits.default({ memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' }),
     /** Step checks the lessons refer to (see CheckDef). */
     checks: z.array(CheckDef).max(20).default([]),
+    /**
+     * Where the lab can run: `server` (a lab host container started by the lab server) and
+     * `browser` (a VM in the reader's tab, vm/README.md). Default both. A lab that needs what
+     * the lab server refuses a reader (new network namespaces, root on the lab host) is
+     * `[browser]`: the server and the image build leave it out (loadLabs).
+     */
+    modes: z
+      .array(z.enum(['server', 'browser']))
+      .min(1)
+      .default(['server', 'browser']),
+    /** Settings of the in-browser VM only. */
+    vm: z
+      .object({
+        /**
+         * Who the reader is on the lab host: `reader` (uid 1000, as on the server) or `root`
+         * (for labs where the reader builds what a container runtime builds, e.g. network
+         * namespaces; harmless in a VM of the reader's own). Default `reader`.
+         */
+        user: z.enum(['reader', 'root']).default('reader'),
+        /**
+         * Whether the VM applies `limits.cpus` too. Default false: the VM's one emulated CPU
+         * is slow already, and halving it makes every command slower; a lab about CPU limits
+         * (cgroups) sets it. Memory and pids limits always apply.
+         */
+        cpuLimit: z.boolean().default(false),
+      })
+      .strict()
+      .default({ user: 'reader', cpuLimit: false }),
   })
   .strict()
   .superRefine((lab, ctx) => {

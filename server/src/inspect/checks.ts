@@ -5,11 +5,14 @@
 import type { CheckDef } from '../../../labs/schema.ts';
 import type { CheckResult } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
+import { bridges, type NetworkSnapshot } from './network.ts';
 import { type CgroupSnapshot, NS_KINDS, type NsKind, type ProcessSnapshot } from './snapshot.ts';
 
 export interface CheckContext {
   processes(): Promise<ProcessSnapshot>;
   cgroup(): Promise<CgroupSnapshot>;
+  /** Only the in-browser VM has it (vm/guest/vm-network): its lab hosts may make network namespaces. */
+  network?(): Promise<NetworkSnapshot>;
 }
 
 export type { CheckResult };
@@ -114,6 +117,38 @@ async function evaluate(
       return n > 0
         ? { passed: true, message: `The pids cgroup refused ${n} fork${n === 1 ? '' : 's'}.` }
         : { passed: false, message: 'No fork has been refused yet.' };
+    }
+    case 'bridge': {
+      if (!ctx.network) return { passed: false, message: 'This check runs only in the in-browser lab.' };
+      const ok = bridges(await ctx.network()).find((b) => b.up && b.ports.filter((p) => p.up).length >= 2);
+      return ok
+        ? {
+            passed: true,
+            message: `Bridge ${ok.name} is up, with ports ${ok.ports.map((p) => p.name).join(', ')}.`,
+          }
+        : { passed: false, message: 'No bridge on the host is up with two ports up yet.' };
+    }
+    case 'ping': {
+      if (!ctx.network) return { passed: false, message: 'This check runs only in the in-browser lab.' };
+      const snap = await ctx.network();
+      const others = snap.namespaces.filter((n) => n.label !== 'host');
+      const asker = others.find((n) => n.icmp.outEchos > 0 && n.icmp.inEchoReps > 0);
+      const answerer = others.find((n) => n !== asker && n.icmp.inEchos > 0 && n.icmp.outEchoReps > 0);
+      const crossed = bridges(snap).find(
+        (b) => b.ports.filter((p) => p.rxPackets > 0 && p.txPackets > 0).length >= 2,
+      );
+      if (!asker || !answerer)
+        return {
+          passed: false,
+          message: 'No namespace has had an answer to a ping from another namespace yet.',
+        };
+      if (!crossed)
+        return { passed: false, message: 'The ping was answered, but not through two ports of a bridge.' };
+      const name = (n: { label: string }) => n.label.replace(/^netns:/, '');
+      return {
+        passed: true,
+        message: `${name(answerer)} answered ${name(asker)}'s ping (${asker.icmp.inEchoReps} replies), through bridge ${crossed.name}.`,
+      };
     }
     case 'cgroup-limit': {
       const cg = await ctx.cgroup();

@@ -26,7 +26,8 @@ export { NS_KINDS };
 // CMD_MAX characters, so long command lines or a long passwd cannot push the kernel's
 // records past the exec output cap.
 const CMD_MAX = 2048;
-const PROCESS_SCRIPT = [
+/** Also run as it is by the in-browser VM's agent (vm/guest/vm-agent), so both modes read the kernel alike. */
+export const PROCESS_SCRIPT = [
   'exec 2>/dev/null',
   'printf \'SELF\\0%s\\0\' "$$"',
   'for d in /proc/[0-9]*; do',
@@ -162,8 +163,9 @@ function fillNs(ns: Partial<Record<NsKind, string>>): Record<NsKind, string> {
   return out;
 }
 
-// Prints "key value" lines; `read` is a builtin, so this script forks nothing.
-const CGROUP_SCRIPT = `
+// Prints "key value" lines; `read` is a builtin, so this script forks nothing. Also run by
+// the in-browser VM's agent (vm/guest/vm-agent).
+export const CGROUP_SCRIPT = `
 r() { local v; if read -r v < "$2" 2>/dev/null; then echo "$1 $v"; fi; }
 kv() { local k v; while read -r k v; do echo "$1.$k $v"; done < "$2" 2>/dev/null; }
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then

@@ -18,6 +18,8 @@ const lab = (id: string): LabDef => ({
   terminals: [{ name: 'host', title: 'On the host', target: 'host' }],
   limits: { memory: '128m', cpus: 0.5, pids: 100, tmp: '16m' },
   checks: [],
+  modes: ['server', 'browser'],
+  vm: { user: 'reader', cpuLimit: false },
 });
 
 describe('metrics', () => {
