@@ -157,7 +157,7 @@ async function build(force: boolean): Promise<VmManifest> {
   // 3. One cold boot, saved in memory; then each lab from it.
   t = performance.now();
   const vm = await NodeVm.start({ files });
-  await vm.waitForAgent(300_000);
+  await vm.waitForAgent(900_000);
   const base = await vm.save();
   await vm.stop();
   const bootSeconds = (performance.now() - t) / 1000;
@@ -177,14 +177,14 @@ async function build(force: boolean): Promise<VmManifest> {
   for (const lab of labs) {
     t = performance.now();
     const v = await NodeVm.start({ files, state: base });
-    await v.waitForAgent(60_000);
-    const started = await v.agent.request(`lab ${lab.id}`, { timeoutMs: 120_000 });
+    await v.waitForAgent(300_000);
+    const started = await v.agent.request(`lab ${lab.id}`, { timeoutMs: 600_000 });
     if (started.status !== 0)
       throw new Error(
         `lab ${lab.id} did not start in the VM (status ${started.status}); the VM's screen:\n${v.screen()}\n${new TextDecoder().decode(started.output)}`,
       );
-    for (let port = 0; port < lab.terminals.length; port++) await v.waitForPrompt(port, 60_000);
-    const prepared = await v.agent.request('prepare-save', { timeoutMs: 120_000 });
+    for (let port = 0; port < lab.terminals.length; port++) await v.waitForPrompt(port, 300_000);
+    const prepared = await v.agent.request('prepare-save', { timeoutMs: 600_000 });
     if (prepared.status !== 0) throw new Error(`prepare-save failed in lab ${lab.id}`);
     const raw = new Uint8Array(await v.save());
     await v.stop();

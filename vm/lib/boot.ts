@@ -87,21 +87,27 @@ export class NodeVm {
     return new NodeVm(emulator);
   }
 
-  /** Waits until the agent answers (the guest has booted, or a restore has settled). */
+  /**
+   * Waits until the agent answers (the guest has booted, or a restore has settled): one
+   * request, sent again every few seconds (with a new nonce) until its answer begins, so a
+   * slow guest is never flooded; a kernel panic on the screen ends the wait at once.
+   */
   async waitForAgent(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      try {
-        await this.agent.request('ping', { timeoutMs: 2000, resendMs: 500 });
-        return;
-      } catch {
-        const screen = this.screen();
-        const panicked = /Kernel panic/.test(screen);
-        if (panicked || Date.now() > deadline)
-          throw new Error(
-            `${panicked ? 'the guest kernel panicked' : `the guest's agent did not answer within ${timeoutMs / 1000} s`}; its screen:\n${screen}`,
-          );
+    let panicked = false;
+    const watch = setInterval(() => {
+      if (/Kernel panic/.test(this.screen())) {
+        panicked = true;
+        this.agent.close();
       }
+    }, 1000);
+    try {
+      await this.agent.request('ping', { timeoutMs, resendMs: 3000 });
+    } catch {
+      throw new Error(
+        `${panicked ? 'the guest kernel panicked' : `the guest's agent did not answer within ${timeoutMs / 1000} s`}; its screen:\n${this.screen()}`,
+      );
+    } finally {
+      clearInterval(watch);
     }
   }
 
