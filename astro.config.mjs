@@ -4,6 +4,7 @@ import { satteri } from '@astrojs/markdown-satteri';
 import mdx from '@astrojs/mdx';
 import starlight from '@astrojs/starlight';
 import { defineConfig } from 'astro/config';
+import { vmAssets } from './src/integrations/vm-assets.ts';
 import { runBlocksPlugin } from './src/plugins/run-blocks.ts';
 
 export default defineConfig({
@@ -25,6 +26,8 @@ export default defineConfig({
       customCss: ['./src/styles/lab.css'],
     }),
     mdx(),
+    // The in-browser labs' VM files (vm/build.ts) into dist/vm/.
+    vmAssets(),
   ],
   markdown: {
     // ```sh run=container → a Run button (on the Markdown tree, before Expressive Code).

@@ -76,6 +76,7 @@ function setExpanded(root: HTMLElement, on: boolean): void {
 /** The buttons the controller answers. */
 const CONTROLLER_ACTIONS: Record<string, (c: Controller) => unknown> = {
   start: (c) => c.start({ focus: true }),
+  'start-vm': (c) => c.start({ focus: true, mode: 'vm' }),
   retry: (c) => c.start({ focus: true }),
   stop: (c) => c.stop(),
   reset: (c) => c.reset(),
@@ -90,7 +91,7 @@ function onAction(root: HTMLElement, action: string, button: HTMLButtonElement):
   const act = CONTROLLER_ACTIONS[action];
   if (!act) return;
   // Instant feedback while the terminal code downloads; the controller takes over.
-  if ((action === 'start' || action === 'retry') && !labPage) {
+  if ((action === 'start' || action === 'start-vm' || action === 'retry') && !labPage) {
     root.dataset.state = 'starting';
     status(root, 'Starting the lab…');
   }
@@ -165,7 +166,7 @@ function wireChecks(): void {
       const root = roots.find((r) => r.dataset.lab === lab);
       if (!root) {
         checkMessage(check, `This check runs in the lab “${lab}”, which is not on this page.`);
-      } else if (availability && availability.kind !== 'live') {
+      } else if (availability && availability.kind !== 'live' && !root.dataset.vm) {
         checkMessage(check, 'This check needs a live lab, and live labs are not available here.');
       } else {
         void withController(root, (c) => c.check(check));
@@ -189,15 +190,15 @@ function applyAvailability(a: LabAvailability): void {
   labPage?.then((p) => p.setAvailability(a)).catch(() => {});
   if (a.kind === 'live') return;
   for (const root of roots) {
-    // Only labs nobody has touched yet switch to the offline presentation.
-    if (root.dataset.state !== 'idle') continue;
+    // Only labs nobody has touched yet switch to the offline presentation; a lab that runs
+    // only in the browser never needed a server.
+    if (root.dataset.state !== 'idle' || !(root.dataset.modes ?? 'server').includes('server')) continue;
     root.dataset.state = a.kind === 'no-server' ? 'offline' : 'engine-down';
     const detail = root.querySelector<HTMLElement>('[data-engine-detail]');
     if (detail && a.kind === 'engine-down' && a.detail) setMessage(detail, a.detail);
-    status(
-      root,
-      a.kind === 'no-server' ? 'Live labs are not available here.' : 'Live labs are unavailable right now.',
-    );
+    const plain =
+      a.kind === 'no-server' ? 'Live labs are not available here.' : 'Live labs are unavailable right now.';
+    status(root, root.dataset.vm ? `${plain} Run this lab in your browser instead.` : plain);
   }
 }
 

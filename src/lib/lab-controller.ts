@@ -13,9 +13,12 @@ import {
   createSession,
   deleteSession,
   extendSession,
+  getCgroup,
+  getProcesses,
   LabApiError,
   type LabSession,
   probeSession,
+  runCheck,
   type SessionTerminal,
   terminalSocketUrl,
   terminalTicket,
@@ -30,12 +33,39 @@ import {
   LOW_TIME_MS,
 } from './lab-machine.ts';
 import { LabRecording } from './lab-recording.ts';
-import { KernelView } from './panels/kernel-view.ts';
-import { runStepCheck, showCheck } from './panels/step-checks.ts';
-import { TerminalUrlRefused } from './terminal-client.ts';
+import { type InspectSource, KernelView } from './panels/kernel-view.ts';
+import { type CheckRunner, runStepCheck, showCheck } from './panels/step-checks.ts';
+import { TerminalClient, TerminalUrlRefused } from './terminal-client.ts';
 import { TerminalPane } from './terminal-pane.ts';
 
 export type { LabState } from './lab-machine.ts';
+
+type LabVm = import('./vm/lab-vm.ts').LabVm;
+type VmAssets = import('./vm/lab-vm.ts').VmAssets;
+type CheckDef = import('../../labs/schema.ts').CheckDef;
+
+/** Where a run's sandbox is: a lab host of the lab server, or a VM in this tab. */
+export type LabMode = 'server' | 'vm';
+
+/**
+ * A session as the controller holds it: the lab server's answer, or, for the in-browser
+ * mode, the same shape around the tab's VM (no token, no URLs: nothing leaves the page).
+ */
+export type Session = LabSession & { vm?: LabVm };
+
+/** The in-browser VM lasts as long as the page: its "deadline" is a day away, and not shown. */
+const VM_LIFETIME_MS = 24 * 3600_000;
+
+/** The in-browser lab's files and checks (Lab.astro's data-vm), if it has that mode. */
+function vmConfig(root: HTMLElement): { assets: VmAssets; checks: CheckDef[] } | undefined {
+  const raw = root.dataset.vm;
+  if (!raw) return undefined;
+  try {
+    return JSON.parse(raw) as { assets: VmAssets; checks: CheckDef[] };
+  } catch {
+    return undefined;
+  }
+}
 
 function formatLeft(ms: number): string {
   const s = Math.max(0, Math.ceil(ms / 1000));
@@ -43,6 +73,26 @@ function formatLeft(ms: number): string {
   const m = Math.floor((s % 3600) / 60);
   const sec = String(s % 60).padStart(2, '0');
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(bytes < 1e7 ? 1 : 0)} MB`;
+}
+
+/** The kernel view's source of one session: the server's API, or the VM's control channel. */
+function inspectSource(session: Session): InspectSource {
+  const vm = session.vm;
+  if (vm)
+    return {
+      processes: () => vm.processes(),
+      cgroup: () => vm.cgroup(),
+      // Each reading runs scripts inside the emulated machine: less often than on a server.
+      intervalMs: 3000,
+    };
+  return {
+    processes: (signal) => getProcesses(session, signal),
+    cgroup: (signal) => getCgroup(session, signal),
+  };
 }
 
 function listTitles(panes: TerminalPane[]): string {
@@ -80,7 +130,7 @@ export class LabController implements Disposable {
   readonly labId: string;
   readonly panes: readonly TerminalPane[];
   readonly kernelView: KernelView | undefined;
-  readonly #machine: LabMachine<LabSession>;
+  readonly #machine: LabMachine<Session>;
   readonly #recording: LabRecording;
   /** What lives as long as the block: panes, kernel view, recording, the elapsed counter. */
   readonly #store = new DisposableStore();
@@ -92,6 +142,13 @@ export class LabController implements Disposable {
   /** start() callers waiting for the start to end (true once ready). */
   #waiters: ((ok: boolean) => void)[] = [];
   readonly #beforeStart: (c: LabController) => Promise<void>;
+  /** The in-browser mode's files and checks; undefined where this lab has no such mode here. */
+  readonly #vm: { assets: VmAssets; checks: CheckDef[] } | undefined;
+  /** Whether the lab server can run this lab at all (lab.yaml `modes`). */
+  readonly #serverModes: boolean;
+  /** The mode of the current (or last) run. */
+  #mode: LabMode = 'server';
+  #availability: LabAvailability | undefined;
 
   /** `beforeStart`: LabPage ends another block's session of the same lab first. */
   constructor(
@@ -101,12 +158,15 @@ export class LabController implements Disposable {
     this.root = root;
     this.#beforeStart = opts.beforeStart ?? (async () => {});
     const availability = opts.availability;
+    this.#availability = availability;
     this.labId = root.dataset.lab ?? '';
     const s = root.dataset.state;
-    this.#machine = new LabMachine({
+    this.#machine = new LabMachine<Session>({
       now: Date.now,
       state: s === 'offline' || s === 'engine-down' ? s : 'idle',
     });
+    this.#vm = vmConfig(root);
+    this.#serverModes = (root.dataset.modes ?? 'server browser').split(' ').includes('server');
     if (availability) this.#machine.dispatch({ type: 'availability', availability });
     this.panes = Array.from(root.querySelectorAll<HTMLElement>('[data-terminal]'), (el) =>
       this.#store.add(new TerminalPane(el)),
@@ -126,13 +186,27 @@ export class LabController implements Disposable {
     return this.state === 'starting' || this.#machine.session !== undefined;
   }
 
-  /** Starts a sandbox (joins a start in progress). Resolves true once ready. */
-  async start(opts: { focus?: boolean } = {}): Promise<boolean> {
+  /**
+   * Starts a sandbox (joins a start in progress). Resolves true once ready. `mode`: where;
+   * by default the lab server when it can run labs, else the in-browser VM if there is one.
+   */
+  async start(opts: { focus?: boolean; mode?: LabMode } = {}): Promise<boolean> {
     if (this.state === 'ready') return true;
-    if (this.state !== 'starting') await this.#beforeStart(this);
+    if (this.state !== 'starting') {
+      this.#mode = opts.mode ?? this.preferredMode;
+      this.root.dataset.mode = this.#mode;
+      await this.#beforeStart(this);
+    }
     const done = new Promise<boolean>((resolve) => this.#waiters.push(resolve));
     void this.#send({ type: 'start', focus: opts.focus ?? false });
     return done;
+  }
+
+  /** The mode a Start without a choice uses. */
+  get preferredMode(): LabMode {
+    if (!this.#vm) return 'server';
+    if (!this.#serverModes) return 'vm';
+    return this.#availability && this.#availability.kind !== 'live' ? 'vm' : 'server';
   }
 
   /** Ends the sandbox; the terminals keep their last screen, read-only. */
@@ -187,7 +261,17 @@ export class LabController implements Disposable {
       }
     }
     const session = this.#machine.session;
-    if (session) await runStepCheck(session, el);
+    if (session) await runStepCheck(this.#checkRunner(session), el);
+  }
+
+  #checkRunner(session: Session): CheckRunner {
+    const vm = session.vm;
+    if (!vm) return (id, answer) => runCheck(session, id, answer);
+    return async (id, answer) => {
+      const def = this.#vm?.checks.find((c) => c.id === id);
+      if (!def) throw new Error(`This lab has no check “${id}”.`);
+      return vm.check(def, answer);
+    };
   }
 
   /** Play / pause / replay the recorded session. */
@@ -196,6 +280,9 @@ export class LabController implements Disposable {
   }
 
   setAvailability(availability: LabAvailability): void {
+    this.#availability = availability;
+    // A lab the lab server cannot run is not "offline" when there is no server.
+    if (!this.#serverModes && this.#vm) return;
     void this.#send({ type: 'availability', availability });
   }
 
@@ -224,7 +311,7 @@ export class LabController implements Disposable {
   }
 
   /** Feeds one event to the machine and carries out its effects; resolves when their requests have. */
-  #send(ev: LabEvent<LabSession>): Promise<void> {
+  #send(ev: LabEvent<Session>): Promise<void> {
     if (this.#store.disposed) return Promise.resolve();
     const effects = this.#machine.dispatch(ev);
     const pending = effects.map((e) => this.#perform(e));
@@ -232,12 +319,13 @@ export class LabController implements Disposable {
     return Promise.all(pending).then(() => {});
   }
 
-  #perform(e: LabEffect<LabSession>): Promise<void> | undefined {
+  #perform(e: LabEffect<Session>): Promise<void> | undefined {
     switch (e.type) {
       case 'announce':
         this.#announce(e.message);
         return;
       case 'create':
+        if (this.#mode === 'vm') return this.#createVm(e.run);
         return createSession(this.labId).then(
           (session) =>
             this.#send({
@@ -264,7 +352,9 @@ export class LabController implements Disposable {
         );
       case 'delete': {
         const run = e.report;
-        const done = deleteSession(e.session, e.keepalive).catch(() => {});
+        const vm = e.session.vm;
+        vm?.dispose();
+        const done = vm ? Promise.resolve() : deleteSession(e.session, e.keepalive).catch(() => {});
         return run === undefined ? done : done.then(() => this.#send({ type: 'deleted', run }));
       }
       case 'connect':
@@ -279,6 +369,7 @@ export class LabController implements Disposable {
         return;
       case 'extend': {
         const run = e.run;
+        if (e.session.vm) return this.#send({ type: 'extended', run, expiresAt: e.session.expiresAt });
         return extendSession(e.session).then(
           (expiresAt) => this.#send({ type: 'extended', run, expiresAt }),
           (err: unknown) => this.#send({ type: 'extend-failed', run, message: (err as Error).message }),
@@ -286,6 +377,8 @@ export class LabController implements Disposable {
       }
       case 'probe': {
         const run = e.run;
+        if (e.session.vm)
+          return this.#send({ type: 'probed', run, result: e.session.vm.disposed ? 'gone' : 'alive' });
         return probeSession(e.session).then((result) => this.#send({ type: 'probed', run, result }));
       }
       case 'retry-now':
@@ -305,30 +398,123 @@ export class LabController implements Disposable {
     }
   }
 
+  /**
+   * The in-browser mode's "create": download (or take from the cache) and restore the lab's
+   * VM, with the progress bar; the VM is the session.
+   */
+  async #createVm(run: number): Promise<void> {
+    const cfg = this.#vm;
+    const fail = (code: string, message: string) =>
+      this.#send({ type: 'create-failed', run, error: { code, message } });
+    if (!cfg) return fail('vm_missing', 'This lab cannot run in your browser on this copy of the site.');
+    const progress = this.#progress();
+    try {
+      const { LabVm, deviceRefusal } = await import('./vm/lab-vm-entry.ts');
+      const refusal = deviceRefusal();
+      if (refusal) return fail('vm_refused', refusal);
+      const total =
+        cfg.assets.state.bytes + cfg.assets.bios.bytes + cfg.assets.vgaBios.bytes + cfg.assets.wasmBytes;
+      this.#announce(
+        `Starting the lab in your browser: downloading ${mb(total)} (kept for the next lesson)…`,
+      );
+      let told = false;
+      const vm = await LabVm.start(cfg.assets, {
+        onProgress: (phase, fraction) => {
+          progress.set(phase, fraction, total);
+          if (phase === 'restore' && !told) {
+            told = true;
+            this.#announce('Starting the lab in your browser: restoring its saved Linux…');
+          }
+        },
+      });
+      if (this.#machine.run !== run) {
+        vm.dispose();
+        return;
+      }
+      const now = Date.now();
+      const session: Session = {
+        id: `vm-${this.labId}`,
+        token: '',
+        lab: this.labId,
+        createdAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + VM_LIFETIME_MS).toISOString(),
+        terminals: this.panes.map((p) => ({ name: p.name, title: p.title, url: '' })),
+        vm,
+      };
+      return this.#send({
+        type: 'created',
+        run,
+        session,
+        expiresAt: session.expiresAt,
+        terminals: this.panes.map((p) => p.name),
+      });
+    } catch (err) {
+      return fail(
+        'vm_failed',
+        `The lab could not start in your browser: ${(err as Error).message || String(err)}`,
+      );
+    } finally {
+      progress.done();
+    }
+  }
+
+  /** The download-and-restore bar of the in-browser mode (Lab.astro's [data-vm-progress]). */
+  #progress(): { set(phase: 'download' | 'restore', fraction: number, total: number): void; done(): void } {
+    const box = this.root.querySelector<HTMLElement>('[data-vm-progress]');
+    const bar = box?.querySelector('progress');
+    const label = box?.querySelector<HTMLElement>('[data-vm-progress-text]');
+    if (box) box.hidden = false;
+    return {
+      set: (phase, fraction, total) => {
+        // Download is nine tenths of the bar, the restore the last tenth.
+        const value = phase === 'download' ? fraction * 0.9 : 0.9 + fraction * 0.1;
+        const text =
+          phase === 'download'
+            ? `Downloading: ${mb(fraction * total)} of ${mb(total)}`
+            : 'Restoring the saved Linux…';
+        if (bar) {
+          bar.value = value;
+          bar.setAttribute('aria-valuetext', text);
+        }
+        if (label) label.textContent = text;
+      },
+      done: () => {
+        if (box) box.hidden = true;
+      },
+    };
+  }
+
   /** Opens each pane's terminal of the session; the run owns the clients and the timeout. */
-  #connect(run: number, session: LabSession): void {
+  #connect(run: number, session: Session): void {
     const owner = this.#run;
-    for (const pane of this.panes) {
+    for (const [index, pane] of this.panes.entries()) {
       const t = session.terminals.find((x) => x.name === pane.name);
       if (!t) continue;
-      const send = (ev: LabEvent<LabSession>) => {
+      const send = (ev: LabEvent<Session>) => {
         if (!owner.disposed) void this.#send(ev);
       };
+      const vm = session.vm;
       owner.add(
-        pane.connect(socketUrls(session, t), {
-          onStatus: (status, attempt) => {
-            if (status === 'attached') send({ type: 'attached', run, terminal: pane.name });
-            if (status === 'reconnecting') send({ type: 'reconnecting', run, terminal: pane.name, attempt });
+        pane.connect(
+          vm
+            ? (o) => vm.terminal(index, o)
+            : (o) => new TerminalClient({ ...o, url: socketUrls(session, t) }),
+          {
+            onStatus: (status, attempt) => {
+              if (status === 'attached') send({ type: 'attached', run, terminal: pane.name });
+              if (status === 'reconnecting')
+                send({ type: 'reconnecting', run, terminal: pane.name, attempt });
+            },
+            onMessage: (msg) => {
+              if (msg.type === 'attached' || msg.type === 'expiring')
+                send({ type: 'expiry', run, expiresAt: msg.expiresAt, warn: msg.type === 'expiring' });
+              else if (msg.type === 'notice') send({ type: 'notice', run, message: msg.message });
+              else if (msg.type === 'error')
+                console.warn(`lab ${this.labId}/${pane.name}: ${msg.code}: ${msg.message}`);
+            },
+            onEnd: (reason) => send({ type: 'ended', run, terminal: pane.name, reason }),
           },
-          onMessage: (msg) => {
-            if (msg.type === 'attached' || msg.type === 'expiring')
-              send({ type: 'expiry', run, expiresAt: msg.expiresAt, warn: msg.type === 'expiring' });
-            else if (msg.type === 'notice') send({ type: 'notice', run, message: msg.message });
-            else if (msg.type === 'error')
-              console.warn(`lab ${this.labId}/${pane.name}: ${msg.code}: ${msg.message}`);
-          },
-          onEnd: (reason) => send({ type: 'ended', run, terminal: pane.name, reason }),
-        }),
+        ),
       );
     }
     this.#attachTimeout = owner.timeout(
@@ -337,14 +523,18 @@ export class LabController implements Disposable {
     );
   }
 
-  #ready(session: LabSession, focus: boolean): void {
+  #ready(session: Session, focus: boolean): void {
     const owner = this.#run;
     owner.drop(this.#attachTimeout);
     owner.interval(() => void this.#send({ type: 'tick' }), 1000);
     void this.#send({ type: 'tick' });
+    if (session.vm)
+      this.#announce(
+        'Ready: a real Linux kernel runs this lab in your browser; nothing you type leaves this tab. Type in either terminal.',
+      );
     if (this.kernelView) {
       const kv = this.kernelView;
-      kv.attach(session);
+      kv.attach(inspectSource(session));
       owner.add(toDisposable(() => kv.detach()));
     }
     const active = document.activeElement;

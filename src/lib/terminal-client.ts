@@ -72,6 +72,32 @@ export interface TerminalClientOptions {
   pingMs?: number;
 }
 
+/**
+ * What a terminal pane talks to: the lab server's WebSocket (TerminalClient, below) or a
+ * serial port of the in-browser VM (vm/vm-terminal.ts). The pane never knows which.
+ */
+export interface TerminalConnection {
+  /** Open (again); safe after an end. */
+  connect(): void;
+  send(input: string | Uint8Array): void;
+  resize(cols: number, rows: number): void;
+  /** Close for good (Stop, Reset, page leave). */
+  close(): void;
+  /** Skip a reconnect's wait. */
+  retryNow(): void;
+  /** Test hook: lose the connection as a network failure would. */
+  drop(): void;
+}
+
+/** What a pane gives any connection: where output goes, its size, what to tell it. */
+export type ConnectionOptions = Pick<
+  TerminalClientOptions,
+  'sink' | 'size' | 'onStatus' | 'onMessage' | 'onEnd'
+>;
+
+/** Makes the connection of one terminal (the session decides which kind). */
+export type TerminalConnector = (opts: ConnectionOptions) => TerminalConnection;
+
 /** Close codes after which reconnecting cannot help. */
 const FINAL: Record<number, EndReason> = {
   [CloseCode.sessionEnded]: 'session-ended',
@@ -90,7 +116,7 @@ export const TEST_DROP_CODE = 3000;
 /** Keystrokes typed while the socket is down are kept up to this many bytes. */
 const MAX_QUEUED_INPUT = 16 * 1024;
 
-export class TerminalClient {
+export class TerminalClient implements TerminalConnection {
   readonly #opts: TerminalClientOptions;
   readonly #WS: typeof WebSocket;
   readonly #encoder = new TextEncoder();

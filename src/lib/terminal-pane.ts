@@ -7,7 +7,7 @@
 import type { ServerMessage } from '../../server/src/terminal/protocol.ts';
 import { type Disposable, DisposableStore, toDisposable } from './disposable.ts';
 import { screenReaderPreferred } from './reader-prefs.ts';
-import { type EndReason, TerminalClient, type TerminalStatus } from './terminal-client.ts';
+import type { EndReason, TerminalConnection, TerminalConnector, TerminalStatus } from './terminal-client.ts';
 import { openTerminal, terminalText, type XTerm } from './xterm-setup.ts';
 
 export interface PaneEvents {
@@ -27,7 +27,7 @@ export class TerminalPane implements Disposable {
   #term = new DisposableStore();
   #xterm: XTerm | undefined;
   #kind: 'live' | 'replay' | undefined;
-  #client: TerminalClient | undefined;
+  #client: TerminalConnection | undefined;
   /** After the shell exited: the next Enter opens a new shell. */
   #waitingForEnter = false;
   /** Resolves on the first output after (re)connecting: the shell is there. */
@@ -44,18 +44,17 @@ export class TerminalPane implements Disposable {
   }
 
   /**
-   * Connects the live terminal through a new client (fresh screen, input on). Disposing
-   * the result closes the client and leaves the screen as it is, read-only.
+   * Connects the live terminal through a new connection (fresh screen, input on). Disposing
+   * the result closes it and leaves the screen as it is, read-only.
    */
-  connect(url: () => Promise<string>, events: PaneEvents): Disposable {
+  connect(connector: TerminalConnector, events: PaneEvents): Disposable {
     const x = this.#terminal('live');
     x.term.reset();
     x.term.options.disableStdin = false;
     x.term.options.cursorBlink = true;
     this.#waitingForEnter = false;
     this.#expectOutput();
-    const client = new TerminalClient({
-      url,
+    const client = connector({
       size: () => ({ cols: x.term.cols, rows: x.term.rows }),
       sink: {
         write: (data, done) => {

@@ -10,14 +10,7 @@
  */
 
 import { type Disposable, DisposableStore } from '../disposable.ts';
-import {
-  type CgroupReading,
-  getCgroup,
-  getProcesses,
-  type LabApiError,
-  type LabSession,
-  type ProcessSnapshot,
-} from '../lab-api.ts';
+import type { CgroupReading, LabApiError, ProcessSnapshot } from '../lab-api.ts';
 import { CgroupMeters } from './cgroup-meters.ts';
 import { setText } from './dom.ts';
 import { clock } from './model.ts';
@@ -28,8 +21,19 @@ import { ProcessMap } from './process-map.ts';
 type TabKey = 'processes' | 'namespaces' | 'cgroup';
 const TABS: readonly TabKey[] = ['processes', 'namespaces', 'cgroup'];
 
+/**
+ * Where a session's kernel facts come from: the lab server's inspection API, or the
+ * in-browser VM's control channel (lab-controller.ts makes one per session).
+ */
+export interface InspectSource {
+  processes(signal: AbortSignal): Promise<ProcessSnapshot>;
+  cgroup(signal: AbortSignal): Promise<CgroupReading>;
+  /** Time between readings; default about a second. */
+  intervalMs?: number;
+}
+
 interface Tagged<T> {
-  session: LabSession;
+  session: InspectSource;
   data: T;
 }
 
@@ -38,7 +42,7 @@ export class KernelView implements Disposable {
   /** Its listeners, pollers and the announcement timer. */
   readonly #store = new DisposableStore();
   #announcing: Disposable | undefined;
-  #session: LabSession | undefined;
+  #session: InspectSource | undefined;
   #tab: TabKey = 'processes';
   readonly #tabs: HTMLButtonElement[];
   readonly #panels = new Map<TabKey, HTMLElement>();
@@ -66,8 +70,16 @@ export class KernelView implements Disposable {
     const idBase = this.#panels.get('cgroup')?.id ?? 'kv';
     this.#meters = new CgroupMeters(this.#content('cgroup'), idBase, (t) => this.#announce(t));
 
-    this.#procPoller = this.#poller(getProcesses, (v) => this.#gotProcesses(v), ['processes', 'namespaces']);
-    this.#cgPoller = this.#poller(getCgroup, (v) => this.#gotCgroup(v), ['cgroup']);
+    this.#procPoller = this.#poller(
+      (s, signal) => s.processes(signal),
+      (v) => this.#gotProcesses(v),
+      ['processes', 'namespaces'],
+    );
+    this.#cgPoller = this.#poller(
+      (s, signal) => s.cgroup(signal),
+      (v) => this.#gotCgroup(v),
+      ['cgroup'],
+    );
 
     this.#store.listen(details, 'toggle', () => this.#update());
     for (const tab of this.#tabs) {
@@ -85,12 +97,13 @@ export class KernelView implements Disposable {
 
   /** A poller of one endpoint for the attached session; its answers carry the session they are for. */
   #poller<T>(
-    get: (s: LabSession, signal: AbortSignal) => Promise<T>,
+    get: (s: InspectSource, signal: AbortSignal) => Promise<T>,
     onData: (v: Tagged<T>) => void,
     tabs: TabKey[],
   ): Poller<Tagged<T>> {
     return this.#store.add(
       new Poller({
+        intervalMs: () => this.#session?.intervalMs ?? 1000,
         load: async (signal) => {
           const session = this.#session!;
           return { session, data: await get(session, signal) };
@@ -102,7 +115,7 @@ export class KernelView implements Disposable {
   }
 
   /** A session is ready: show its figures (polling starts if the view is open). */
-  attach(session: LabSession): void {
+  attach(session: InspectSource): void {
     this.#session = session;
     this.#processMap = undefined;
     this.#nsDiff = undefined;

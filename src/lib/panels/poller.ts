@@ -19,7 +19,8 @@ const realTimers: Timers = {
 };
 
 export interface PollerOptions<T> {
-  intervalMs?: number;
+  /** Time between requests (a function: asked before each wait); default 1000 ms. */
+  intervalMs?: number | (() => number);
   load(signal: AbortSignal): Promise<T>;
   onData(value: T): void;
   /** 'stop' ends polling until the next setActive(true); 'retry' backs off. */
@@ -30,7 +31,7 @@ export interface PollerOptions<T> {
 export class Poller<T> {
   readonly #opts: PollerOptions<T>;
   readonly #timers: Timers;
-  readonly #interval: number;
+  readonly #interval: () => number;
   #active = false;
   #stopped = false;
   #timer: unknown;
@@ -40,7 +41,8 @@ export class Poller<T> {
   constructor(opts: PollerOptions<T>) {
     this.#opts = opts;
     this.#timers = opts.timers ?? realTimers;
-    this.#interval = opts.intervalMs ?? 1000;
+    const every = opts.intervalMs ?? 1000;
+    this.#interval = typeof every === 'function' ? every : () => every;
   }
 
   get active(): boolean {
@@ -73,13 +75,13 @@ export class Poller<T> {
     const ctl = new AbortController();
     this.#inFlight = ctl;
     const started = this.#timers.now();
-    let delay = this.#interval;
+    let delay = this.#interval();
     try {
       const value = await this.#opts.load(ctl.signal);
       if (ctl.signal.aborted) return;
       this.#failures = 0;
       this.#opts.onData(value);
-      delay = Math.max(0, this.#interval - (this.#timers.now() - started));
+      delay = Math.max(0, this.#interval() - (this.#timers.now() - started));
     } catch (err) {
       if (ctl.signal.aborted) return;
       if (this.#opts.onError(err) === 'stop') {

@@ -1,10 +1,11 @@
 /**
  * Running a step check (`<Check>`, src/components/Check.astro) against the lab's current
- * session: `POST /api/v1/sessions/:id/checks/:check`, then pass or fail with the
- * server's message and the lab's hint in the check's status region. Loaded with the
+ * session (the lab server's `POST /api/v1/sessions/:id/checks/:check`, or the in-browser VM
+ * judged in the page), then pass or fail with the message and the lab's hint in the
+ * check's status region. Loaded with the
  * lab controller (LabController.check starts the lab first if needed).
  */
-import { type CheckResult, type LabApiError, type LabSession, runCheck } from '../lab-api.ts';
+import type { CheckResult, LabApiError } from '../lab-api.ts';
 import { setMessage } from '../lab-health.ts';
 import { recordPass, renderProgress } from './check-progress.ts';
 
@@ -49,8 +50,11 @@ export function showCheck(el: HTMLElement, shown: Shown): void {
   }
 }
 
-/** Runs the check of `el` on `session`; the answer comes from its input, if it has one. */
-export async function runStepCheck(session: LabSession, el: HTMLElement): Promise<CheckResult | undefined> {
+/** Runs one check of the session's lab: by the lab server, or by the in-browser VM. */
+export type CheckRunner = (check: string, answer: string | undefined) => Promise<CheckResult>;
+
+/** Runs the check of `el` with `run`; the answer comes from its input, if it has one. */
+export async function runStepCheck(run: CheckRunner, el: HTMLElement): Promise<CheckResult | undefined> {
   const lab = el.dataset.checkLab ?? '';
   const id = el.dataset.check ?? '';
   const input = el.querySelector<HTMLInputElement>('[data-check-answer]');
@@ -67,7 +71,7 @@ export async function runStepCheck(session: LabSession, el: HTMLElement): Promis
   el.setAttribute('aria-busy', 'true');
   showCheck(el, { kind: 'pending', text: 'Checking in your sandbox…' });
   try {
-    const result = await runCheck(session, id, input ? answer : undefined);
+    const result = await run(id, input ? answer : undefined);
     showCheck(el, { kind: 'result', result });
     if (result.passed) {
       recordPass(lab, id);
