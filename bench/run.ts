@@ -4,7 +4,8 @@
  *
  *   --quick              small N everywhere (a smoke run, a minute or two)
  *   --only a,b           sections: start, echo (the terminal path: echo + throughput), idle,
- *                        lighthouse (the built site in Lighthouse, mobile and desktop)
+ *                        lighthouse (the built site in Lighthouse, mobile and desktop),
+ *                        browser (a lab in the tab's VM beside our server, in Chromium)
  *   --idle N             idle sessions (default 200)
  *   --starts N           sequential starts per series (default 10)
  *   --burst N            readers starting at once (default 10)
@@ -25,6 +26,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchBrowser } from './lib/browser.ts';
 import { stopAll } from './lib/cleanup.ts';
 import { engineVersion, managedContainers, removeContainers } from './lib/engine.ts';
 import { benchIdle } from './lib/idle.ts';
@@ -78,6 +80,8 @@ function config(): BenchConfig & { out: string } {
     idle: 'idle',
     lighthouse: 'lighthouse',
     lh: 'lighthouse',
+    browser: 'browser',
+    vm: 'browser',
   };
   const only = values.only
     ? [
@@ -193,6 +197,10 @@ async function main(): Promise<number> {
         errors: [],
         seconds: 0,
       }));
+    }
+    if (cfg.only.includes('browser')) {
+      log('browser: the in-browser VM beside our server, in Chromium');
+      results.browser = await benchBrowser({ quick: cfg.quick });
     }
   } catch (err) {
     results.errors.push(errText(err));

@@ -100,6 +100,24 @@ ensure_images() {
   (cd "$root_dir" && node labs/build-images.ts) || { fail "building the lab images failed"; return 1; }
 }
 
+# ---- The in-browser labs' VM (vm/build.ts, run by npm run build) ----------------------------
+# It needs apt-get and dpkg-deb (Debian/Ubuntu: there already) and Debian's keyring for apt's
+# own signature checks; no root at build time (apt runs with a state of its own in
+# .cache/vm/). As root on Debian, what is missing comes from apt. Elsewhere the site is
+# built without the in-browser mode, and the in-browser browser tests say how to get it.
+ensure_vm_tools() {
+  if have apt-get && have dpkg-deb && [ -e /usr/share/keyrings/debian-archive-keyring.gpg ]; then return 0; fi
+  if is_root && have apt-get; then
+    apt_install debian-archive-keyring dpkg || { fail "could not install what the VM build needs (debian-archive-keyring)"; return 1; }
+    return 0
+  fi
+  if [ "$purpose" = test ]; then
+    fail "the in-browser labs are built from Debian packages with apt-get and dpkg-deb: run ./run.sh setup as root on Debian (or use CI)."
+    return 1
+  fi
+  say "no apt-get/dpkg-deb here: the site is built without the in-browser labs (vm/README.md)"
+}
+
 # ---- Deploy tests: Docker Compose (compose.yaml) ------------------------------------------
 ensure_deploy_tools() {
   have docker-compose || docker compose version >/dev/null 2>&1 && return 0
@@ -154,6 +172,7 @@ setup_main() {
   else
     say "continuing without a Docker engine: the site works and each lab plays its recording"
   fi
+  ensure_vm_tools || return 1
   if [ "$purpose" = test ]; then ensure_chromium || return 1; ensure_deploy_tools || return 1; fi
   say "ready: node $(node --version)${CHROMIUM_PATH:+, chromium $CHROMIUM_PATH}"
 }

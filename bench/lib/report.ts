@@ -1,4 +1,5 @@
 /** The Markdown report (bench/results/latest.md) built from the results object. */
+import type { BrowserResult } from './browser.ts';
 import type { IdleResult, MemorySnapshot } from './idle.ts';
 import type { Finding, LighthouseResult, LighthouseRow } from './lighthouse.ts';
 import type { MachineInfo } from './machine.ts';
@@ -8,7 +9,7 @@ import { atLeast, atMost, mark, TARGETS } from './targets.ts';
 import type { PathResult, TerminalResult } from './terminal.ts';
 
 /** The sections of a full run, in order (`--only` picks some). */
-export const SECTIONS = ['start', 'echo', 'idle', 'lighthouse'] as const;
+export const SECTIONS = ['start', 'echo', 'idle', 'lighthouse', 'browser'] as const;
 
 export interface BenchConfig {
   quick: boolean;
@@ -35,6 +36,7 @@ export interface Results {
   terminal?: TerminalResult;
   idle?: IdleResult;
   lighthouse?: LighthouseResult;
+  browser?: BrowserResult;
   leftovers?: { ours: number; otherManaged: number; removed: number };
   errors: string[];
 }
@@ -376,6 +378,7 @@ export function renderMarkdown(r: Results): string {
   if (r.terminal) out.push(...terminalSection(r.terminal, c));
   if (r.idle) out.push(...idleSection(r.idle));
   if (r.lighthouse) out.push(...lighthouseSection(r.lighthouse));
+  if (r.browser) out.push(...browserSection(r.browser));
   if (r.leftovers) {
     out.push(
       `After the run: ${r.leftovers.ours} containers of this run (label \`containerlabs.managed=true\`, instance \`${'bench-<pid>-*'}\`) were left${r.leftovers.removed ? ` and force-removed by the bench (${r.leftovers.removed})` : ''}; ${r.leftovers.otherManaged} managed containers of other instances (not the bench's) were running.`,
@@ -384,4 +387,35 @@ export function renderMarkdown(r: Results): string {
   }
   for (const e of r.errors) out.push(`- error: ${e}`);
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+function browserSection(b: BrowserResult): string[] {
+  const out = [
+    '',
+    "## The lab in the reader's tab (in-browser VM) beside our server",
+    '',
+    `The same lesson page (lab \`${b.lab}\`) in headless Chromium: **in the browser**, the built site served as plain files (no lab server), Run in my browser restores the lab's saved VM${b.vmBuild ? ` (build ${b.vmBuild})` : ''}; **server**, Start lab on our server (a lab host container). Download = bytes the page fetched from Start to ready with an empty cache; warm = the same after a reload (VM files from the Cache API). ps -ef = typing \`ps -ef\` in the host terminal until its prompt is back; echo = one key (x, then DEL) until it shows. Tab = PSS of the renderer processes with the lab ready. Targets for the in-browser mode: Start → prompts ≤ 3 s, ps -ef ≤ 1.5 s, download ≤ 12 MB, tab ≤ 400 MB (absolute times only beside the server's, same run).`,
+    '',
+    '| mode | download MB | Start → both prompts ms (warm) | ps -ef p50 / max ms | echo p50 / p95 ms | tab MB | met |',
+    '|---|---:|---:|---:|---:|---:|:-:|',
+  ];
+  for (const r of b.rows) {
+    if (r.skipped) {
+      out.push(`| ${r.mode === 'vm' ? 'in the browser' : 'server'} | skipped: ${r.skipped} | | | | | |`);
+      continue;
+    }
+    const vm = r.mode === 'vm';
+    const met = vm
+      ? mark(
+          (r.startWarmMs ?? r.startMs ?? Infinity) <= 3000 &&
+            (r.psMs?.p50 ?? Infinity) <= 1500 &&
+            (r.downloadBytes ?? Infinity) <= 12e6 &&
+            (r.tabMB ?? Infinity) <= 400,
+        )
+      : '–';
+    out.push(
+      `| ${vm ? 'in the browser' : 'server'} | ${MBf(r.downloadBytes ?? Number.NaN)} | ${fmt(r.startMs ?? Number.NaN, 0)}${r.startWarmMs !== undefined ? ` (${fmt(r.startWarmMs, 0)})` : ''} | ${fmt(r.psMs?.p50 ?? Number.NaN, 0)} / ${fmt(r.psMs?.max ?? Number.NaN, 0)} | ${fmt(r.echoMs?.p50 ?? Number.NaN, 1)} / ${fmt(r.echoMs?.p95 ?? Number.NaN, 1)} | ${fmt(r.tabMB ?? Number.NaN, 0)} | ${met} |`,
+    );
+  }
+  return out;
 }
