@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { WebSocket } from 'ws';
-import type { FakeRuntime } from './runtime/fake-runtime.ts';
-import { testApp } from './test-app.ts';
+import type { FakeRuntime } from '../../tests/unit-support/fake-runtime.ts';
+import { testApp } from '../../tests/unit-support/test-app.ts';
 
 const setup = (accessToken?: string) => testApp({ accessToken });
 

@@ -17,7 +17,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { labImageTag } from '../../labs/images.ts';
-import { testLab } from '../../labs/test-fixture.ts';
 import { labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
 import { EchoProbe, fmtStats, rssKiB, stats } from '../abuse/support.ts';
 import {
@@ -29,6 +28,7 @@ import {
   startServer,
   TermClient,
 } from '../support/server.ts';
+import { testLab } from '../unit-support/test-lab.ts';
 import { until } from './support.ts';
 
 const docker = new Docker(); // the REAL engine socket, for setting up and checking only
