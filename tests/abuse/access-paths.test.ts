@@ -132,31 +132,19 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, base: s
       upgrade: true,
     });
   }
-  // The session token, and the terminal ticket (with the access credential, where one is needed).
+  // The session token, and the terminal ticket (with the access credential, where one is needed):
+  // none, a made-up one, the session's token in its place.
   for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'token', ...r, headers: cred });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    query: '?ticket=AAAAAAAAAAAAAAAAAAAAAA',
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    query: `?ticket=${s.token}&token=${s.token}`,
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
+  for (const query of ['', '?ticket=AAAAAAAAAAAAAAAAAAAAAA', `?ticket=${s.token}&token=${s.token}`]) {
+    out.push({
+      guard: 'token',
+      method: 'GET',
+      path: terminal,
+      query,
+      headers: { ...cred, ...ownOrigin },
+      upgrade: true,
+    });
+  }
   out.push({ guard: 'token', method: 'POST', path: `${terminal}/tickets`, headers: cred });
   // A foreign page's socket: everything right but the Origin.
   out.push({

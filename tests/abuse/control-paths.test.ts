@@ -11,7 +11,7 @@ import parsePrometheus from 'parse-prometheus-text-format';
 import { useServer } from '../support/fixtures.ts';
 import type { RunningServer, SessionInfo, TermClient } from '../support/server.ts';
 import { formatSummary, summarize } from '../support/stats.ts';
-import { EchoProbe, healthMs, rssKiB, sampler, sleep } from './support.ts';
+import { EchoProbe, healthFor, rssKiB, sampler, sleep } from './support.ts';
 
 /** Generous bounds: the 2 cores are shared with the attack, the engine and other tests. */
 const ECHO_BOUND_MS = 5_000;
@@ -186,12 +186,9 @@ describe('control paths under abuse (real server, real engine)', () => {
         },
       ),
     ]);
-    const health: number[] = [];
+    let health: number[] = [];
     const healthLoop = (async () => {
-      while (Date.now() - floodStart < 30_000) {
-        health.push(await healthMs(srv, HEALTH_BOUND_MS * 2));
-        await sleep(250);
-      }
+      health = await healthFor(srv, 30_000 - (Date.now() - floodStart), { timeoutMs: HEALTH_BOUND_MS * 2 });
     })();
     let echoOk: () => void;
     let during: number[];

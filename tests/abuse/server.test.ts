@@ -25,7 +25,7 @@ import {
   terminalTicket,
 } from '../support/server.ts';
 import { formatSummary, summarize } from '../support/stats.ts';
-import { dockerdPid, healthMs, httpFrom, rssKiB, sampler, sleep } from './support.ts';
+import { dockerdPid, healthFor, httpFrom, rssKiB, sampler, sleep } from './support.ts';
 
 stopServersAfterTests();
 const capsInstance = `abuse-caps-${process.pid}`;
@@ -376,12 +376,7 @@ describe('server under abuse (real server, real engine)', () => {
       // Stop reading the TCP socket: the kernel buffers fill, then the server's.
       t.pauseReading();
       t.send('timeout 6 yes; echo "@@flood$((40+2))@@"\r');
-      const health: number[] = [];
-      const until = performance.now() + 7000;
-      while (performance.now() < until) {
-        health.push(await healthMs(srv));
-        await sleep(250);
-      }
+      const health = await healthFor(srv, 7000);
       const during = rss.stop();
       t.resumeReading();
       const text = await t.waitFor(/@@flood42@@/, 60_000);
@@ -415,12 +410,7 @@ describe('server under abuse (real server, real engine)', () => {
     t.send('timeout 5 yes; clear; echo "@@gone$((40+2))@@"\r');
     await sleep(300);
     await t.close();
-    const health: number[] = [];
-    const until = performance.now() + 6000;
-    while (performance.now() < until) {
-      health.push(await healthMs(srv));
-      await sleep(250);
-    }
+    const health = await healthFor(srv, 6000);
     const during = rss.stop();
     const again = await open(false);
     try {
@@ -525,12 +515,10 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('slowloris: the server closes sockets that trickle headers; health answered all along', async () => {
-    const t0 = performance.now();
-    const health: number[] = [];
-    while (loris.socks.some((e) => e.closedAfterMs === null) && performance.now() - t0 < LORIS_GIVE_UP_MS) {
-      health.push(await healthMs(srv));
-      await sleep(500);
-    }
+    const health = await healthFor(srv, LORIS_GIVE_UP_MS, {
+      everyMs: 500,
+      until: () => loris.socks.every((e) => e.closedAfterMs !== null),
+    });
     await loris.settled();
     const closed = loris.socks.map((e) => e.closedAfterMs!);
     const st = summarize(closed.map((ms) => ms / 1000));

@@ -194,3 +194,18 @@ export async function healthMs(srv: RunningServer, timeoutMs = 10_000): Promise<
   if (r.status !== 200) throw new Error(`health answered ${r.status}`);
   return performance.now() - t0;
 }
+
+/** Health round trips in ms, one every `everyMs`, until `ms` have passed (or `until` holds). */
+export async function healthFor(
+  srv: RunningServer,
+  ms: number,
+  opts: { everyMs?: number; until?: () => boolean; timeoutMs?: number } = {},
+): Promise<number[]> {
+  const samples: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end && !opts.until?.()) {
+    samples.push(await healthMs(srv, opts.timeoutMs));
+    await sleep(opts.everyMs ?? 250);
+  }
+  return samples;
+}

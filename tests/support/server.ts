@@ -70,7 +70,25 @@ export async function startServer(
   env: Record<string, string> = {},
   opts: StartOptions = {},
 ): Promise<RunningServer> {
-  const port = await freePort();
+  // WARNING: a free port can be taken by another process (other tests share this machine)
+  // between the check and the server's listen: then try another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(await freePort(), env, opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 3) throw err;
+    }
+  }
+}
+
+/** The server could not listen: its port was taken meanwhile. */
+class PortTaken extends Error {}
+
+async function startOnce(
+  port: number,
+  env: Record<string, string>,
+  opts: StartOptions,
+): Promise<RunningServer> {
   const instance = env.CL_INSTANCE ?? `test-${process.pid}-${port}`;
   let out = '';
   const proc = spawn(process.execPath, ['server/src/main.ts'], {
@@ -114,8 +132,10 @@ export async function startServer(
   const timeoutMs = opts.timeoutMs ?? 30_000;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (proc.exitCode !== null)
-      throw new Error(`the server exited (${proc.exitCode}) while starting:\n${out}`);
+    if (proc.exitCode !== null) {
+      const message = `the server exited (${proc.exitCode}) while starting:\n${out}`;
+      throw out.includes('EADDRINUSE') ? new PortTaken(message) : new Error(message);
+    }
     try {
       // 503 is an answer too: a server that cannot serve labs still serves the site.
       const r = await fetch(`${srv.base}/api/v1/health`);
