@@ -14,6 +14,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import type {} from '../../src/lib/lab-controller.ts'; // window.__containerLabs
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
+import { requireEngine } from '../support/server.ts';
 import {
   buildSite,
   type LabServer,
@@ -97,15 +98,12 @@ describe('live labs: real server, real engine', () => {
   let context: BrowserContext;
   let page: Page;
   let lesson: string;
-  let engine = false;
   const controlSent: string[] = [];
 
   before(async () => {
     server = await startLabServer(site);
-    const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      labs?: { available?: boolean };
-    };
-    engine = health.labs?.available === true;
+    // Live labs need an engine and the lab images: without them these tests fail, saying so.
+    await requireEngine('the live-lab browser tests');
     lesson = lessonWithLab(site, LAB);
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
@@ -122,7 +120,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('Start opens both terminals; ps -ef shows the app as PID 1 inside and under another PID on the host', async (t) => {
-    if (!engine) return t.skip('no Docker engine reachable: live labs cannot start');
     await page.goto(server.url + lesson);
     const lab = page.locator(`[data-lab="${LAB}"]`).first();
     await lab.scrollIntoViewIfNeeded();
@@ -199,8 +196,7 @@ describe('live labs: real server, real engine', () => {
     assert.ok(wide, 'at 1280 px the terminals sit side by side');
   });
 
-  test('the running lab passes axe (serious/critical)', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('the running lab passes axe (serious/critical)', async () => {
     // xterm pauses drawing while a terminal is off screen: axe must look at what a reader sees.
     await page.locator(`[data-lab="${LAB}"] .lab__terms`).scrollIntoViewIfNeeded();
     for (const theme of ['light', 'dark']) {
@@ -224,7 +220,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('a Run button types its command into its terminal', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const block = page.locator('.run-block[data-run]').first();
     const target = (await block.getAttribute('data-run'))!;
     const code = (await block.getAttribute('data-run-code'))!;
@@ -243,8 +238,7 @@ describe('live labs: real server, real engine', () => {
     assert.match((await page.locator(`[data-lab="${LAB}"] [data-status]`).textContent()) ?? '', /^Ran /);
   });
 
-  test('after a dropped connection the same shell comes back', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('after a dropped connection the same shell comes back', async () => {
     await runIn(page, LAB, 'host', 'export X=42');
     await page.evaluate((l) => window.__containerLabs?.drop(l, 'host'), LAB);
     await page.waitForFunction(
@@ -261,8 +255,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test('copy with Ctrl+Shift+C, paste with Ctrl+Shift+V', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('copy with Ctrl+Shift+C, paste with Ctrl+Shift+V', async () => {
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     await runIn(page, LAB, 'host', 'echo copy-$((6*7))');
     // Triple-click selects a whole line in xterm.
@@ -281,8 +274,7 @@ describe('live labs: real server, real engine', () => {
     await waitForText(page, LAB, 'host', /\npasted-42\n[\s\S]*[$#] $/);
   });
 
-  test('after `exit`, Enter opens a new shell', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('after `exit`, Enter opens a new shell', async () => {
     await typeIn(page, LAB, 'host', 'exit\n');
     await waitForText(page, LAB, 'host', /The shell exited\. Press Enter for a new one\.\]$/);
     assert.equal(
@@ -296,7 +288,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('flow control: `yes` does not freeze the page, and pause/resume reach the server', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     assert.ok(
       controlSent.some((p) => p.includes('"resize"')),
       'the client sent its size',
@@ -332,8 +323,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test("keyboard: Esc then Tab leaves the terminal; screen reader mode adds xterm's accessibility tree", async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test("keyboard: Esc then Tab leaves the terminal; screen reader mode adds xterm's accessibility tree", async () => {
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await typeIn(page, LAB, 'container', '');
     await page.keyboard.press('Tab'); // a plain Tab goes to the shell
@@ -365,7 +355,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('Extend asks for more time', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
     assert.match((await lab.locator('[data-countdown]').textContent()) ?? '', /^\d+:\d\d$/);
     await lab.getByRole('button', { name: 'Extend' }).click();
@@ -379,8 +368,7 @@ describe('live labs: real server, real engine', () => {
     t.diagnostic((await lab.locator('[data-status]').textContent()) ?? '');
   });
 
-  test('Reset gives a fresh sandbox and ends the old one', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('Reset gives a fresh sandbox and ends the old one', async () => {
     const old = await currentSession(page);
     await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Reset' }).click();
     await waitForState(page, LAB, 'ready');
@@ -392,8 +380,7 @@ describe('live labs: real server, real engine', () => {
     assert.match(lastOutput(text, 'echo "X is [$X]"'), /X is \[\]/, 'a fresh shell');
   });
 
-  test('Stop ends the session (GET → 404)', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('Stop ends the session (GET → 404)', async () => {
     const s = await currentSession(page);
     assert.equal(await sessionStatus(server, s), 200);
     await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Stop' }).first().click();
@@ -404,8 +391,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test('leaving the page ends the session', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('leaving the page ends the session', async () => {
     await page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Start again' }).click();
     await waitForState(page, LAB, 'ready');
     const s = await currentSession(page);
@@ -540,7 +526,6 @@ describe('a server without a container engine', () => {
 describe('a session that runs out of time', () => {
   let server: LabServer;
   let page: Page;
-  let engine = false;
 
   before(async () => {
     server = await startLabServer(site, {
@@ -548,10 +533,8 @@ describe('a session that runs out of time', () => {
       CL_SESSION_MAX_LIFETIME: '20s',
       CL_REAP_INTERVAL: '1s',
     });
-    const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      labs?: { available?: boolean };
-    };
-    engine = health.labs?.available === true;
+    // Live labs need an engine and the lab images: without them these tests fail, saying so.
+    await requireEngine('the expiry browser test');
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
@@ -560,8 +543,7 @@ describe('a session that runs out of time', () => {
     await server?.stop();
   });
 
-  test('the countdown warns, then the lab shows it has expired', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('the countdown warns, then the lab shows it has expired', async () => {
     await page.goto(server.url + lessonWithLab(site, LAB));
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await lab.scrollIntoViewIfNeeded();

@@ -24,6 +24,7 @@ import type { Browser, BrowserContext, Locator, Page } from 'playwright-core';
 import type { CgroupReading, ProcessSnapshot } from '../../src/lib/lab-api.ts';
 import type {} from '../../src/lib/lab-controller.ts'; // window.__containerLabs
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
+import { requireEngine } from '../support/server.ts';
 import {
   type LabServer,
   launchBrowser,
@@ -178,15 +179,12 @@ describe('kernel view and step checks: real server, real engine', () => {
   let server: LabServer;
   let context: BrowserContext;
   let page: Page;
-  let engine = false;
   let requests: ReturnType<typeof countPanelRequests>;
 
   before(async () => {
     server = await startLabServer(site);
-    const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      labs?: { available?: boolean };
-    };
-    engine = health.labs?.available === true;
+    // Live labs need an engine and the lab images: without them these tests fail, saying so.
+    await requireEngine('the kernel view browser tests');
     context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
     requests = countPanelRequests(page);
@@ -200,7 +198,6 @@ describe('kernel view and step checks: real server, real engine', () => {
   const LAB = 'processes';
 
   test('processes lab: the check fails before the step; no panel request while the kernel view is closed', async (t) => {
-    if (!engine) return t.skip('no Docker engine reachable: live labs cannot start');
     await page.goto(server.url + lessonWithChecks(site, LAB));
     const lab = page.locator(`[data-lab="${LAB}"]`);
     const check = page.locator(`[data-check-lab="${LAB}"][data-check="sleep-host-pid"]`);
@@ -237,7 +234,6 @@ describe('kernel view and step checks: real server, real engine', () => {
   });
 
   test('the process map shows a sleep started in the container with both of its PIDs, live', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await runIn(page, LAB, 'container', 'sleep 1000 &');
     const echoed = outputOf(await runIn(page, LAB, 'container', 'echo $!'), 'echo $!');
@@ -298,7 +294,6 @@ describe('kernel view and step checks: real server, real engine', () => {
   });
 
   test('the check passes after the step and shows progress; the ✓ and the count survive a reload', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
     const check = page.locator(`[data-check-lab="${LAB}"][data-check="sleep-host-pid"]`);
     const snap = await api<ProcessSnapshot>(server, await session(page, LAB), 'processes');
@@ -335,8 +330,7 @@ describe('kernel view and step checks: real server, real engine', () => {
     );
   });
 
-  test('no request while the page is hidden or the view closed; the namespace diff; axe on the open panels', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('no request while the page is hidden or the view closed; the namespace diff; axe on the open panels', async () => {
     const lab = page.locator(`[data-lab="${LAB}"]`);
     if ((await page.evaluate((l) => window.__containerLabs?.state(l), LAB)) !== 'ready') {
       await lab.locator('[data-action="start"]').click();
@@ -423,7 +417,6 @@ describe('kernel view and step checks: real server, real engine', () => {
   });
 
   test('cgroups lab: the 128 MiB limit, an OOM kill as an event, and the checks', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const CG = 'cgroups';
     await page.goto(server.url + lessonWithChecks(site, CG));
     const lab = page.locator(`[data-lab="${CG}"]`);
