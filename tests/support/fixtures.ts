@@ -81,7 +81,7 @@ export function useServer(
   };
 
   before(async () => {
-    if (opts.engine) await requireEngine(tag);
+    if (opts.engine) await requireEngine(`these tests (${tag})`);
     srv = await startServer({ ...env, CL_INSTANCE: instance });
   });
 
