@@ -13,13 +13,17 @@
  * Needs a Docker engine and the lab images (`npm run images`). Never hand-edit a cast:
  * recordings must come from real runs.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadLabs } from '../labs/load.ts';
-import type { ServerMessage } from '../server/src/terminal/protocol.ts';
+import {
+  createSession,
+  deleteSession,
+  type SessionInfo,
+  startServer,
+  TermClient,
+} from '../tests/support/server.ts';
 
 /** One command typed into one terminal. */
 interface Step {
@@ -60,53 +64,41 @@ const OUT_DIR = join(process.cwd(), 'public', 'recordings');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** One terminal of the session (the tests' terminal client), every output chunk kept with its time. */
 class RecordedTerminal {
   readonly name: string;
   readonly events: [number, 'o', string][] = [];
-  #ws: WebSocket;
-  #decoder = new TextDecoder();
-  #t0: number;
-  /** Text since the last command was sent (prompt detection). */
+  readonly #term: TermClient;
+  /** Output since the last command was sent (prompt detection). */
   #recent = '';
-  #lastOutput = 0;
 
-  constructor(name: string, url: string, t0: number) {
+  private constructor(name: string, term: TermClient, t0: number) {
     this.name = name;
-    this.#t0 = t0;
-    this.#ws = new WebSocket(url);
-    this.#ws.binaryType = 'arraybuffer';
+    this.#term = term;
+    term.onData((_bytes, text) => {
+      if (!text) return;
+      this.#recent += text;
+      this.events.push([Number(((performance.now() - t0) / 1000).toFixed(6)), 'o', text]);
+    });
   }
 
-  /** Resolves on the server's `attached`; sends our size first. */
-  open(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name}: no "attached" within 20 s`)), 20_000);
-      this.#ws.onopen = () => this.#ws.send(JSON.stringify({ type: 'resize', cols: COLS, rows: ROWS }));
-      this.#ws.onerror = () => reject(new Error(`${this.name}: WebSocket error`));
-      this.#ws.onclose = (ev) => reject(new Error(`${this.name}: closed ${ev.code} ${ev.reason}`));
-      this.#ws.onmessage = (ev) => {
-        if (typeof ev.data === 'string') {
-          const msg = JSON.parse(ev.data) as ServerMessage;
-          if (msg.type === 'attached') {
-            clearTimeout(timer);
-            resolve();
-          }
-          return;
-        }
-        const text = this.#decoder.decode(new Uint8Array(ev.data as ArrayBuffer), { stream: true });
-        if (!text) return;
-        this.#lastOutput = performance.now();
-        this.#recent += text;
-        this.events.push([Number(((performance.now() - this.#t0) / 1000).toFixed(6)), 'o', text]);
-      };
+  /** Opens the terminal with the ticket that came with the session; resolves once attached. */
+  static async open(server: string, s: SessionInfo, name: string, t0: number): Promise<RecordedTerminal> {
+    // Nothing is kept twice: the events are the record.
+    const term = await TermClient.open(server, s, name, {
+      sessionTicket: true,
+      collect: false,
+      cols: COLS,
+      rows: ROWS,
     });
+    return new RecordedTerminal(name, term, t0);
   }
 
   /** Waits for a prompt at the end of the output, then for the output to settle. */
   async waitForPrompt(timeoutMs = 15_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
-      if (PROMPT.test(this.#recent) && performance.now() - this.#lastOutput > 400) return;
+      if (PROMPT.test(this.#recent) && performance.now() - this.#term.lastOutputAt > 400) return;
       await sleep(50);
     }
     throw new Error(
@@ -117,18 +109,16 @@ class RecordedTerminal {
   /** Types like a person (one key at a time), then Enter. */
   async type(command: string): Promise<void> {
     this.#recent = '';
-    const enc = new TextEncoder();
     for (const ch of command) {
-      this.#ws.send(enc.encode(ch));
+      this.#term.send(ch);
       await sleep(35 + Math.random() * 45);
     }
     await sleep(250);
-    this.#ws.send(enc.encode('\r'));
+    this.#term.send('\r');
   }
 
-  close(): void {
-    this.#ws.onclose = null;
-    this.#ws.close(1000);
+  close(): Promise<void> {
+    return this.#term.close();
   }
 }
 
@@ -138,31 +128,15 @@ async function recordLab(
   titles: Map<string, string>,
   steps: Step[],
 ): Promise<void> {
-  const res = await fetch(`${server}/api/v1/sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ lab: labId }),
-  });
-  if (res.status !== 201)
-    throw new Error(`${labId}: POST /api/v1/sessions answered ${res.status}: ${await res.text()}`);
-  const session = (await res.json()) as {
-    id: string;
-    token: string;
-    terminals: { name: string; url: string; ticket: string }[];
-  };
-  const wsBase = server.replace(/^http/, 'ws');
+  const session = await createSession(server, labId);
   const t0 = performance.now();
   const timestamp = Math.floor(Date.now() / 1000);
   const terms = new Map<string, RecordedTerminal>();
   try {
-    for (const t of session.terminals) {
-      terms.set(
-        t.name,
-        // The ticket that came with the session opens each terminal once.
-        new RecordedTerminal(t.name, `${wsBase}${t.url}?ticket=${encodeURIComponent(t.ticket)}`, t0),
-      );
-    }
-    await Promise.all([...terms.values()].map((t) => t.open()));
+    for (const t of await Promise.all(
+      session.terminals.map((t) => RecordedTerminal.open(server, session, t.name, t0)),
+    ))
+      terms.set(t.name, t);
     await Promise.all([...terms.values()].map((t) => t.waitForPrompt()));
     for (const step of steps) {
       const term = terms.get(step.terminal);
@@ -177,11 +151,8 @@ async function recordLab(
     }
     await sleep(800);
   } finally {
-    for (const t of terms.values()) t.close();
-    await fetch(`${server}/api/v1/sessions/${encodeURIComponent(session.id)}`, {
-      method: 'DELETE',
-      headers: { authorization: `Bearer ${session.token}` },
-    }).catch(() => {});
+    await Promise.all([...terms.values()].map((t) => t.close()));
+    await deleteSession(server, session).catch(() => {});
   }
   await mkdir(OUT_DIR, { recursive: true });
   for (const t of terms.values()) {
@@ -201,44 +172,6 @@ async function recordLab(
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['server/src/main.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      CL_INSTANCE: `recorder-${port}`,
-      CL_DRAIN_GRACE: '0',
-    },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    try {
-      const res = await fetch(`${url}/api/v1/health`);
-      if (res.ok) return { url, child };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}`);
-    await sleep(200);
-  }
-  child.kill('SIGTERM');
-  throw new Error('the server did not answer /api/v1/health within 20 s');
-}
-
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     options: { server: { type: 'string' } },
@@ -246,12 +179,13 @@ async function main(): Promise<void> {
   });
   const labs = await loadLabs(join(process.cwd(), 'labs'));
   const wanted = positionals.length > 0 ? positionals : labs.map((l) => l.id);
-  let server = values.server?.replace(/\/$/, '');
-  let child: ChildProcess | undefined;
-  if (!server) {
-    ({ url: server, child } = await startServer());
-    console.log(`started a server at ${server}`);
-  }
+  // Without --server, one of our own: its warnings and errors go to our stderr; it stops (and
+  // removes its lab hosts) at the end.
+  const own = values.server
+    ? undefined
+    : await startServer({ LOG_LEVEL: 'warn', CL_INSTANCE: `recorder-${process.pid}` }, { echo: true });
+  const server = own?.base ?? values.server!.replace(/\/$/, '');
+  if (own) console.log(`started a server at ${server}`);
   try {
     const health = (await (await fetch(`${server}/api/v1/health`)).json()) as {
       labs?: { available?: boolean };
@@ -270,10 +204,7 @@ async function main(): Promise<void> {
       await recordLab(server, id, new Map(lab.terminals.map((t) => [t.name, t.title])), steps);
     }
   } finally {
-    if (child) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
+    await own?.stop();
   }
 }
 

@@ -1,11 +1,13 @@
 /** The Markdown report (bench/results/latest.md) built from the results object. */
+
+import type { Summary } from '../../tests/support/stats.ts';
 import type { IdleResult, MemorySnapshot } from './idle.ts';
 import type { Finding, LighthouseResult, LighthouseRow } from './lighthouse.ts';
 import type { MachineInfo } from './machine.ts';
 import type { StartResult, StartSeries } from './start.ts';
-import { fmt, type Summary } from './stats.ts';
 import { atLeast, atMost, mark, TARGETS } from './targets.ts';
 import type { PathResult, TerminalResult } from './terminal.ts';
+import { fmt } from './util.ts';
 
 /** The sections of a full run, in order (`--only` picks some). */
 export const SECTIONS = ['start', 'echo', 'idle', 'lighthouse'] as const;

@@ -3,16 +3,8 @@
  * sides, as the lesson claims.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  sessionContainers,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { describe, test } from 'node:test';
+import { useLab } from '../support/fixtures.ts';
 
 const KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
 
@@ -23,29 +15,10 @@ function nsLinks(text: string): Record<string, string> {
 }
 
 describe('namespaces lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  let inside: TermClient;
-  let host: TermClient;
-  const instance = `it-namespaces-${process.pid}`;
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance });
-    s = await createSession(srv.base, 'namespaces');
-    inside = await TermClient.open(srv.base, s, 'container');
-    host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/# $/m);
-    await host.waitFor(/\$ $/m);
-  });
-  after(async () => {
-    await inside?.close();
-    await host?.close();
-    if (s) {
-      assert.equal(await deleteSession(srv.base, s), 204);
-      assert.deepEqual(await sessionContainers(s.id), []);
-    }
-    await srv?.stop();
-  });
+  const lab = useLab('it-namespaces', 'namespaces', { terminals: ['container', 'host'] });
+  // (The fixture opens the terminals in before(); these reach them from the tests.)
+  const inside = { exec: (cmd: string) => lab.term('container').exec(cmd) };
+  const host = { exec: (cmd: string) => lab.term('host').exec(cmd) };
 
   const links = 'for n in pid mnt uts ipc user net cgroup; do readlink /proc/$$/ns/$n; done';
 
@@ -97,5 +70,9 @@ describe('namespaces lab (real engine)', () => {
     assert.match(await host.exec('unshare -n true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -C true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -U -r -u -i -m -p -f true; echo "rc=$?"'), /rc=0/);
+  });
+
+  test('DELETE removes the lab host before answering 204', async () => {
+    await lab.endAndCheck();
   });
 });

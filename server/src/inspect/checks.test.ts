@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CheckDef } from '../../../labs/schema.ts';
+import { processScriptOutput } from '../../../tests/unit-support/snapshot-fixture.ts';
 import type { AppError } from '../errors.ts';
 import { runCheck } from './checks.ts';
 import { type CgroupSnapshot, parseCgroup, parseProcesses } from './snapshot.ts';
-import { processScriptOutput } from './snapshot-fixture.ts';
 
 const procs = parseProcesses(
   processScriptOutput({

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CheckDef } from '../../../labs/schema.ts';
+import { type FakeProcess, processScriptOutput } from '../../../tests/unit-support/snapshot-fixture.ts';
 import { runCheck } from './checks.ts';
 import { parseCgroup, parseProcesses } from './snapshot.ts';
-import { type FakeProcess, processScriptOutput } from './snapshot-fixture.ts';
 
 // A processes lab host as seen on a real run (trimmed): lab-init, unshare, the app; the
 // inspector (40) and its child (41) must be left out.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import { testLab } from '../../../labs/test-fixture.ts';
+import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { AppError } from '../errors.ts';
-import { FakeRuntime } from '../runtime/fake-runtime.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
 import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';

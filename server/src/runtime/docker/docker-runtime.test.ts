@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
 import type Docker from 'dockerode';
-import { testLab } from '../../../../labs/test-fixture.ts';
+import { testLab } from '../../../../tests/unit-support/test-lab.ts';
 import { AppError } from '../../errors.ts';
 import type { LabHostRequest } from '../runtime.ts';
 import { AUTO_LAB_UIDS, DockerRuntime, type DockerRuntimeOptions } from './docker-runtime.ts';

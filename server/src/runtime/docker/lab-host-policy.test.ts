@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { testLab } from '../../../../labs/test-fixture.ts';
+import { testLab } from '../../../../tests/unit-support/test-lab.ts';
 import { checkExecCreate, checkLabHostCreate, ExecStartBody, parseLabUser } from './lab-host-policy.ts';
 import { execSpec, type LabHostSpecInput, labHostSpec, SECCOMP_PROFILE_JSON } from './lab-host-spec.ts';
 

@@ -1,40 +1,7 @@
-/** Small statistics helpers: percentiles (linear interpolation) and rounding for tables. */
-
-export function percentile(samples: readonly number[], p: number): number {
-  if (samples.length === 0) return Number.NaN;
-  const s = [...samples].sort((a, b) => a - b);
-  const rank = (p / 100) * (s.length - 1);
-  const lo = Math.floor(rank);
-  const hi = Math.ceil(rank);
-  const a = s[lo] as number;
-  const b = s[hi] as number;
-  return a + (b - a) * (rank - lo);
-}
-
-export interface Summary {
-  n: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
-
-export function summarize(samples: readonly number[]): Summary {
-  const n = samples.length;
-  return {
-    n,
-    p50: percentile(samples, 50),
-    p95: percentile(samples, 95),
-    p99: percentile(samples, 99),
-    max: n ? Math.max(...samples) : Number.NaN,
-    mean: n ? samples.reduce((a, b) => a + b, 0) / n : Number.NaN,
-  };
-}
-
-export function median(samples: readonly number[]): number {
-  return percentile(samples, 50);
-}
+/**
+ * Small helpers of the benchmark: numbers for tables, bounded concurrency, sleep. Its
+ * statistics (percentiles, summaries) are the tests' own: tests/support/stats.ts.
+ */
 
 /** A number for a table: `digits` decimals, or `–` when there is none. */
 export function fmt(v: number | undefined | null, digits = 1): string {

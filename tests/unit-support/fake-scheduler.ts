@@ -1,5 +1,5 @@
 /** A scheduler for unit tests only: time moves when the test says so. */
-import type { Scheduler } from './scheduler.ts';
+import type { Scheduler } from '../../server/src/terminal/scheduler.ts';
 
 export class FakeScheduler implements Scheduler {
   #now = 0;

@@ -3,8 +3,8 @@
  * Terminals are echo shells: what is written comes back, `exit` ends them.
  */
 import { Duplex } from 'node:stream';
-import type { TerminalDef } from '../../../labs/schema.ts';
-import { AppError } from '../errors.ts';
+import type { TerminalDef } from '../../labs/schema.ts';
+import { AppError } from '../../server/src/errors.ts';
 import type {
   EngineInfo,
   LabHost,
@@ -12,7 +12,7 @@ import type {
   LabHostSummary,
   Runtime,
   TerminalProcess,
-} from './runtime.ts';
+} from '../../server/src/runtime/runtime.ts';
 
 export class FakeRuntime implements Runtime {
   reachable = true;

@@ -4,14 +4,14 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { LabDef } from '../../labs/schema.ts';
-import { testLab } from '../../labs/test-fixture.ts';
-import { buildApp } from './app.ts';
-import { loadConfig } from './config.ts';
-import { Drain } from './ops/drain.ts';
-import { Metrics } from './ops/metrics.ts';
-import { EngineStatus } from './runtime/engine-status.ts';
-import { FakeRuntime } from './runtime/fake-runtime.ts';
-import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
+import { buildApp } from '../../server/src/app.ts';
+import { loadConfig } from '../../server/src/config.ts';
+import { Drain } from '../../server/src/ops/drain.ts';
+import { Metrics } from '../../server/src/ops/metrics.ts';
+import { EngineStatus } from '../../server/src/runtime/engine-status.ts';
+import { SessionManager, sessionLimits } from '../../server/src/sessions/session-manager.ts';
+import { FakeRuntime } from './fake-runtime.ts';
+import { testLab } from './test-lab.ts';
 
 export async function testApp(
   opts: { env?: Record<string, string>; accessToken?: string; labs?: LabDef[] } = {},

@@ -1,5 +1,5 @@
 /** A valid lab definition for unit tests (parsed by the real schema, so defaults apply). */
-import { LabDef } from './schema.ts';
+import { LabDef } from '../../labs/schema.ts';
 
 export function testLab(over: Partial<Record<keyof LabDef, unknown>> = {}): LabDef {
   return LabDef.parse({
