@@ -89,7 +89,8 @@ export type TicketReply = z.infer<typeof TicketReply>;
 
 // ---- inspection ---------------------------------------------------------------------
 
-export const NS_KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
+// `time` exists since Linux 5.6; on older kernels its inode reads '' (no /proc/<pid>/ns/time).
+export const NS_KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup', 'time'] as const;
 export type NsKind = (typeof NS_KINDS)[number];
 const Namespaces = z.object(
   Object.fromEntries(NS_KINDS.map((k) => [k, z.string()])) as Record<NsKind, z.ZodString>,

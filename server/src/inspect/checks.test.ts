@@ -58,6 +58,48 @@ test('shared-namespaces: exactly the shared kinds, in any order or spelling', as
   assert.match((await runCheck(c, ctx(), 'net, banana')).message, /banana/);
 });
 
+// As on a kernel >= 5.6 with our seccomp profile (which refuses new time namespaces):
+// `ls -l /proc/1/ns` on both sides shows the same cgroup, net, time and time_for_children.
+const timeProcs = parseProcesses(
+  processScriptOutput({
+    self: 99,
+    passwd: ['reader:x:1000:1000::/home/reader:/bin/bash'],
+    procs: [
+      {
+        pid: 1,
+        ppid: 0,
+        uid: 1000,
+        ns: { net: '200', cgroup: '500', pid: '100', time: '600', time_for_children: '600' },
+        argv: ['lab-init'],
+      },
+      {
+        pid: 13,
+        ppid: 12,
+        uid: 1000,
+        nspid: [13, 1],
+        ns: { net: '200', cgroup: '500', pid: '101', time: '600', time_for_children: '600' },
+        argv: ['busybox', 'httpd', '-f'],
+      },
+    ],
+  }),
+);
+
+test('shared-namespaces: time (and time_for_children) count as shared where the kernel has them', async () => {
+  const c = def({ ...base, kind: 'shared-namespaces' });
+  const tctx = { processes: async () => timeProcs, cgroup: async () => cg() };
+  for (const right of [
+    'cgroup, net, time, time_for_children',
+    'net cgroup time',
+    'time_for_children, network, cgroup',
+  ]) {
+    const r = await runCheck(c, tctx, right);
+    assert.equal(r.passed, true, `${right}: ${r.message}`);
+  }
+  const missed = await runCheck(c, tctx, 'net, cgroup');
+  assert.equal(missed.passed, false, 'time is shared too: leaving it out is not the whole answer');
+  assert.equal((await runCheck(c, tctx, 'net, cgroup, time, pid')).passed, false);
+});
+
 test('oom-kill and pids-limit read the cgroup counters', async () => {
   const oom = def({ ...base, kind: 'oom-kill' });
   assert.equal((await runCheck(oom, ctx(), undefined)).passed, false);

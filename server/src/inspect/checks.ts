@@ -31,6 +31,17 @@ export async function runCheck(
   return r.passed ? { id: c.id, ...r } : { id: c.id, ...r, hint: c.hint };
 }
 
+/**
+ * A kind as a reader may spell it: the names of `ls -l /proc/<pid>/ns` (where
+ * `pid_for_children` and `time_for_children` are links to the same kinds of namespace as
+ * `pid` and `time`, and read the same inodes in a container that made none of its own),
+ * `mount` and `network` for `mnt` and `net`.
+ */
+function nsKindOf(word: string): string {
+  const w = word.replace(/_for_children$/, '');
+  return w === 'mount' ? 'mnt' : w === 'network' ? 'net' : w;
+}
+
 async function evaluate(
   c: CheckDef,
   ctx: CheckContext,
@@ -78,13 +89,7 @@ async function evaluate(
       const snap = await ctx.processes();
       const app = snap.processes.find((p) => p.inContainer && p.nspid.at(-1) === 1);
       if (!app) return { passed: false, message: "The container's PID 1 is not running right now." };
-      const given = new Set(
-        answer
-          .toLowerCase()
-          .split(/[\s,;]+/)
-          .map((w) => w.replace(/^(mount)$/, 'mnt').replace(/^network$/, 'net'))
-          .filter(Boolean),
-      );
+      const given = new Set(answer.toLowerCase().split(/[\s,;]+/).filter(Boolean).map(nsKindOf));
       const unknown = [...given].filter((w) => !(NS_KINDS as readonly string[]).includes(w) && w !== 'none');
       if (unknown.length) return { passed: false, message: `Not a namespace kind: ${unknown.join(', ')}.` };
       given.delete('none');
