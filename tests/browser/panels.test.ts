@@ -367,7 +367,10 @@ describe('kernel view and step checks: real server, real engine', () => {
     const snap = await api<ProcessSnapshot>(server, session, 'processes');
     const net = ns.locator('tr[data-ns-kind="net"] td.kv-num');
     assert.deepEqual(await net.allTextContents(), [snap.host.namespaces.net, snap.host.namespaces.net]);
-    assert.match((await ns.locator('.kv-summary').textContent()) ?? '', /Shared with the host: net, cgroup, time/);
+    assert.match(
+      (await ns.locator('.kv-summary').textContent()) ?? '',
+      /Shared with the host: net, cgroup, time/,
+    );
 
     await kv.scrollIntoViewIfNeeded();
     for (const theme of ['light', 'dark'] as const) {

@@ -89,7 +89,13 @@ async function evaluate(
       const snap = await ctx.processes();
       const app = snap.processes.find((p) => p.inContainer && p.nspid.at(-1) === 1);
       if (!app) return { passed: false, message: "The container's PID 1 is not running right now." };
-      const given = new Set(answer.toLowerCase().split(/[\s,;]+/).filter(Boolean).map(nsKindOf));
+      const given = new Set(
+        answer
+          .toLowerCase()
+          .split(/[\s,;]+/)
+          .filter(Boolean)
+          .map(nsKindOf),
+      );
       const unknown = [...given].filter((w) => !(NS_KINDS as readonly string[]).includes(w) && w !== 'none');
       if (unknown.length) return { passed: false, message: `Not a namespace kind: ${unknown.join(', ')}.` };
       given.delete('none');

@@ -107,7 +107,9 @@ export function namespaceDiff(snap: ProcessSnapshot): NsRow[] | undefined {
     const container = init.namespaces[kind] ?? '';
     // A kind the kernel does not have (time before Linux 5.6) is no row.
     if (host === '' && container === '') return [];
-    return [{ kind, isolates: NS_ISOLATES[kind], host, container, shared: host !== '' && host === container }];
+    return [
+      { kind, isolates: NS_ISOLATES[kind], host, container, shared: host !== '' && host === container },
+    ];
   });
 }
 
