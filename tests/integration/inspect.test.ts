@@ -170,7 +170,9 @@ describe('inspection API and step checks (real engine)', () => {
     const s = await createSession(srv.base, 'namespaces');
     sessions.push(s);
     assert.equal((await check(s, 'shared-namespaces', 'pid, uts')).passed, false);
-    const snap = (await (await get(s, 'processes')).json()) as { host: { namespaces: Record<string, string> } };
+    const snap = (await (await get(s, 'processes')).json()) as {
+      host: { namespaces: Record<string, string> };
+    };
     const answer = snap.host.namespaces.time ? 'net, cgroup, time' : 'net, cgroup';
     const ok = await check(s, 'shared-namespaces', answer);
     assert.equal(ok.passed, true, ok.message);
