@@ -114,6 +114,16 @@ export const ProcessInfo = z.object({
   sharedWithHost: z.array(z.enum(NS_KINDS)),
   /** In a nested PID namespace (i.e. inside the container). */
   inContainer: z.boolean(),
+  /** Its state letter from `/proc/<pid>/status` (`R`, `S`, `Z` for a zombie, …), if read. */
+  state: z.string().optional(),
+  /** Its effective capabilities, the hex mask of `CapEff:` (16 digits), if read. */
+  capEff: z.string().optional(),
+  /**
+   * Its root directory as `device:inode` (`stat -L /proc/<pid>/root`), if readable: two
+   * processes with the same value have the same root. (The link text cannot tell: it
+   * reads `/` for a root the reader's mount namespace does not reach.)
+   */
+  root: z.string().optional(),
 });
 export type ProcessInfo = z.infer<typeof ProcessInfo>;
 
