@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import {
   engineSocket,
   type ImageOnDisk,
@@ -133,6 +134,36 @@ test('summariseSavedImage: manifest, config and its digest, layers with diff_ids
     s.entries.map((e) => e.path),
     ['aaa/', 'aaa/layer.tar', 'bbb/', 'bbb/layer.tar', configName, 'manifest.json'],
   );
+});
+
+test('summariseSavedImage: the OCI layout of Docker 25+, with a small layer and a gzip-compressed one', async () => {
+  const gz = gzipSync(layer2);
+  const cfg = config;
+  const blob = (b: Buffer | string) => `blobs/sha256/${sha(b)}`;
+  const oci = tar([
+    { path: 'blobs/', type: 'dir' },
+    { path: 'blobs/sha256/', type: 'dir' },
+    { path: blob(layer1), data: layer1 },
+    { path: blob(gz), data: gz },
+    { path: blob(cfg), data: cfg },
+    { path: 'index.json', data: '{"schemaVersion":2}' },
+    { path: 'oci-layout', data: '{"imageLayoutVersion":"1.0.0"}' },
+    {
+      path: 'manifest.json',
+      data: JSON.stringify([{ Config: blob(cfg), RepoTags: ['x:y'], Layers: [blob(layer1), blob(gz)] }]),
+    },
+  ]);
+  const s = await summariseSavedImage(chunks(oci, 1000));
+  assert.equal(s.configNameIsDigest, true, 'a blob is named by its digest');
+  assert.deepEqual(
+    s.layers.map((l) => l.compressed),
+    [false, true],
+  );
+  assert.equal(s.layers[1]!.digest, `sha256:${sha(gz)}`, 'the file as saved');
+  assert.equal(s.layers[1]!.diffId, `sha256:${sha(layer2)}`, 'its tar, uncompressed');
+  assert.equal(s.diffIdsMatch, true);
+  assert.deepEqual(s.layers[1]!.whiteouts, ['etc/.wh.greeting']);
+  assert.equal(s.layers[0]!.files, 2, 'a small layer is read too');
 });
 
 test('summariseSavedImage: a layer that is not what the config says is reported, not hidden', async () => {

@@ -17,6 +17,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { createGunzip, type Gunzip } from 'node:zlib';
 
 /** One entry of a tar archive, as much as the summary needs. */
 export interface TarHeader {
@@ -161,8 +162,12 @@ export interface LayerSummary {
   /** Its path in the archive (`<id>/layer.tar`, or `blobs/sha256/<hex>` in the OCI layout). */
   path: string;
   size: number;
-  /** sha256 of the layer's bytes: for an uncompressed layer, its `diff_id`. */
+  /** sha256 of the file as saved (compressed, if it is). */
   digest: string;
+  /** Saved gzip-compressed (as the containerd image store keeps pulled layers). */
+  compressed: boolean;
+  /** sha256 of the uncompressed tar: what the config's `rootfs.diff_ids` lists. */
+  diffId: string;
   /** Entries in the layer's own tar, and how many of them are regular files. */
   entries: number;
   files: number;
@@ -194,41 +199,43 @@ export interface ImageOnDisk {
     json: Record<string, unknown>;
   };
   layers: LayerSummary[];
-  /** Each layer's digest equals the config's `rootfs.diff_ids` entry in the same place. */
+  /** Each layer's diffId equals the config's `rootfs.diff_ids` entry in the same place. */
   diffIdsMatch: boolean;
   /** The config's file name (or blob name) is its own digest. */
   configNameIsDigest: boolean;
 }
 
 const SAMPLE = 12;
+/** Files up to this size are kept in memory (manifest, config, and perhaps small layers). */
 const SMALL = 1024 * 1024;
 
-/** Reads a `docker save` stream into an ImageOnDisk (source left for the caller). */
-export async function summariseSavedImage(
-  stream: AsyncIterable<Buffer>,
-): Promise<Omit<ImageOnDisk, 'source'>> {
-  const entries: ImageOnDisk['entries'] = [];
-  const small = new Map<string, Buffer>();
-  const layers = new Map<string, LayerSummary>();
-  const outer = new TarReader((h) => {
-    entries.push({ path: h.path, size: h.size, type: h.type });
-    if (h.type !== 'file') return undefined;
-    if (h.size <= SMALL && !h.path.endsWith('layer.tar')) {
-      const parts: Buffer[] = [];
-      return { data: (c) => parts.push(Buffer.from(c)), end: () => small.set(h.path, Buffer.concat(parts)) };
-    }
-    // A big file is a layer: hash it, and list the tar inside it.
-    const hash = createHash('sha256');
+/**
+ * Summing up one layer as its bytes arrive: the digest of the file, and, through gunzip
+ * when it is compressed, the digest of its tar and a list of what the tar holds.
+ */
+class LayerReader {
+  readonly #file = createHash('sha256');
+  readonly #tar = createHash('sha256');
+  readonly #list: TarReader;
+  readonly #layer: LayerSummary;
+  #gunzip: Gunzip | undefined;
+  #started = false;
+  #done: Promise<void> = Promise.resolve();
+
+  constructor(path: string, size: number) {
     const layer: LayerSummary = {
-      path: h.path,
-      size: h.size,
+      path,
+      size,
       digest: '',
+      compressed: false,
+      diffId: '',
       entries: 0,
       files: 0,
       sample: [],
       whiteouts: [],
     };
-    const inner = new TarReader((e) => {
+    this.#layer = layer;
+    this.#list = new TarReader((e) => {
       layer.entries++;
       const base = e.path.split('/').at(-1) ?? '';
       if (base.startsWith('.wh.')) layer.whiteouts.push(e.path);
@@ -238,16 +245,62 @@ export async function summariseSavedImage(
       }
       return undefined;
     });
-    return {
-      data: (c) => {
-        hash.update(c);
-        inner.write(c);
-      },
-      end: () => {
-        layer.digest = `sha256:${hash.digest('hex')}`;
-        layers.set(h.path, layer);
-      },
-    };
+  }
+
+  #tarBytes(c: Buffer): void {
+    this.#tar.update(c);
+    this.#list.write(c);
+  }
+
+  data(c: Buffer): void {
+    if (!this.#started) {
+      this.#started = true;
+      // gzip magic: 1f 8b.
+      if (c[0] === 0x1f && c[1] === 0x8b) {
+        this.#layer.compressed = true;
+        const gz = createGunzip();
+        gz.on('data', (u: Buffer) => this.#tarBytes(u));
+        this.#done = new Promise((resolve, reject) => {
+          gz.on('end', resolve);
+          gz.on('error', reject);
+        });
+        this.#gunzip = gz;
+      }
+    }
+    this.#file.update(c);
+    if (this.#gunzip) this.#gunzip.write(c);
+    else this.#tarBytes(c);
+  }
+
+  /** The summary, once every byte (and every decompressed byte) is through. */
+  async end(): Promise<LayerSummary> {
+    this.#gunzip?.end();
+    await this.#done;
+    this.#layer.digest = `sha256:${this.#file.digest('hex')}`;
+    this.#layer.diffId = `sha256:${this.#tar.digest('hex')}`;
+    return this.#layer;
+  }
+}
+
+/** Reads a `docker save` stream into an ImageOnDisk (source left for the caller). */
+export async function summariseSavedImage(
+  stream: AsyncIterable<Buffer>,
+): Promise<Omit<ImageOnDisk, 'source'>> {
+  const entries: ImageOnDisk['entries'] = [];
+  const small = new Map<string, Buffer>();
+  const layers = new Map<string, Promise<LayerSummary>>();
+  const outer = new TarReader((h) => {
+    entries.push({ path: h.path, size: h.size, type: h.type });
+    if (h.type !== 'file') return undefined;
+    // Which file is a layer, manifest.json says, and it comes last in the archive: keep
+    // small files whole (they may be the manifest, the config or a small layer) and read
+    // every big one as a layer while it streams by.
+    if (h.size <= SMALL) {
+      const parts: Buffer[] = [];
+      return { data: (c) => parts.push(Buffer.from(c)), end: () => small.set(h.path, Buffer.concat(parts)) };
+    }
+    const reader = new LayerReader(h.path, h.size);
+    return { data: (c) => reader.data(c), end: () => layers.set(h.path, reader.end()) };
   });
   for await (const chunk of stream) outer.write(chunk);
   if (!outer.ended) throw new Error('the image archive ended early');
@@ -261,11 +314,17 @@ export async function summariseSavedImage(
   if (!configBytes) throw new Error(`the archive has no ${first.Config}`);
   const configJson = JSON.parse(configBytes.toString('utf8')) as Record<string, unknown>;
   const configDigest = `sha256:${createHash('sha256').update(configBytes).digest('hex')}`;
-  const ordered = first.Layers.map((p) => {
-    const l = layers.get(p);
-    if (!l) throw new Error(`the archive has no layer ${p}`);
-    return l;
-  });
+  const ordered = await Promise.all(
+    first.Layers.map((p) => {
+      const big = layers.get(p);
+      if (big) return big;
+      const bytes = small.get(p);
+      if (!bytes) throw new Error(`the archive has no layer ${p}`);
+      const reader = new LayerReader(p, bytes.length);
+      reader.data(bytes);
+      return reader.end();
+    }),
+  );
   const diffIds = ((configJson.rootfs as { diff_ids?: string[] } | undefined)?.diff_ids ?? []) as string[];
   const hex = configDigest.slice('sha256:'.length);
   return {
@@ -273,7 +332,7 @@ export async function summariseSavedImage(
     manifest,
     config: { path: first.Config, size: configBytes.length, digest: configDigest, json: configJson },
     layers: ordered,
-    diffIdsMatch: diffIds.length === ordered.length && ordered.every((l, i) => l.digest === diffIds[i]),
+    diffIdsMatch: diffIds.length === ordered.length && ordered.every((l, i) => l.diffId === diffIds[i]),
     configNameIsDigest: first.Config === `${hex}.json` || first.Config === `blobs/sha256/${hex}`,
   };
 }
