@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -223,4 +224,44 @@ test('engineSocket: the default socket, a unix:// DOCKER_HOST, nothing for tcp:/
   assert.equal(engineSocket(undefined), '/var/run/docker.sock');
   assert.equal(engineSocket('unix:///run/user/1000/docker.sock'), '/run/user/1000/docker.sock');
   assert.equal(engineSocket('tcp://127.0.0.1:2375'), undefined);
+});
+
+test('imageOnDisk: read from the engine once per image ID, then from the cache; a new ID is read again', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'image-on-disk-'));
+  const socketPath = join(dir, 'engine.sock');
+  let id = `sha256:${'a'.repeat(64)}`;
+  let saves = 0;
+  // A fake engine: image inspect and docker save, the two calls imageOnDisk makes.
+  const engine = createServer((req, res) => {
+    if (req.url === `/images/${encodeURIComponent('containerlabs/lab-layers:x')}/json`) {
+      res.end(JSON.stringify({ Id: id }));
+    } else if (req.url === `/images/${encodeURIComponent('containerlabs/lab-layers:x')}/get`) {
+      saves++;
+      res.end(saved);
+    } else {
+      res.statusCode = 404;
+      res.end('{}');
+    }
+  });
+  await new Promise<void>((r) => engine.listen(socketPath, r));
+  try {
+    const o = {
+      image: 'containerlabs/lab-layers:x',
+      socketPath,
+      cacheDir: join(dir, 'cache'),
+      snapshotFile: '/nonexistent',
+    };
+    const first = await imageOnDisk(o);
+    assert.equal(first.source.kind, 'build');
+    assert.equal(first.diffIdsMatch, true);
+    const again = await imageOnDisk(o);
+    assert.equal(saves, 1, 'the same image ID is not saved twice');
+    assert.deepEqual(again, first);
+    assert.deepEqual(readdirSync(join(dir, 'cache')), [`image-on-disk-${'a'.repeat(64)}.json`]);
+    id = `sha256:${'b'.repeat(64)}`;
+    await imageOnDisk(o);
+    assert.equal(saves, 2, 'another image ID is read again');
+  } finally {
+    await new Promise((r) => engine.close(r));
+  }
 });

@@ -13,7 +13,7 @@
  *   node labs/image-on-disk.ts --write     # refresh the snapshot from this machine's engine
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -361,6 +361,32 @@ export function saveImage(
   });
 }
 
+/** `GET /images/<name>/json` (what `docker image inspect` asks for): the image ID. */
+export function imageId(image: string, socketPath: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, path: `/images/${encodeURIComponent(image)}/json`, method: 'GET', timeout: timeoutMs },
+      (res) => {
+        const parts: Buffer[] = [];
+        res.on('data', (c: Buffer) => parts.push(c));
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            reject(new Error(`the engine answered ${res.statusCode} for ${image}`));
+            return;
+          }
+          const id = (JSON.parse(Buffer.concat(parts).toString('utf8')) as { Id?: unknown }).Id;
+          if (typeof id === 'string' && /^sha256:[0-9a-f]{64}$/.test(id)) resolve(id);
+          else reject(new Error(`no image ID for ${image}`));
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer from the engine within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** The committed snapshot (labs/_data/image-on-disk.json). */
 export const SNAPSHOT_FILE = join(import.meta.dirname, '_data', 'image-on-disk.json');
 
@@ -373,19 +399,35 @@ export function engineSocket(dockerHost: string | undefined): string | undefined
 /**
  * The saved image of `image`, read now from the engine at `socketPath`; or, when that
  * fails (no engine, no such image, a TCP DOCKER_HOST), the snapshot in `snapshotFile`
- * with the reason.
+ * with the reason. With a `cacheDir`, a summary is kept per image ID and used again while
+ * the engine has that very image: an ID is the digest of the config, which names every
+ * layer by its digest, so the same ID means the same bytes.
  */
 export async function imageOnDisk(o: {
   image: string;
   socketPath: string | undefined;
   snapshotFile?: string;
+  cacheDir?: string;
   now?: () => Date;
 }): Promise<ImageOnDisk> {
   const now = o.now ?? (() => new Date());
   try {
     if (!o.socketPath) throw new Error('DOCKER_HOST is not a unix socket');
+    const id = await imageId(o.image, o.socketPath);
+    const cached = o.cacheDir
+      ? join(o.cacheDir, `image-on-disk-${id.slice('sha256:'.length)}.json`)
+      : undefined;
+    if (cached && existsSync(cached)) return JSON.parse(readFileSync(cached, 'utf8')) as ImageOnDisk;
     const summary = await summariseSavedImage(await saveImage(o.image, o.socketPath));
-    return { source: { kind: 'build', image: o.image, takenAt: now().toISOString() }, ...summary };
+    const data: ImageOnDisk = {
+      source: { kind: 'build', image: o.image, takenAt: now().toISOString() },
+      ...summary,
+    };
+    if (cached && o.cacheDir) {
+      mkdirSync(o.cacheDir, { recursive: true });
+      writeFileSync(cached, JSON.stringify(data));
+    }
+    return data;
   } catch (err) {
     const snap = JSON.parse(readFileSync(o.snapshotFile ?? SNAPSHOT_FILE, 'utf8')) as ImageOnDisk;
     return { ...snap, source: { ...snap.source, kind: 'snapshot', reason: (err as Error).message } };
