@@ -207,7 +207,7 @@ async function evaluate(
           message: `The lab host's root is not an overlay here (${root?.fstype ?? 'unknown'}).`,
         };
       const layers = overlayLowerDirs(root.superOptions).length;
-      const n = Number(answer);
+      const n = Number(answer.replace(/\s*(read-only\s+|lower\s+)?layers?$/i, ''));
       if (!Number.isInteger(n) || n < 0)
         return { passed: false, message: `"${answer.slice(0, 20)}" is not a count.` };
       if (n === layers)
@@ -301,7 +301,7 @@ async function evaluate(
     case 'mapped-uid': {
       const box = labContainer(await ctx.processes());
       if (!box) return { passed: false, message: "The container's PID 1 is not running right now." };
-      const n = Number(answer);
+      const n = Number(answer.replace(/^uid\s*[=:]?\s*/i, ''));
       if (!Number.isInteger(n) || n < 0)
         return { passed: false, message: `"${answer.slice(0, 20)}" is not a uid.` };
       if (n === box.uid)
