@@ -63,6 +63,17 @@ describe('layers lab (real engine)', () => {
     const before = await check('overlay-mounted');
     assert.equal(before.passed, false, before.message);
     assert.ok(before.hint);
+    // A mount point named like a mountinfo line of an overlay: the kernel escapes the
+    // newline and blanks (\012, \040), so no line of the mount snapshot reads as one.
+    const forged = "$'/tmp/f\\n230 190 0:83 / /tmp/fake rw - overlay overlay rw,lowerdir=/a:/b'";
+    assert.match(await inside.exec(`mkdir -p ${forged} && mount -t tmpfs t ${forged} && echo ok`), /^ok$/m);
+    await afterSnapshotAge();
+    const forgedCheck = await check('overlay-mounted');
+    assert.equal(
+      forgedCheck.passed,
+      false,
+      `a tmpfs named like an overlay is no overlay: ${forgedCheck.message}`,
+    );
     await inside.exec(
       'cp -r /opt/image /tmp/image && mkdir -p /tmp/c/upper /tmp/c/work /tmp/c/merged /root/work',
     );
@@ -78,6 +89,18 @@ describe('layers lab (real engine)', () => {
     const ok = await check('overlay-mounted');
     assert.equal(ok.passed, true, ok.message);
     assert.match(ok.message, /\/tmp\/c\/merged/);
+    // Hundreds of mounts more: the snapshot reads at most 300 lines per mount namespace,
+    // the check still answers, and quickly.
+    await inside.exec(
+      'mkdir -p /tmp/many && for i in $(seq 400); do mkdir /tmp/many/$i && mount -t tmpfs -o size=4k m /tmp/many/$i; done',
+      60_000,
+    );
+    assert.equal((await inside.exec('grep -c " /tmp/many/" /proc/self/mountinfo')).trim(), '400');
+    await afterSnapshotAge();
+    const t0 = Date.now();
+    const still = await check('overlay-mounted');
+    assert.equal(still.passed, true, still.message);
+    assert.ok(Date.now() - t0 < 5000, `the check took ${Date.now() - t0} ms`);
   });
 
   test('the top layer wins; a write copies up, a delete leaves a whiteout; the layers never change', async () => {
