@@ -4,6 +4,7 @@ import { satteri } from '@astrojs/markdown-satteri';
 import mdx from '@astrojs/mdx';
 import starlight from '@astrojs/starlight';
 import { defineConfig } from 'astro/config';
+import { runBlockIndexIntegration } from './src/plugins/run-block-index.ts';
 import { runBlocksPlugin } from './src/plugins/run-blocks.ts';
 
 export default defineConfig({
@@ -25,9 +26,11 @@ export default defineConfig({
       customCss: ['./src/styles/lab.css'],
     }),
     mdx(),
+    // Every runnable block placed in its lab, or the build stops (tests and the recorder read the same index).
+    runBlockIndexIntegration(),
   ],
   markdown: {
-    // ```sh run=container → a Run button (on the Markdown tree, before Expressive Code).
+    // ```sh run=container expect="…" → a Run button (on the Markdown tree, before Expressive Code).
     processor: satteri({ mdastPlugins: [runBlocksPlugin] }),
   },
 });
