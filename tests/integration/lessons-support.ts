@@ -1,7 +1,7 @@
 /**
  * Running a lesson's runnable blocks in a real lab session, as a reader's Run button does:
  * the block's lines typed into its terminal(s), one Enter each. Used by lessons.test.ts
- * (and scripts/record-labs.ts for choosing tabs).
+ * and by scripts/record-labs.ts (which types key by key and keeps every output frame).
  *
  * Where a block's output starts and ends comes from bash's readline, not from the prompt's
  * look or from text appended to the command: readline turns bracketed paste on when it
@@ -49,16 +49,26 @@ export interface BlockRun {
  * single-use ticket each), and opened again after their shell exited, as the page does
  * when the reader presses Enter for a new shell.
  */
+export interface LabShellsOptions {
+  /** Terminal size (default 400 × 50: wide enough that no typed line wraps). */
+  cols?: number;
+  rows?: number;
+  /** Every output frame of every terminal as it arrives (the recorder's events). */
+  onOutput?: (terminal: string, data: string) => void;
+  /** Type key by key with this pause before each key (ms), as a person would; default: a line at once. */
+  keyDelay?: () => number;
+}
+
 export class LabShells {
   readonly #base: string;
   readonly #session: SessionInfo;
-  readonly #cols: number;
+  readonly #opts: LabShellsOptions;
   readonly #terms = new Map<string, TermClient>();
 
-  constructor(base: string, session: SessionInfo, opts: { cols?: number } = {}) {
+  constructor(base: string, session: SessionInfo, opts: LabShellsOptions = {}) {
     this.#base = base;
     this.#session = session;
-    this.#cols = opts.cols ?? 400;
+    this.#opts = opts;
   }
 
   /** Terminal names of the session, in the lab's order. */
@@ -74,11 +84,24 @@ export class LabShells {
   async #shell(name: string, timeoutMs: number): Promise<TermClient> {
     const open = this.#terms.get(name);
     if (open && open.closeCode === null) return open;
-    const term = await TermClient.open(this.#base, this.#session, name, { cols: this.#cols, rows: 50 });
+    const { cols = 400, rows = 50, onOutput } = this.#opts;
+    const term = await TermClient.open(this.#base, this.#session, name, { cols, rows });
     this.#terms.set(name, term);
+    if (onOutput) {
+      const utf8 = new TextDecoder();
+      term.ws.on('message', (data: Buffer, binary: boolean) => {
+        const text = binary ? utf8.decode(data, { stream: true }) : '';
+        if (text) onOutput(name, text);
+      });
+    }
     await term.ready();
     await waitRaw(term, 0, timeoutMs, `${name}: no prompt`, false);
     return term;
+  }
+
+  /** Opens every terminal of the session (each then shows its first prompt). */
+  async openAll(): Promise<void> {
+    await Promise.all(this.names.map((n) => this.#shell(n, 20_000)));
   }
 
   /** Types each line of `code` + Enter once readline waits for it; resolves when the shell waits again. */
@@ -87,7 +110,7 @@ export class LabShells {
     const start = term.output.length;
     for (const line of code.split('\n')) {
       const mark = term.output.length;
-      term.send(`${line}\r`);
+      await this.#type(term, line);
       try {
         await waitRaw(term, mark, timeoutMs, `${name}: no prompt ${timeoutMs / 1000} s after "${line}"`);
       } catch (err) {
@@ -111,6 +134,20 @@ export class LabShells {
       output: commandOutput(term.output.slice(start)),
       exited: term.closeCode !== null,
     };
+  }
+
+  async #type(term: TermClient, line: string): Promise<void> {
+    const delay = this.#opts.keyDelay;
+    if (!delay) {
+      term.send(`${line}\r`);
+      return;
+    }
+    for (const ch of line) {
+      await sleep(delay());
+      term.send(ch);
+    }
+    await sleep(250);
+    term.send('\r');
   }
 
   async close(): Promise<void> {
