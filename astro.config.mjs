@@ -21,9 +21,12 @@ export default defineConfig({
       components: {
         // Starlight's own, with the shortcut hint hidden from the accessible name (WCAG 2.5.3).
         Search: './src/components/StarlightSearch.astro',
+        // Starlight's, plus keyboard access to code blocks the first frame skips (src/styles/lesson.css).
+        MarkdownContent: './src/components/MarkdownContent.astro',
       },
-      // Lab blocks and runnable code blocks (src/components/Lab.astro, src/plugins/).
-      customCss: ['./src/styles/lab.css'],
+      // Lab blocks and runnable code blocks (src/components/Lab.astro, src/plugins/); what the
+      // first frame of a lesson skips (src/styles/lesson.css).
+      customCss: ['./src/styles/lab.css', './src/styles/lesson.css'],
     }),
     mdx(),
     // Every runnable block placed in its lab, or the build stops (tests and the recorder read the same index).
