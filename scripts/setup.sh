@@ -7,6 +7,7 @@
 #   scripts/setup.sh test    the same, and Chromium and Docker Compose; a missing engine or
 #                            browser is an error
 #   scripts/setup.sh proxy   nginx and Caddy for the reverse-proxy tests (npm run test:proxy)
+#   scripts/setup.sh hosts   QEMU and mmdebstrap for the test hosts (npm run test:hosts)
 #
 # On Debian/Ubuntu as root, missing system parts come from apt (docker.io, debootstrap,
 # chromium) and dockerd is started if no engine answers. Elsewhere (a laptop with Node and
@@ -124,6 +125,20 @@ ensure_proxy_tools() {
   return "$rc"
 }
 
+# ---- Test hosts (npm run test:hosts, run by CI): QEMU and mmdebstrap ---------------------
+# The host suite boots Debian VMs built from Debian packages (hosts/README.md). Not part of
+# `npm test`: it needs root for the image build and takes minutes under emulation.
+ensure_hosts_tools() {
+  local missing=()
+  have qemu-system-x86_64 || missing+=(qemu-system-x86)
+  have qemu-img || missing+=(qemu-utils)
+  have mmdebstrap || missing+=(mmdebstrap)
+  have mkfs.ext4 || missing+=(e2fsprogs)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root && have apt-get || { fail "the host tests need ${missing[*]} (Debian packages) and root: install them."; return 1; }
+  apt_install "${missing[@]}" || { fail "could not install ${missing[*]}"; return 1; }
+}
+
 # ---- Chromium (tests) ---------------------------------------------------------------------
 find_chromium() {
   if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then echo "$CHROMIUM_PATH"; return 0; fi
@@ -159,6 +174,8 @@ setup_main() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   if [ "$purpose" = proxy ]; then
     ensure_proxy_tools
+  elif [ "$purpose" = hosts ]; then
+    ensure_hosts_tools
   else
     setup_main
   fi

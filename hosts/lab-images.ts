@@ -1,0 +1,96 @@
+/**
+ * The lab images in a test host's engine, without any registry: `docker save` from this
+ * machine's engine (where `npm run images` built them) into one tar file, cached by the
+ * tags it holds, then `POST /images/load` of that file through the guest's forwarded API.
+ * A guest engine that already has every tag loads nothing; older containerlabs images
+ * there are removed, so the overlay does not grow run after run.
+ */
+
+import { createHash } from 'node:crypto';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type Docker from 'dockerode';
+import { followStream, imageExists } from '../labs/build-images.ts';
+import { labImageTag } from '../labs/images.ts';
+import { loadLabs } from '../labs/load.ts';
+
+export async function labImageTags(): Promise<string[]> {
+  return (await loadLabs()).map((l) => labImageTag(l.id)).sort();
+}
+
+/** One tar of every lab image (they share the base's layers, so it is about one image's size). */
+export async function saveLabImages(
+  docker: Docker,
+  tags: string[],
+  cacheDir: string,
+): Promise<{ file: string; bytes: number; seconds: number }> {
+  const name = `lab-images-${createHash('sha256').update(tags.join('\n')).digest('hex').slice(0, 12)}.tar`;
+  const file = join(cacheDir, name);
+  const t0 = performance.now();
+  if (!existsSync(file)) {
+    for (const tag of tags) {
+      if (!(await imageExists(docker, tag))) {
+        throw new Error(`${tag} is not built on this machine's engine: run npm run images first`);
+      }
+    }
+    const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
+      docker.modem.dial(
+        {
+          path: '/images/get?',
+          method: 'GET',
+          options: { names: tags },
+          isStream: true,
+          statusCodes: { 200: true, 404: 'no such image', 500: 'server error' },
+        },
+        (err: unknown, s: unknown) => (err ? reject(err) : resolve(s as NodeJS.ReadableStream)),
+      );
+    });
+    await pipeline(stream, createWriteStream(`${file}.partial`));
+    renameSync(`${file}.partial`, file);
+    for (const n of readdirSync(cacheDir)) {
+      if (n.startsWith('lab-images-') && n !== name) rmSync(join(cacheDir, n), { force: true });
+    }
+  }
+  return { file, bytes: statSync(file).size, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Loads the tar into the guest's engine if any tag is missing; prunes older lab images. */
+export async function ensureGuestLabImages(
+  guest: Docker,
+  tags: string[],
+  tarFile: string,
+): Promise<{ loaded: boolean; seconds: number; removed: string[] }> {
+  const t0 = performance.now();
+  const missing: string[] = [];
+  for (const tag of tags) if (!(await imageExists(guest, tag))) missing.push(tag);
+  if (missing.length > 0) {
+    const stream = (await guest.loadImage(createReadStream(tarFile), {
+      quiet: true,
+    })) as NodeJS.ReadableStream;
+    await followStream(stream);
+    for (const tag of missing) {
+      if (!(await imageExists(guest, tag))) throw new Error(`${tag} is still missing after the load`);
+    }
+  }
+  const removed: string[] = [];
+  for (const img of await guest.listImages()) {
+    const refs = (img.RepoTags ?? []).filter((t) => t.startsWith('containerlabs/'));
+    if (refs.length === 0 || refs.some((t) => tags.includes(t))) continue;
+    try {
+      await guest.getImage(img.Id).remove({ force: false });
+      removed.push(...refs);
+    } catch {
+      // still used by a container: it goes next time
+    }
+  }
+  return { loaded: missing.length > 0, seconds: (performance.now() - t0) / 1000, removed };
+}
