@@ -24,6 +24,7 @@ import {
   startServer,
   TermClient,
 } from '../support/server.ts';
+import { scaled } from '../support/slowness.ts';
 import { removeInstanceContainers } from './support.ts';
 
 const instance = `abuse-isolation-${process.pid}`;
@@ -145,8 +146,8 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
     uid = c?.Labels['containerlabs.uid'] ?? '';
     host = await TermClient.open(srv.base, s, 'host');
     box = await TermClient.open(srv.base, s, 'container');
-    await host.waitFor(/\$ $/m, 15_000);
-    await box.waitFor(/# $/m, 15_000);
+    await host.waitFor(/\$ $/m, scaled(15_000));
+    await box.waitFor(/# $/m, scaled(15_000));
   });
 
   after(async () => {
@@ -279,7 +280,7 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
     const other = await createSession(srv.base, 'cgroups');
     const t = await TermClient.open(srv.base, other, 'host');
     try {
-      await t.waitFor(/\$ $/m, 15_000);
+      await t.waitFor(/\$ $/m, scaled(15_000));
       // The other lab host's app (box-idle) and shells are not among our processes.
       assert.match(await t.exec('ps -eo comm'), /box-idle/);
       assert.doesNotMatch(await host.exec('ps -eo comm'), /box-idle/);
@@ -322,7 +323,10 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
   });
 
   test('no setuid or setgid file; writable mounts are nosuid', async () => {
-    assert.equal((await host.exec('find / -xdev -perm /6000 2>/dev/null | wc -l', 30_000)).trim(), '0');
+    assert.equal(
+      (await host.exec('find / -xdev -perm /6000 2>/dev/null | wc -l', scaled(30_000))).trim(),
+      '0',
+    );
     const mounts = await host.exec('grep -E " (/tmp|/home/reader|/run/lab|/dev/shm) " /proc/mounts');
     for (const line of mounts.trim().split('\n')) assert.match(line, /nosuid/, line);
     report.push(
@@ -364,7 +368,7 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
   test('keyctl, bpf, io_uring, the new mount API, perf, userfaultfd: refused from inside', async () => {
     const arch = (await host.exec('uname -m')).trim();
     const script = perlScript(arch);
-    const run = async (t: TermClient) => parseSyscalls(await t.exec(`perl -e '${script}'`, 20_000));
+    const run = async (t: TermClient) => parseSyscalls(await t.exec(`perl -e '${script}'`, scaled(20_000)));
     const inHost = await run(host);
     const inBox = await run(box);
     const base = spawnSync('perl', ['-e', script], { encoding: 'utf8' });

@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import type { RunningServer, TermClient } from '../support/server.ts';
+import { scaled } from '../support/slowness.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -104,7 +105,7 @@ export class EchoProbe {
     term.send(
       `stty raw -echo; echo "@@ready$((${n}+1))"; dd bs=1 count=${PROBE_COUNT} status=none; stty sane; echo "@@done$((${n}+2))"\r`,
     );
-    await term.waitFor(new RegExp(`@@ready${n + 1}`), 10_000, from);
+    await term.waitFor(new RegExp(`@@ready${n + 1}`), scaled(10_000), from);
     const p = new EchoProbe(term);
     p.#done = new RegExp(`@@done${n + 2}`);
     // Let dd start; then count from here.
@@ -114,7 +115,7 @@ export class EchoProbe {
   }
 
   /** One round trip in ms; throws after `timeoutMs` without the byte coming back. */
-  async once(timeoutMs = 10_000): Promise<number> {
+  async once(timeoutMs = scaled(10_000)): Promise<number> {
     if (this.#sent >= PROBE_COUNT - 1) throw new Error('echo probe used up');
     const want = this.#sent + 1;
     const t0 = performance.now();
@@ -139,7 +140,7 @@ export class EchoProbe {
   }
 
   /** Samples every `everyMs` until `until` settles; returns the round trips in ms. */
-  async during(until: Promise<unknown>, everyMs = 100, timeoutMs = 10_000): Promise<number[]> {
+  async during(until: Promise<unknown>, everyMs = 100, timeoutMs = scaled(10_000)): Promise<number[]> {
     let finished = false;
     const done = until.finally(() => {
       finished = true;
@@ -158,7 +159,7 @@ export class EchoProbe {
     this.#term.ws.off('message', this.#onMessage);
     const from = this.#term.output.length;
     this.#term.ws.send(Buffer.alloc(PROBE_COUNT - this.#sent, 'z'), { binary: true });
-    await this.#term.waitFor(this.#done, 10_000, from);
+    await this.#term.waitFor(this.#done, scaled(10_000), from);
   }
 }
 
@@ -202,14 +203,14 @@ export function httpFrom(
       },
     );
     req.on('error', reject);
-    req.setTimeout(60_000, () => req.destroy(new Error('request timed out')));
+    req.setTimeout(scaled(60_000), () => req.destroy(new Error('request timed out')));
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
 }
 
 /** Health round trip in ms (throws unless 200). */
-export async function healthMs(srv: RunningServer, timeoutMs = 10_000): Promise<number> {
+export async function healthMs(srv: RunningServer, timeoutMs = scaled(10_000)): Promise<number> {
   const t0 = performance.now();
   const r = await fetch(`${srv.base}/api/v1/health`, { signal: AbortSignal.timeout(timeoutMs) });
   await r.arrayBuffer();

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { launchChromium } from '../site/site.ts';
+import { scaled } from '../support/slowness.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'test-results', 'screenshots');
@@ -93,7 +94,8 @@ export async function startLabServer(site: string, env: Record<string, string> =
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   };
-  for (let i = 0; i < 150; i++) {
+  const deadline = Date.now() + scaled(30_000);
+  while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}):\n${output}`);
     try {
       const res = await fetch(`${url}/api/v1/health`);
@@ -104,7 +106,7 @@ export async function startLabServer(site: string, env: Record<string, string> =
     await new Promise((r) => setTimeout(r, 200));
   }
   await stop();
-  throw new Error(`the server did not answer /api/v1/health within 30 s:\n${output}`);
+  throw new Error(`the server did not answer /api/v1/health within ${scaled(30_000) / 1000} s:\n${output}`);
 }
 
 /** System Chromium with the project's flags (one definition: tests/site/site.ts). */
@@ -123,7 +125,7 @@ export async function waitForText(
   lab: string,
   terminal: string,
   re: RegExp,
-  timeout = 20_000,
+  timeout = scaled(20_000),
 ): Promise<string> {
   const deadline = Date.now() + timeout;
   let text = '';
@@ -159,7 +161,12 @@ export function labState(page: Page, lab: string): Promise<string | undefined> {
   return page.evaluate((l) => document.querySelector<HTMLElement>(`[data-lab="${l}"]`)?.dataset.state, lab);
 }
 
-export async function waitForState(page: Page, lab: string, state: string, timeout = 30_000): Promise<void> {
+export async function waitForState(
+  page: Page,
+  lab: string,
+  state: string,
+  timeout = scaled(30_000),
+): Promise<void> {
   await page.waitForFunction(
     ([l, s]) => document.querySelector<HTMLElement>(`[data-lab="${l}"]`)?.dataset.state === s,
     [lab, state],

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { WebSocket } from 'ws';
+import { scaled } from './slowness.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -39,7 +40,7 @@ after(async () => {
     [...started].map(async (p) => {
       if (p.exitCode !== null) return;
       p.kill('SIGTERM');
-      const timer = setTimeout(() => p.kill('SIGKILL'), 15_000);
+      const timer = setTimeout(() => p.kill('SIGKILL'), scaled(15_000));
       await once(p, 'exit');
       clearTimeout(timer);
     }),
@@ -71,7 +72,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     out += d;
   });
   const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + scaled(20_000);
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`server exited early:\n${out}`);
     try {
@@ -80,7 +81,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     } catch {}
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
-      throw new Error(`server did not answer within 20 s:\n${out}`);
+      throw new Error(`server did not answer within ${scaled(20_000) / 1000} s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -208,7 +209,7 @@ export class TermClient {
   }
 
   /** Wait for the `attached` message (and the replay after it, if any). */
-  async ready(timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  async ready(timeoutMs = scaled(10_000)): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const attached = this.controls.find((c) => c.type === 'attached');
@@ -234,7 +235,7 @@ export class TermClient {
   }
 
   /** Type a command and wait until `until` matches the output that follows it. */
-  async run(cmd: string, until: RegExp, timeoutMs = 10_000): Promise<string> {
+  async run(cmd: string, until: RegExp, timeoutMs = scaled(10_000)): Promise<string> {
     const start = this.output.length;
     this.send(`${cmd}\r`);
     return this.waitFor(until, timeoutMs, start);
@@ -245,7 +246,7 @@ export class TermClient {
    * the prompt). The end is marked by arithmetic the shell has to do, so the typed text
    * itself can never match the marker.
    */
-  async exec(cmd: string, timeoutMs = 10_000): Promise<string> {
+  async exec(cmd: string, timeoutMs = scaled(10_000)): Promise<string> {
     const n = Math.floor(Math.random() * 1e6);
     const start = this.output.length;
     this.send(`${cmd}; echo "@@$((${n}+1))@@"\r`);
@@ -258,7 +259,7 @@ export class TermClient {
     return lines.slice(echoEnd + 1, end).join('\n');
   }
 
-  async waitFor(re: RegExp, timeoutMs = 10_000, from = 0): Promise<string> {
+  async waitFor(re: RegExp, timeoutMs = scaled(10_000), from = 0): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const text = plain(this.output.slice(from));
