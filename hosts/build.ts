@@ -7,7 +7,7 @@
  * Two stages, each cached under CACHE_DIR (.cache/hosts/ by default, git-ignored):
  * 1. `rootfs-<hash>.tar`: `mmdebstrap --variant=minbase` of SUITE with PACKAGES, from the
  *    mirror apt uses here. Its hash covers the suite and the package list.
- * 2. `disk-<hash>/`: that tree plus hosts/guest/, configured by
+ * 2. `disk-<hash>/`: that tree plus hosts/guest/ and our AppArmor profile, configured by
  *    hosts/guest-setup.sh in a chroot, made into an ext4 image (`mkfs.ext4 -d`, no
  *    partition table) with the kernel and initrd beside it for QEMU's -kernel/-initrd.
  *    Its hash covers stage 1 and every file copied in.
@@ -35,6 +35,8 @@ import { listTree } from '../labs/images.ts';
 
 export const HOSTS_DIR: string = import.meta.dirname;
 const ROOT = join(HOSTS_DIR, '..');
+/** Our lab hosts' AppArmor profile: installed in the guest like scripts/setup.sh loads it. */
+export const APPARMOR_PROFILE_FILE = join(ROOT, 'labs', 'apparmor', 'containerlabs-labhost');
 
 /** Debian 13: the current Debian, with its docker.io (26.1), systemd 257, cgroup v2 only. */
 export const SUITE = 'trixie';
@@ -96,6 +98,7 @@ export function diskHash(): string {
   for (const i of listTree(join(HOSTS_DIR, 'guest')))
     parts.push(`guest/${i.path}\t${i.kind}\t${i.mode}\t${i.sha256}`);
   parts.push(`guest-setup.sh\t${sha(readFileSync(join(HOSTS_DIR, 'guest-setup.sh')))}`);
+  parts.push(`apparmor\t${sha(readFileSync(APPARMOR_PROFILE_FILE))}`);
   return sha(parts.join('\n')).slice(0, 12);
 }
 
@@ -186,6 +189,9 @@ async function ensureDisk(cacheDir: string, force: boolean, log: (l: string) => 
       log,
     );
     cpSync(join(HOSTS_DIR, 'guest'), tree, { recursive: true });
+    // In /etc/apparmor.d/, apparmor.service loads it at every boot (as an operator who
+    // followed the README has it: loaded by setup, kept across reboots).
+    copyFileSync(APPARMOR_PROFILE_FILE, join(tree, 'etc', 'apparmor.d', 'containerlabs-labhost'));
     copyFileSync(join(HOSTS_DIR, 'guest-setup.sh'), join(tree, 'guest-setup.sh'));
     chmodSync(join(tree, 'guest-setup.sh'), 0o755);
     await run('chroot', [tree, '/guest-setup.sh'], log);

@@ -17,11 +17,13 @@ import {
   startServer,
   TermClient,
 } from '../support/server.ts';
-import { hostKind } from './support.ts';
+import { engineFacts, hostKind } from './support.ts';
 
 const kind = hostKind();
 const labs = await loadLabs();
 const instance = `hosts-labs-${process.pid}`;
+/** Where the engine applies AppArmor, lab hosts run under our profile (issue 11). */
+const confinement = (await engineFacts()).apparmor ? 'containerlabs-labhost (enforce)' : 'unconfined';
 
 /** `ps -eo pid=,ppid=,args=` rows. */
 function rows(text: string): { pid: number; ppid: number; args: string }[] {
@@ -84,6 +86,11 @@ describe(`every lab on the ${kind} host`, () => {
           await host.exec(`grep NSpid /proc/${outer.pid}/status`),
           new RegExp(`^NSpid:\\s+${outer.pid}\\s+1\\s*$`),
         );
+      });
+
+      test(`AppArmor: ${confinement}, outside and inside`, async () => {
+        assert.equal((await host.exec('cat /proc/self/attr/current')).trim(), confinement);
+        assert.equal((await box.exec('cat /proc/1/attr/current')).trim(), confinement);
       });
 
       test("users: root inside is the lab host's own uid outside", async () => {
