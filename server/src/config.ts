@@ -181,6 +181,10 @@ const EnvSchema = z.object({
         .map((p) => p.trim())
         .join(',');
     }),
+  /** How long a quick engine call may take: the engine probe, an inspection snapshot or
+   *  check, the admin's resource figures. Raise it for slow or emulated engines (the host
+   *  suite runs its VMs under QEMU's TCG with it scaled). */
+  CL_ENGINE_TIMEOUT: Duration.default(parseDuration('5s')).refine((ms) => ms >= 500, 'at least 500ms'),
   /** Docker engine address; dockerode's own DOCKER_HOST handling applies (unix, tcp, ssh). */
   DOCKER_HOST: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -219,6 +223,7 @@ export interface Config {
   /** Fastify's trustProxy: true, false, or comma-separated proxy addresses. */
   readonly trustProxy: boolean | string;
   readonly dockerHost: string | undefined;
+  readonly engineTimeoutMs: number;
   readonly logLevel: string;
 }
 
@@ -291,6 +296,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     instance: e.CL_INSTANCE ?? `${e.HOST}:${e.PORT}`,
     trustProxy: e.CL_TRUST_PROXY,
     dockerHost: e.DOCKER_HOST,
+    engineTimeoutMs: e.CL_ENGINE_TIMEOUT,
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -33,7 +33,11 @@ async function main(): Promise<void> {
 
   const metrics = new Metrics({ labs: labs.map((l) => l.id), mode: config.mode });
   const drain = new Drain();
-  const docker = new DockerRuntime({ apparmorProfile: config.apparmorProfile, labUids: config.labUids });
+  const docker = new DockerRuntime({
+    apparmorProfile: config.apparmorProfile,
+    labUids: config.labUids,
+    callTimeoutMs: config.engineTimeoutMs,
+  });
   const runtime = countingRuntime(docker, metrics);
   const engineStatus = new EngineStatus(runtime);
   // Local mode: the `host` terminal is the learner's own shell, behind a token.

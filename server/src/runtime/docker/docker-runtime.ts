@@ -93,6 +93,12 @@ export interface DockerRuntimeOptions {
   apparmorProfile?: string;
   /** The uids lab hosts run as, one per host (`auto`, the default: AUTO_LAB_UIDS). */
   labUids?: 'auto' | UidRange;
+  /**
+   * How long a quick engine call may take (CL_ENGINE_TIMEOUT, default 5 s): the engine
+   * probe (version + info) and an exec that names no timeout of its own (the inspection
+   * snapshots, checks, the admin's resource figures). Slow or emulated engines need more.
+   */
+  callTimeoutMs?: number;
 }
 
 /** `uid:gid` or `uid` of a container's Config.User, if numeric. */
@@ -115,6 +121,7 @@ export class DockerRuntime implements Runtime {
   #pinned: { profile: string | undefined } | undefined;
   readonly #uidSetting: 'auto' | UidRange;
   readonly #uids: UidAllocator;
+  readonly #callTimeoutMs: number;
   /** hostId → the uid its processes run as (from create, a listing's label, or inspect). */
   readonly #hostUids = new Map<string, { uid: number; seq: number }>();
   #seq = 0;
@@ -124,6 +131,7 @@ export class DockerRuntime implements Runtime {
     this.#imageFor = opts.imageFor ?? (async (labId) => labImageTag(labId));
     this.#apparmorSetting = opts.apparmorProfile ?? 'auto';
     this.#uidSetting = opts.labUids ?? 'auto';
+    this.#callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.#uids = new UidAllocator({ range: () => this.labUidRange(), list: () => this.#listUids() });
   }
 
@@ -281,7 +289,7 @@ export class DockerRuntime implements Runtime {
     try {
       const [version, info] = await withTimeout(
         Promise.all([this.#docker.version(), this.#docker.info() as Promise<Record<string, unknown>>]),
-        3000,
+        this.#callTimeoutMs,
       );
       const security = Array.isArray(info.SecurityOptions) ? (info.SecurityOptions as string[]) : [];
       return {
@@ -477,7 +485,7 @@ export class DockerRuntime implements Runtime {
           stream.once('close', resolve);
           stream.once('error', resolve);
         }),
-        opts.timeoutMs ?? 5000,
+        opts.timeoutMs ?? this.#callTimeoutMs,
       ).catch((e) => {
         stream.destroy();
         throw e;
