@@ -20,11 +20,16 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type Docker from 'dockerode';
 import { followStream, imageExists } from '../labs/build-images.ts';
-import { labImageTag } from '../labs/images.ts';
+import { baseImageTag, labImageTag } from '../labs/images.ts';
 import { loadLabs } from '../labs/load.ts';
 
+/**
+ * Every lab's image, and the base they are built FROM: with the base there, `npm run
+ * images` against the guest's engine builds lab images as any laptop would (FROM a local
+ * base, --network none), without debootstrap or root.
+ */
 export async function labImageTags(): Promise<string[]> {
-  return (await loadLabs()).map((l) => labImageTag(l.id)).sort();
+  return [baseImageTag(), ...(await loadLabs()).map((l) => labImageTag(l.id))].sort();
 }
 
 /** One tar of every lab image (they share the base's layers, so it is about one image's size). */

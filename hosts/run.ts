@@ -181,6 +181,8 @@ for (const [n, host] of hosts.entries()) {
     const code = await runSuite({
       DOCKER_HOST: vm.dockerHost,
       CL_TEST_SLOWNESS: String(slowness),
+      // The servers the suite starts wait as much longer for quick engine calls.
+      CL_ENGINE_TIMEOUT: `${5 * slowness}s`,
       CL_TEST_HOST: host,
       CL_TEST_GUEST_AGENT: join(vm.runDir, 'qga.sock'),
       ...(site && !process.env.LAB_TEST_SITE ? { LAB_TEST_SITE: site } : {}),

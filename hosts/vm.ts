@@ -271,7 +271,10 @@ export async function probeKvm(
     result = { kvm: true, why: `booted in ${vm.bootSeconds.toFixed(0)} s` };
     await vm.stop(30_000);
   } catch (err) {
-    result = { kvm: false, why: (err as Error).message.split('\n').slice(0, 3).join(' ') };
+    const lines = (err as Error).message.split('\n');
+    // QEMU's own complaint ("error: failed to set MSR 0x10a to 0x69") says most.
+    const qemu = lines.find((l) => /error: |KVM internal error|emulation failure/.test(l));
+    result = { kvm: false, why: `${lines[0]}${qemu ? `: ${qemu.replace(/^.*error: /, '')}` : ''}` };
   }
   writeFileSync(file, `${JSON.stringify({ key, ...result }, null, 2)}\n`);
   return { ...result, cached: false };
