@@ -1,7 +1,11 @@
 /**
  * The lab images in a test host's engine, without any registry: `docker save` from this
  * machine's engine (where `npm run images` built them) into one tar file, cached by the
- * tags it holds, then `POST /images/load` of that file through the guest's forwarded API.
+ * tags it holds. The VM sees that file as a read-only second disk (/dev/vdb) and the
+ * guest's own `docker load < /dev/vdb` reads it (run through the guest agent, against
+ * guest port 2375, which is whichever engine the host runs); without that disk,
+ * `POST /images/load` of the file through the forwarded API. Measured under TCG on a
+ * loaded machine: 33 and 52 s from the disk, 74 and 62 s through the API (hosts/README.md).
  * A guest engine that already has every tag loads nothing; older containerlabs images
  * there are removed, so the overlay does not grow run after run.
  */
@@ -22,6 +26,7 @@ import type Docker from 'dockerode';
 import { followStream, imageExists } from '../labs/build-images.ts';
 import { baseImageTag, labImageTag } from '../labs/images.ts';
 import { loadLabs } from '../labs/load.ts';
+import type { GuestAgent } from './guest-agent.ts';
 
 /**
  * Every lab's image, and the base they are built FROM: with the base there, `npm run
@@ -68,23 +73,34 @@ export async function saveLabImages(
   return { file, bytes: statSync(file).size, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Loads the tar into the guest's engine if any tag is missing; prunes older lab images. */
+/**
+ * Loads the tar into the guest's engine if any tag is missing: from the VM's second disk
+ * through the guest agent when there is one, else through the API. Prunes older lab images.
+ */
 export async function ensureGuestLabImages(
   guest: Docker,
   tags: string[],
   tarFile: string,
-): Promise<{ loaded: boolean; seconds: number; removed: string[] }> {
+  /** The guest agent, when the VM has the tar as its second disk (/dev/vdb). */
+  agent?: GuestAgent,
+): Promise<{ loaded: 'disk' | 'api' | false; seconds: number; removed: string[] }> {
   const t0 = performance.now();
   const missing: string[] = [];
   for (const tag of tags) if (!(await imageExists(guest, tag))) missing.push(tag);
-  if (missing.length > 0) {
+  let loaded: 'disk' | 'api' | false = false;
+  if (missing.length > 0 && agent) {
+    // Guest port 2375 is the relay to whichever engine this boot runs, root or rootless.
+    await agent.sh('DOCKER_HOST=tcp://127.0.0.1:2375 docker load -q < /dev/vdb', 20 * 60_000);
+    loaded = 'disk';
+  } else if (missing.length > 0) {
     const stream = (await guest.loadImage(createReadStream(tarFile), {
       quiet: true,
     })) as NodeJS.ReadableStream;
     await followStream(stream);
-    for (const tag of missing) {
-      if (!(await imageExists(guest, tag))) throw new Error(`${tag} is still missing after the load`);
-    }
+    loaded = 'api';
+  }
+  for (const tag of missing) {
+    if (!(await imageExists(guest, tag))) throw new Error(`${tag} is still missing after the load`);
   }
   const removed: string[] = [];
   for (const img of await guest.listImages()) {
@@ -97,5 +113,5 @@ export async function ensureGuestLabImages(
       // still used by a container: it goes next time
     }
   }
-  return { loaded: missing.length > 0, seconds: (performance.now() - t0) / 1000, removed };
+  return { loaded, seconds: (performance.now() - t0) / 1000, removed };
 }

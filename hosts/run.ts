@@ -154,7 +154,14 @@ for (const [n, host] of hosts.entries()) {
   log(`\n=== host ${host}: booting (${accel})`);
   let vm: Vm | undefined;
   try {
-    vm = await Vm.boot({ image, engine: host, accel, runDir: join(cacheDir, 'run', host), log });
+    vm = await Vm.boot({
+      image,
+      engine: host,
+      accel,
+      runDir: join(cacheDir, 'run', host),
+      extraDisk: saved.file,
+      log,
+    });
     r.boot = vm.bootSeconds;
     const docker = new Docker({ host: '127.0.0.1', port: vm.port });
     const engine = await describeEngine(docker);
@@ -164,10 +171,10 @@ for (const [n, host] of hosts.entries()) {
       `host ${host}: docker ${engine.version}, API ${engine.api}, cgroup ${engine.cgroup}, driver ${engine.driver}`,
     );
     log(`host ${host}: security options: ${engine.security}; kernel ${engine.kernel}`);
-    const loaded = await ensureGuestLabImages(docker, tags, saved.file);
-    r.load = loaded.seconds;
+    const loaded = await ensureGuestLabImages(docker, tags, saved.file, vm.agent);
+    r.load = loaded.loaded ? loaded.seconds : 0;
     log(
-      `host ${host}: lab images ${loaded.loaded ? `loaded in ${loaded.seconds.toFixed(1)} s` : 'already there'}` +
+      `host ${host}: lab images ${loaded.loaded ? `loaded from the ${loaded.loaded} in ${loaded.seconds.toFixed(1)} s` : 'already there'}` +
         (loaded.removed.length ? `; removed older ${loaded.removed.join(' ')}` : ''),
     );
     const startMs = await measureStart(docker, tags[0]!);

@@ -72,6 +72,8 @@ export interface BootOptions {
   snapshot?: boolean;
   /** Success is the guest agent answering, not the engine (the KVM probe). */
   waitFor?: 'engine' | 'agent';
+  /** A file the guest sees read-only as its second disk, /dev/vdb (the lab images' tar). */
+  extraDisk?: string;
   log?: (line: string) => void;
 }
 
@@ -81,6 +83,8 @@ export class Vm {
   readonly agent: GuestAgent;
   readonly runDir: string;
   readonly bootSeconds: number;
+  /** The extra disk the guest sees as /dev/vdb, if any. */
+  readonly extraDisk: string | undefined;
   readonly #proc: ChildProcess;
 
   private constructor(o: {
@@ -90,12 +94,14 @@ export class Vm {
     runDir: string;
     bootSeconds: number;
     proc: ChildProcess;
+    extraDisk: string | undefined;
   }) {
     this.engine = o.engine;
     this.port = o.port;
     this.agent = o.agent;
     this.runDir = o.runDir;
     this.bootSeconds = o.bootSeconds;
+    this.extraDisk = o.extraDisk;
     this.#proc = o.proc;
   }
 
@@ -145,6 +151,7 @@ export class Vm {
       o.snapshot
         ? `file=${o.image.disk},if=virtio,format=raw,snapshot=on`
         : `file=${overlay},if=virtio,format=qcow2,discard=unmap`,
+      ...(o.extraDisk ? ['-drive', `file=${o.extraDisk},if=virtio,format=raw,readonly=on`] : []),
       '-netdev',
       `user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:${port}-:2375`,
       '-device',
@@ -207,6 +214,7 @@ export class Vm {
       runDir: o.runDir,
       bootSeconds: (performance.now() - t0) / 1000,
       proc,
+      extraDisk: o.extraDisk,
     });
   }
 
