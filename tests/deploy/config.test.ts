@@ -79,6 +79,13 @@ describe('configuration', () => {
     fails({ CL_TRUST_PROXY: '10.0.0.0/33' }, /CL_TRUST_PROXY/);
   });
 
+  test('CL_ENGINE_TIMEOUT: 5 s by default, a duration of at least 500 ms', () => {
+    assert.equal(loadConfig({}).engineTimeoutMs, 5000);
+    assert.equal(loadConfig({ CL_ENGINE_TIMEOUT: '90s' }).engineTimeoutMs, 90_000);
+    fails({ CL_ENGINE_TIMEOUT: '100ms' }, /CL_ENGINE_TIMEOUT: at least 500ms/);
+    fails({ CL_ENGINE_TIMEOUT: 'slow' }, /CL_ENGINE_TIMEOUT/);
+  });
+
   test('CL_LAB_UIDS: auto by default, or an inclusive range that never holds root', () => {
     assert.equal(loadConfig({}).labUids, 'auto');
     assert.equal(loadConfig({ CL_LAB_UIDS: ' auto ' }).labUids, 'auto');

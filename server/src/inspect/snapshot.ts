@@ -335,7 +335,8 @@ function usec(v: number | null): number | null {
 }
 
 export async function readProcesses(runtime: Runtime, hostId: string): Promise<ProcessSnapshot> {
-  const r = await runtime.exec(hostId, ['/bin/bash', '-c', PROCESS_SCRIPT], { timeoutMs: 5000 });
+  // The runtime's own timeout for quick calls applies (CL_ENGINE_TIMEOUT).
+  const r = await runtime.exec(hostId, ['/bin/bash', '-c', PROCESS_SCRIPT]);
   return parseProcesses(r.stdout);
 }
 
@@ -345,6 +346,6 @@ export async function readMounts(runtime: Runtime, hostId: string): Promise<Moun
 }
 
 export async function readCgroup(runtime: Runtime, hostId: string): Promise<CgroupSnapshot> {
-  const r = await runtime.exec(hostId, ['/bin/bash', '-c', CGROUP_SCRIPT], { timeoutMs: 5000 });
+  const r = await runtime.exec(hostId, ['/bin/bash', '-c', CGROUP_SCRIPT]);
   return parseCgroup(r.stdout);
 }
