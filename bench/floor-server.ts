@@ -1,8 +1,10 @@
 /**
  * The floor: the least a browser terminal can be. node:http + ws + node-pty, one host bash
  * per WebSocket, binary frames = raw bytes both ways, a text frame `{"type":"resize"}` to
- * resize. Flow control only as much as needed not to buffer without bound (the same
- * in-flight counting ws-bridge.ts does). No sessions, tokens, containers, replay or logs.
+ * resize; the one message it sends is `attached`, so the same client (the browser's
+ * TerminalClient, which types only once attached) drives the floor and ours. Flow control
+ * only as much as needed not to buffer without bound (the same in-flight counting
+ * ws-bridge.ts does). No sessions, tokens, containers, replay or logs.
  *
  *   node bench/floor-server.ts      → prints {"port":N} on stdout once listening on 127.0.0.1
  */
@@ -53,6 +55,7 @@ wss.on('connection', (ws, req) => {
     }
   });
   p.onExit(() => ws.close(1000));
+  ws.send(JSON.stringify({ type: 'attached', terminal: 'floor', replay: false, expiresAt: '' }));
   ws.on('message', (data: Buffer, binary: boolean) => {
     if (binary) {
       p.write(data);

@@ -5,11 +5,10 @@
  * bidi override. Checked on the table, and on the whole CLI against a stub server.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { join } from 'node:path';
 import { test } from 'node:test';
+import { runScript } from '../tests/support/run-script.ts';
 import { formatTable, safeJson, safeText } from './admin.ts';
 
 // What must never reach the terminal raw: C0 controls but the newline (ESC, BEL, CR, BS,
@@ -94,22 +93,7 @@ async function stub(): Promise<{ url: string; close(): Promise<void>; body: unkn
   };
 }
 
-async function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'admin.ts'), ...args], {
-    env: { ...process.env, CL_ADMIN_TOKEN: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += d;
-  });
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const [code] = await once(child, 'exit');
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]) => runScript('scripts/admin.ts', args, { CL_ADMIN_TOKEN: '' });
 
 test('the CLI: list, list --json and a refused end print nothing a terminal would execute', async () => {
   const s = await stub();

@@ -104,6 +104,16 @@ function publishedPorts(
   return out;
 }
 
+/** A check that the lab host does not share one of the machine's namespaces (`<mode>: host`). */
+function notHostMode(id: string, title: string, mode: 'PidMode' | 'IpcMode', unset: string): Check {
+  return {
+    id,
+    title,
+    run: (s) =>
+      s.c.HostConfig[mode] === 'host' ? warn(`${mode} host`) : ok(`${mode} ${s.c.HostConfig[mode] || unset}`),
+  };
+}
+
 function hasEngineOption(e: Engine, name: string): boolean {
   return e.securityOptions.some((o) => o.split(',').includes(`name=${name}`));
 }
@@ -270,22 +280,8 @@ export const CHECKS: Check[] = [
       return warn(`RestartPolicy ${name}${p.MaximumRetryCount ? `:${p.MaximumRetryCount}` : ''}`);
     },
   },
-  {
-    id: '5.15',
-    title: "host's process namespace not shared",
-    run: (s) =>
-      s.c.HostConfig.PidMode === 'host'
-        ? warn('PidMode host')
-        : ok(`PidMode ${s.c.HostConfig.PidMode || 'private'}`),
-  },
-  {
-    id: '5.16',
-    title: "host's IPC namespace not shared",
-    run: (s) =>
-      s.c.HostConfig.IpcMode === 'host'
-        ? warn('IpcMode host')
-        : ok(`IpcMode ${s.c.HostConfig.IpcMode || 'default'}`),
-  },
+  notHostMode('5.15', "host's process namespace not shared", 'PidMode', 'private'),
+  notHostMode('5.16', "host's IPC namespace not shared", 'IpcMode', 'default'),
   {
     id: '5.17',
     title: 'host devices not directly exposed',

@@ -12,10 +12,10 @@ import path from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { serveStatic } from '../../tests/site/static-server.ts';
 import { ROOT } from '../../tests/support/server.ts';
+import { type Summary, summarize } from '../../tests/support/stats.ts';
 import { readCurrent } from '../../vm/lib/manifest.ts';
 import { log } from './log.ts';
 import { benchEnv, startOurs } from './ours.ts';
-import { type Summary, summarize } from './stats.ts';
 
 export interface BrowserModeResult {
   mode: 'vm' | 'server';

@@ -4,16 +4,15 @@
  * echo? Phases: N lab hosts (no terminal yet), then each with its `host` shell open (the
  * usual state of a reader on a lesson page), then one extra active session's echo.
  */
-import type { SessionInfo } from '../../tests/support/server.ts';
-import { createSession } from '../../tests/support/server.ts';
+import { createSession, type SessionInfo, type TermClient } from '../../tests/support/server.ts';
+import { type Summary, summarize } from '../../tests/support/stats.ts';
 import { track } from './cleanup.ts';
 import { containerMemory, ourContainers, shimMemory } from './engine.ts';
 import { errText, log } from './log.ts';
 import { meminfo, pidOf, rssBytes } from './machine.ts';
 import { measureEcho } from './measure.ts';
 import { benchEnv, openHost, startOurs, stopSession } from './ours.ts';
-import { mapLimit, type Summary, sleep, summarize } from './stats.ts';
-import type { WsTerm } from './terms.ts';
+import { mapLimit, sleep } from './util.ts';
 
 export interface MemorySnapshot {
   /** Sessions (lab hosts) measured. */
@@ -89,7 +88,7 @@ export async function benchIdle(opts: { n: number; keys: number; concurrency: nu
   const srv = await startOurs('idle', env);
   const stopServer = track(`server ${srv.instance}`, () => srv.stop());
   const sessions: SessionInfo[] = [];
-  const terms: WsTerm[] = [];
+  const terms: TermClient[] = [];
   const stopTerms = track('idle terminals', () => Promise.all(terms.map((t) => t.close())));
   const errors: string[] = [];
   const result: Partial<IdleResult> = { requested: opts.n, errors, shellsOpen: 0 };

@@ -3,9 +3,11 @@
  *   - keystroke echo: type one key, time until the shell's answer arrives;
  *   - output throughput: run a command that prints a lot, count bytes at the client.
  */
+
+import { plain } from '../../tests/support/terminal.ts';
 import { MB } from './machine.ts';
-import { sleep } from './stats.ts';
-import { type ByteTerm, plain } from './terms.ts';
+import type { ByteTerm } from './terms.ts';
+import { sleep } from './util.ts';
 
 const plainTail = (s: string) => plain(s).slice(-120);
 
@@ -43,7 +45,7 @@ export async function measureEcho(
       let t0 = 0;
       const timer = setTimeout(() => {
         off();
-        reject(new Error(`${term.kind}: no echo of key #${i} within ${timeoutMs} ms`));
+        reject(new Error(`${term.label}: no echo of key #${i} within ${timeoutMs} ms`));
       }, timeoutMs);
       const off = term.onData((_n, text) => {
         if (key === 'x' && !text.includes('x')) return;
@@ -105,7 +107,7 @@ export async function measureThroughput(
       const last = JSON.stringify(plainTail(tail));
       reject(
         new Error(
-          `${term.kind}: throughput run unfinished after ${timeoutMs} ms (${bytes} bytes, last: ${last})`,
+          `${term.label}: throughput run unfinished after ${timeoutMs} ms (${bytes} bytes, last: ${last})`,
         ),
       );
     }, timeoutMs);

@@ -1,7 +1,8 @@
 /**
  * Our server, run for real (node server/src/main.ts via tests/support/server.ts) with the
  * bench's own instance name, and the client side of a reader's Start: POST the session,
- * open its terminal's WebSocket, wait for the prompt.
+ * open its terminal's WebSocket with the ticket that came with it (the tests' terminal
+ * client: the browser's TerminalClient on `ws`), wait for the prompt.
  */
 import {
   createSession,
@@ -9,10 +10,10 @@ import {
   type RunningServer,
   type SessionInfo,
   startServer,
-  terminalTicket,
+  TermClient,
 } from '../../tests/support/server.ts';
-import { sleep } from './stats.ts';
-import { WsTerm, waitForText } from './terms.ts';
+import { waitForText } from './terms.ts';
+import { sleep } from './util.ts';
 
 export const LAB = 'processes';
 export const HOST_PROMPT = /reader@labhost[^\n]*\$ $/;
@@ -21,10 +22,7 @@ export const SIZE = { cols: 160, rows: 50 };
 /** Every instance this bench run starts is named `${INSTANCE_PREFIX}<tag>`. */
 export const INSTANCE_PREFIX = `bench-${process.pid}-`;
 
-export interface Ours extends RunningServer {
-  instance: string;
-  pid: number;
-}
+export type Ours = RunningServer;
 
 /** Limits a single loopback client (the bench) would otherwise hit. */
 export function benchEnv(maxSessions: number): Record<string, string> {
@@ -37,10 +35,8 @@ export function benchEnv(maxSessions: number): Record<string, string> {
   };
 }
 
-export async function startOurs(tag: string, env: Record<string, string>): Promise<Ours> {
-  const instance = `${INSTANCE_PREFIX}${tag}`;
-  const srv = await startServer({ CL_INSTANCE: instance, LOG_LEVEL: 'info', ...env });
-  return Object.assign(srv, { instance, pid: srv.proc.pid ?? -1 });
+export function startOurs(tag: string, env: Record<string, string>): Promise<Ours> {
+  return startServer({ CL_INSTANCE: `${INSTANCE_PREFIX}${tag}`, LOG_LEVEL: 'info', ...env });
 }
 
 /** The operator's status (loopback: no token needed): engine, sessions, pool. */
@@ -77,19 +73,17 @@ export async function waitPoolFull(base: string, timeoutMs = 30_000, lab = LAB):
 }
 
 /**
- * The WebSocket URL of a terminal: with the ticket that came with the session when there
- * is one (a Start is one POST and one socket), else with a fresh one.
+ * The `host` terminal of a session, at its prompt: opened with the ticket that came with the
+ * session when there is one (a Start is one POST and one socket), else with a fresh one.
+ * Output is counted, not kept (the measurements subscribe to it).
  */
-export async function terminalUrl(base: string, s: SessionInfo, name = 'host'): Promise<string> {
-  const t = s.terminals.find((x) => x.name === name);
-  if (!t) throw new Error(`session has no terminal ${name}`);
-  const ticket = t.ticket ?? (await terminalTicket(base, s, name));
-  t.ticket = undefined; // used up by this socket
-  return `${base.replace(/^http/, 'ws')}${t.url}?ticket=${ticket}&cols=${SIZE.cols}&rows=${SIZE.rows}`;
-}
-
-export async function openHost(base: string, s: SessionInfo): Promise<WsTerm> {
-  const term = await WsTerm.open('ours', await terminalUrl(base, s));
+export async function openHost(base: string, s: SessionInfo): Promise<TermClient> {
+  const term = await TermClient.open(base, s, 'host', {
+    label: 'ours',
+    sessionTicket: true,
+    collect: false,
+    ...SIZE,
+  });
   await waitForText(term, HOST_PROMPT, 20_000);
   return term;
 }
@@ -112,22 +106,21 @@ export interface StartPhases {
 
 export async function startToPrompt(
   base: string,
-): Promise<{ phases: StartPhases; session: SessionInfo; term: WsTerm }> {
+): Promise<{ phases: StartPhases; session: SessionInfo; term: TermClient }> {
   const t0 = performance.now();
   const session = await createSession(base, LAB);
   const t1 = performance.now();
-  const term = await WsTerm.open('ours', await terminalUrl(base, session));
-  await waitForText(term, HOST_PROMPT, 20_000);
+  const term = await openHost(base, session);
   const t5 = performance.now();
-  const attached = term.controls.find((c) => c.msg.type === 'attached')?.at ?? term.firstControlAt;
-  const first = term.firstByteAt || t5;
+  const { open, attached } = term.times;
+  const first = term.times.firstByte || t5;
   return {
     session,
     term,
     phases: {
       post: t1 - t0,
-      upgrade: term.openedAt - t1,
-      attach: attached - term.openedAt,
+      upgrade: open - t1,
+      attach: attached - open,
       firstByte: first - attached,
       prompt: t5 - first,
       total: t5 - t0,

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '../../tests/support/server.ts';
-import { sleep } from './stats.ts';
+import { sleep } from './util.ts';
 
 export const BENCH_DIR = join(import.meta.dirname, '..');
 export const PEER_DIR = join(BENCH_DIR, '.peer');

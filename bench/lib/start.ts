@@ -3,7 +3,8 @@
  * /api/v1/sessions) and the `reader@labhost` prompt on the `host` terminal. Sequential
  * starts cold (CL_POOL_SIZE=0) and warm (CL_POOL_SIZE=2), then a burst of readers at once.
  */
-import type { SessionInfo } from '../../tests/support/server.ts';
+import type { SessionInfo, TermClient } from '../../tests/support/server.ts';
+import { median, type Summary, summarize } from '../../tests/support/stats.ts';
 import { track } from './cleanup.ts';
 import { errText, log } from './log.ts';
 import {
@@ -19,8 +20,6 @@ import {
   stopSession,
   waitPoolFull,
 } from './ours.ts';
-import { median, type Summary, summarize } from './stats.ts';
-import type { WsTerm } from './terms.ts';
 
 export interface StartSeries {
   label: string;
@@ -67,7 +66,7 @@ function series(label: string, phases: StartPhases[], deletes: number[], errors:
 
 async function closeAndDelete(
   base: string,
-  items: { session: SessionInfo; term: WsTerm }[],
+  items: { session: SessionInfo; term: TermClient }[],
 ): Promise<number[]> {
   const deletes: number[] = [];
   for (const it of items) {

@@ -5,7 +5,8 @@
  *   peer  — socket.io → wetty (npm) → node-pty → bash on the host.
  * The three are measured in interleaved rounds, so the machine's noise hits them alike.
  */
-import { createSession } from '../../tests/support/server.ts';
+import { createSession, TermClient } from '../../tests/support/server.ts';
+import { median, type Summary, summarize } from '../../tests/support/stats.ts';
 import { track } from './cleanup.ts';
 import { containerCpu, ourContainers, shimPid } from './engine.ts';
 import { errText, log } from './log.ts';
@@ -13,8 +14,7 @@ import { cpuSeconds, pidOf } from './machine.ts';
 import { type CpuWatch, measureEcho, measureThroughput, type ThroughputRun } from './measure.ts';
 import { benchEnv, openHost, SIZE, startOurs } from './ours.ts';
 import { ensureWetty, PEER_DIR, startFloor, startWetty } from './peers.ts';
-import { median, type Summary, summarize } from './stats.ts';
-import { type ByteTerm, WettyTerm, WsTerm, waitForText } from './terms.ts';
+import { type ByteTerm, WettyTerm, waitForText } from './terms.ts';
 
 export interface PathResult {
   name: string;
@@ -102,15 +102,31 @@ export async function benchTerminal(opts: {
     ours.skipped = `could not start: ${errText(err)}`;
   }
 
-  // floor
-  try {
-    const f = await startFloor();
-    stops.push(track('floor server', () => f.stop()));
-    const term = await WsTerm.open('floor', `${f.url}?cols=${SIZE.cols}&rows=${SIZE.rows}`);
-    stops.push(track('floor terminal', () => term.close()));
+  /** A path to a host bash (floor, peer): its server and terminal, stopped at the end; at the prompt. */
+  const hostBash = async <S extends { pid: number; stop(): Promise<void> }>(
+    result: PathResult,
+    name: string,
+    start: () => Promise<S>,
+    open: (srv: S) => Promise<ByteTerm>,
+  ): Promise<void> => {
+    const srv = await start();
+    stops.push(track(`${name} server`, () => srv.stop()));
+    const term = await open(srv);
+    stops.push(track(`${name} terminal`, () => term.close()));
     term.send('\r');
     await waitForText(term, /bench\$ $/);
-    live.push({ result: floor, term, watch: { 'floor server': proc(f.pid) } });
+    live.push({ result, term, watch: { [`${name} server`]: proc(srv.pid) } });
+  };
+
+  // floor
+  try {
+    await hostBash(floor, 'floor', startFloor, (f) =>
+      TermClient.connect(`${f.url}?cols=${SIZE.cols}&rows=${SIZE.rows}`, {
+        label: 'floor',
+        collect: false,
+        ...SIZE,
+      }),
+    );
   } catch (err) {
     floor.skipped = `could not start: ${errText(err)}`;
   }
@@ -123,13 +139,9 @@ export async function benchTerminal(opts: {
   } else {
     peer.name = `wetty ${w.version}`;
     try {
-      const srv = await startWetty();
-      stops.push(track('wetty', () => srv.stop()));
-      const term = await WettyTerm.open(PEER_DIR, srv.origin, srv.base, SIZE);
-      stops.push(track('wetty terminal', () => term.close()));
-      term.send('\r');
-      await waitForText(term, /bench\$ $/);
-      live.push({ result: peer, term, watch: { 'wetty server': proc(srv.pid) } });
+      await hostBash(peer, 'wetty', startWetty, (srv) =>
+        WettyTerm.open(PEER_DIR, srv.origin, srv.base, SIZE),
+      );
     } catch (err) {
       peer.skipped = `could not start: ${errText(err)}`;
       log(`peer failed: ${errText(err)}`);

@@ -1,29 +1,23 @@
 /**
- * One interface over the three terminal transports the bench drives, so the echo and
+ * One interface over the terminal transports the bench drives, so the echo and
  * throughput measurements are the same code for each:
- *   - WsTerm: a WebSocket whose binary frames are raw terminal bytes both ways (ours, and
- *     the floor server in floor-server.ts); text frames are control messages.
+ *   - our terminal protocol (ours, and the floor server in floor-server.ts, which speaks
+ *     the least of it): the tests' own terminal client, tests/support/terminal.ts, which
+ *     is the browser's TerminalClient on `ws`;
  *   - WettyTerm: wetty's socket.io events (`input`, `data`, `resize`, `commit`).
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { WebSocket } from 'ws';
+import { plain } from '../../tests/support/terminal.ts';
 
 export interface ByteTerm {
-  readonly kind: string;
+  /** Which path it is, for messages. */
+  readonly label: string;
   /** Send keystrokes (as typed: `\r` for Enter). */
   send(text: string): void;
   /** Subscribe to output; the returned function unsubscribes. `text` is latin1/utf8 text. */
   onData(cb: (bytes: number, text: string) => void): () => void;
   close(): Promise<void>;
-}
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are control characters
-const ESCAPES = /\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>]/g;
-
-/** Terminal output without escape sequences and carriage returns. */
-export function plain(text: string): string {
-  return text.replace(ESCAPES, '').replace(/\r/g, '');
 }
 
 /** Wait until `re` matches the (plain) output received from now on. Keeps only a tail. */
@@ -34,7 +28,7 @@ export function waitForText(term: ByteTerm, re: RegExp, timeoutMs = 15_000): Pro
       off();
       reject(
         new Error(
-          `${term.kind}: timed out waiting for ${re}; last output: ${JSON.stringify(plain(buf).slice(-300))}`,
+          `${term.label}: timed out waiting for ${re}; last output: ${JSON.stringify(plain(buf).slice(-300))}`,
         ),
       );
     }, timeoutMs);
@@ -47,90 +41,6 @@ export function waitForText(term: ByteTerm, re: RegExp, timeoutMs = 15_000): Pro
       }
     });
   });
-}
-
-/** A WebSocket terminal: ours (`/api/v1/sessions/:id/terminals/:name?ticket=…`) or the floor. */
-export class WsTerm implements ByteTerm {
-  readonly kind: string;
-  readonly ws: WebSocket;
-  readonly controls: { at: number; msg: Record<string, unknown> }[] = [];
-  /** performance.now() of the socket's open, first control message and first output byte. */
-  openedAt = 0;
-  firstControlAt = 0;
-  firstByteAt = 0;
-  closeCode: number | null = null;
-  #subs = new Set<(n: number, t: string) => void>();
-
-  private constructor(kind: string, ws: WebSocket) {
-    this.kind = kind;
-    this.ws = ws;
-    ws.on('message', (data: Buffer, binary: boolean) => {
-      const now = performance.now();
-      if (binary) {
-        if (!this.firstByteAt) this.firstByteAt = now;
-        if (this.#subs.size === 0) return;
-        const text = data.toString('latin1');
-        for (const s of this.#subs) s(data.length, text);
-      } else {
-        if (!this.firstControlAt) this.firstControlAt = now;
-        try {
-          this.controls.push({ at: now, msg: JSON.parse(data.toString()) });
-        } catch {}
-      }
-    });
-    ws.on('close', (code) => {
-      this.closeCode = code;
-    });
-    ws.on('error', () => {});
-  }
-
-  static open(kind: string, url: string, timeoutMs = 15_000): Promise<WsTerm> {
-    return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
-      const t = new WsTerm(kind, ws);
-      const timer = setTimeout(() => {
-        ws.terminate();
-        reject(new Error(`${kind}: WebSocket did not open within ${timeoutMs} ms`));
-      }, timeoutMs);
-      ws.once('open', () => {
-        clearTimeout(timer);
-        t.openedAt = performance.now();
-        resolve(t);
-      });
-      ws.once('unexpected-response', (_q, res) => {
-        clearTimeout(timer);
-        reject(new Error(`${kind}: WebSocket refused with HTTP ${res.statusCode}`));
-      });
-      ws.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-  }
-
-  send(text: string): void {
-    this.ws.send(Buffer.from(text, 'utf8'), { binary: true });
-  }
-
-  onData(cb: (bytes: number, text: string) => void): () => void {
-    this.#subs.add(cb);
-    return () => this.#subs.delete(cb);
-  }
-
-  close(): Promise<void> {
-    if (this.closeCode !== null || this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.ws.terminate();
-        resolve();
-      }, 3000);
-      this.ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.ws.close();
-    });
-  }
 }
 
 interface IoSocket {
@@ -150,7 +60,7 @@ interface IoSocket {
  * 64 KiB, as fast as a browser whose xterm.js keeps up.
  */
 export class WettyTerm implements ByteTerm {
-  readonly kind = 'wetty';
+  readonly label = 'wetty';
   readonly socket: IoSocket;
   #subs = new Set<(n: number, t: string) => void>();
   #unacked = 0;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { WebSocket } from 'ws';
-import type { FakeRuntime } from './runtime/fake-runtime.ts';
-import { testApp } from './test-app.ts';
+import { socketOutcome, TermClient } from '../../tests/support/terminal.ts';
+import type { FakeRuntime } from '../../tests/unit-support/fake-runtime.ts';
+import { testApp } from '../../tests/unit-support/test-app.ts';
 
 const setup = (accessToken?: string) => testApp({ accessToken });
 
@@ -137,20 +137,6 @@ describe('HTTP API (fake runtime, no port)', () => {
   });
 });
 
-class Queue {
-  #items: string[] = [];
-  #waiters: ((s: string) => void)[] = [];
-  push(s: string) {
-    const w = this.#waiters.shift();
-    if (w) w(s);
-    else this.#items.push(s);
-  }
-  next(): Promise<string> {
-    const s = this.#items.shift();
-    return s !== undefined ? Promise.resolve(s) : new Promise((r) => this.#waiters.push(r));
-  }
-}
-
 describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
   let app: FastifyInstance;
   let base: string;
@@ -185,60 +171,40 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
     return ((await r.json()) as { ticket: string }).ticket;
   };
 
-  /** Opens a socket and queues every message from the first one on (the server may send
-   *  `attached` in the same packet as the upgrade response). */
+  /** Opens a terminal socket at `url` (the tests' terminal client); resolves once attached. */
   const open = (url: string, headers: Record<string, string> = {}) =>
-    new Promise<WebSocket & { texts: Queue; bins: Queue }>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${base}${url}`, { headers }) as WebSocket & {
-        texts: Queue;
-        bins: Queue;
-      };
-      ws.texts = new Queue();
-      ws.bins = new Queue();
-      ws.on('message', (data: Buffer, binary: boolean) =>
-        (binary ? ws.bins : ws.texts).push(data.toString()),
-      );
-      ws.once('open', () => resolve(ws));
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
+    TermClient.connect(`ws://${base}${url}`, { headers });
 
-  const nextText = async (ws: { texts: Queue }) =>
-    JSON.parse(await ws.texts.next()) as Record<string, unknown>;
-
-  const closed = (ws: WebSocket) =>
-    new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-
-  /** The close code and the error code of a socket the server refuses after the upgrade. */
-  const refusal = async (url: string, headers: Record<string, string> = {}) => {
-    const ws = await open(url, headers);
-    const code = closed(ws);
-    const msg = await nextText(ws);
-    return `${await code} ${msg.type === 'error' ? msg.code : msg.type}`;
-  };
+  /** How the server answered a socket it refuses after the upgrade: close code and error code. */
+  const refusal = (url: string, headers: Record<string, string> = {}) =>
+    socketOutcome(`ws://${base}${url}`, headers);
 
   test('no, wrong, used or misplaced ticket, unknown terminal, foreign origin: closed with a code', async () => {
     const s = await newSession();
     const [container, host] = s.terminals;
-    assert.equal(await refusal(host!.url), '4001 bad_token', 'no ticket');
-    assert.equal(await refusal(`${host!.url}?ticket=wrong`), '4001 bad_token', 'a wrong ticket');
-    assert.equal(await refusal(`${host!.url}?token=${s.token}`), '4001 bad_token', 'the session token');
+    assert.equal(await refusal(host!.url), 'close 4001 bad_token', 'no ticket');
+    assert.equal(await refusal(`${host!.url}?ticket=wrong`), 'close 4001 bad_token', 'a wrong ticket');
+    assert.equal(await refusal(`${host!.url}?token=${s.token}`), 'close 4001 bad_token', 'the session token');
     assert.equal(
       await refusal(`${host!.url}?ticket=${container!.ticket}`),
-      '4001 bad_token',
+      'close 4001 bad_token',
       "another terminal's",
     );
     const t = await ticket(s, 'host');
     assert.equal(
       await refusal(`${host!.url}?ticket=${t}`, { origin: 'https://evil.example' }),
-      '4003 forbidden',
+      'close 4003 forbidden',
       'a foreign origin',
     );
-    assert.equal(await refusal(`/api/v1/sessions/${s.id}/terminals/Nope?ticket=x`), '1008 bad_request');
+    assert.equal(await refusal(`/api/v1/sessions/${s.id}/terminals/Nope?ticket=x`), 'close 1008 bad_request');
     const ok = await open(`${host!.url}?ticket=${host!.ticket}`, { origin: `http://${base}` });
-    assert.equal((await nextText(ok)).type, 'attached', 'the first ticket of the session');
-    ok.close();
-    assert.equal(await refusal(`${host!.url}?ticket=${host!.ticket}`), '4001 bad_token', 'a used ticket');
+    assert.equal(ok.controls[0]?.type, 'attached', 'the first ticket of the session');
+    await ok.close();
+    assert.equal(
+      await refusal(`${host!.url}?ticket=${host!.ticket}`),
+      'close 4001 bad_token',
+      'a used ticket',
+    );
     const unknown = await fetch(`http://${base}/api/v1/sessions/${s.id}/terminals/nope/tickets`, {
       method: 'POST',
       headers: { authorization: `Bearer ${s.token}` },
@@ -248,43 +214,40 @@ describe('terminal WebSocket (fake runtime, ephemeral port)', () => {
 
   test('bytes echo through; garbage control messages get an error and change nothing', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
-    const attached = await nextText(ws);
-    assert.equal(attached.type, 'attached');
-    ws.send(Buffer.from('hello'), { binary: true });
-    assert.equal(await ws.bins.next(), 'hello');
+    const t = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
+    assert.equal(t.controls[0]?.type, 'attached');
+    t.send('hello');
+    await t.waitFor(/hello/, 5000);
+    // Frames the page never sends, on purpose: through the client's raw socket.
     for (const junk of ['not json', '{"type":"resize","cols":-1,"rows":2}', '{"type":"boom"}', 'null']) {
-      const reply = nextText(ws);
-      ws.send(junk);
-      assert.equal((await reply).code, 'bad_message');
+      const from = t.controls.length;
+      t.raw.send(junk);
+      assert.equal((await t.control((m) => m.type === 'error', 5000, from)).code, 'bad_message');
     }
-    const pong = nextText(ws);
-    ws.send(JSON.stringify({ type: 'ping', t: 7 }));
-    assert.deepEqual(await pong, { type: 'pong', t: 7 });
-    ws.close();
+    const from = t.controls.length;
+    t.raw.send(JSON.stringify({ type: 'ping', t: 7 }));
+    assert.deepEqual(await t.control(() => true, 5000, from), { type: 'pong', t: 7 });
+    await t.close();
   });
 
   test('an oversized frame closes the socket with 1009; the server keeps serving', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
-    const code = closed(ws);
-    ws.send(Buffer.alloc(64 * 1024 + 1), { binary: true });
-    assert.equal(await code, 1009);
+    const t = await open(`${s.terminals[1]!.url}?ticket=${s.terminals[1]!.ticket}`);
+    t.raw.send(Buffer.alloc(64 * 1024 + 1), { binary: true });
+    assert.equal(await t.closed(), 1009);
     const again = await open(`${s.terminals[1]!.url}?ticket=${await ticket(s, 'host')}`);
-    assert.equal((await nextText(again)).type, 'attached');
-    again.close();
+    assert.equal(again.controls[0]?.type, 'attached');
+    await again.close();
   });
 
   test('deleting the session closes its sockets with 4000', async () => {
     const s = await newSession();
-    const ws = await open(`${s.terminals[0]!.url}?ticket=${s.terminals[0]!.ticket}`);
-    await nextText(ws);
-    const code = closed(ws);
+    const t = await open(`${s.terminals[0]!.url}?ticket=${s.terminals[0]!.ticket}`);
     await fetch(`http://${base}/api/v1/sessions/${s.id}`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${s.token}` },
     });
-    assert.equal(await code, 4000);
+    assert.equal(await t.closed(), 4000);
   });
 });
 

@@ -6,32 +6,21 @@
  * framework's.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type RunningServer, startServer } from '../support/server.ts';
+import { describe, test } from 'node:test';
+import { useServer } from '../support/fixtures.ts';
 import { rawRequest } from './raw-http.ts';
-import { removeInstanceContainers } from './support.ts';
 
 const CODE = 'guess-me-not-2026';
 
 describe('code mode: guesses, redirects, caching, HSTS, messages (real server)', () => {
-  const instance = `abuse-codes-${process.pid}`;
-  let srv: RunningServer;
-
-  before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_MODE: 'code',
-      CL_ACCESS_CODE: CODE,
-      CL_CREATE_PER_MINUTE: '100',
-      CL_MAX_SESSIONS_PER_CLIENT: '10',
-      // X-Forwarded-Proto is believed from loopback peers only (the HSTS case).
-      CL_TRUST_PROXY: 'loopback',
-    });
-  });
-  after(async () => {
-    if (srv) await srv.stop();
-    await removeInstanceContainers(instance);
+  const srv = useServer('abuse-codes', {
+    CL_POOL_SIZE: '0',
+    CL_MODE: 'code',
+    CL_ACCESS_CODE: CODE,
+    CL_CREATE_PER_MINUTE: '100',
+    CL_MAX_SESSIONS_PER_CLIENT: '10',
+    // X-Forwarded-Proto is believed from loopback peers only (the HSTS case).
+    CL_TRUST_PROXY: 'loopback',
   });
 
   const post = (from: string, headers: Record<string, string>) =>

@@ -12,18 +12,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  labContainers,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-  terminalTicket,
-} from '../support/server.ts';
+import { useServer } from '../support/fixtures.ts';
+import { labContainers, type RunningServer, type SessionInfo, terminalTicket } from '../support/server.ts';
 import { type RawReply, type RawRequest, rawRequest } from './raw-http.ts';
 import { spellings } from './spellings.ts';
-import { removeInstanceContainers } from './support.ts';
 
 after(() => {
   console.log(`\n--- guarded requests: ${sent.requests} sent in ${(sent.ms / 1000).toFixed(1)} s ---\n`);
@@ -140,31 +132,19 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, base: s
       upgrade: true,
     });
   }
-  // The session token, and the terminal ticket (with the access credential, where one is needed).
+  // The session token, and the terminal ticket (with the access credential, where one is needed):
+  // none, a made-up one, the session's token in its place.
   for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'token', ...r, headers: cred });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    query: '?ticket=AAAAAAAAAAAAAAAAAAAAAA',
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
-  out.push({
-    guard: 'token',
-    method: 'GET',
-    path: terminal,
-    query: `?ticket=${s.token}&token=${s.token}`,
-    headers: { ...cred, ...ownOrigin },
-    upgrade: true,
-  });
+  for (const query of ['', '?ticket=AAAAAAAAAAAAAAAAAAAAAA', `?ticket=${s.token}&token=${s.token}`]) {
+    out.push({
+      guard: 'token',
+      method: 'GET',
+      path: terminal,
+      query,
+      headers: { ...cred, ...ownOrigin },
+      upgrade: true,
+    });
+  }
   out.push({ guard: 'token', method: 'POST', path: `${terminal}/tickets`, headers: cred });
   // A foreign page's socket: everything right but the Origin.
   out.push({
@@ -202,71 +182,54 @@ function localToken(srv: RunningServer): string {
 
 for (const mode of ['open', 'code', 'local'] as const) {
   describe(`${mode} mode: every spelling of every protected route meets its guard`, () => {
-    const instance = `abuse-paths-${mode}-${process.pid}`;
-    let srv: RunningServer;
+    const fx = useServer(`abuse-paths-${mode}`, {
+      CL_POOL_SIZE: '0',
+      CL_CREATE_PER_MINUTE: '1000',
+      CL_MAX_SESSIONS_PER_CLIENT: '20',
+      ...(mode === 'code' ? { CL_MODE: 'code', CL_ACCESS_CODE: CODE } : {}),
+      ...(mode === 'local' ? { CL_MODE: 'local' } : {}),
+    });
     let s: SessionInfo;
     let cred: Record<string, string> = {};
 
     before(async () => {
-      srv = await startServer({
-        CL_INSTANCE: instance,
-        CL_POOL_SIZE: '0',
-        CL_CREATE_PER_MINUTE: '1000',
-        CL_MAX_SESSIONS_PER_CLIENT: '20',
-        ...(mode === 'code' ? { CL_MODE: 'code', CL_ACCESS_CODE: CODE } : {}),
-        ...(mode === 'local' ? { CL_MODE: 'local' } : {}),
-      });
       if (mode === 'code') cred = { 'x-access-token': CODE };
-      if (mode === 'local') cred = { 'x-access-token': localToken(srv) };
-      s = await createSession(srv.base, 'processes', cred);
-    });
-
-    after(async () => {
-      if (srv) await srv.stop();
-      await removeInstanceContainers(instance);
+      if (mode === 'local') cred = { 'x-access-token': localToken(fx.srv) };
+      s = await fx.session('processes', cred);
     });
 
     test('no spelling or method gets past a guard the plain spelling meets', async () => {
       const leaks: string[] = [];
       let tried = 0;
-      for (const c of cases(mode, s, cred, srv.base, srv.port)) {
-        leaks.push(...(await tryAll(srv.port, c)));
+      for (const c of cases(mode, s, cred, fx.base, fx.port)) {
+        leaks.push(...(await tryAll(fx.port, c)));
         tried++;
       }
       assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests got past a guard`);
       assert.ok(tried >= 10, `only ${tried} guarded requests tried`);
       // Nothing was created or ended behind a guard's back.
-      assert.equal(await adminSessionCount(srv), 1);
-      assert.equal((await labContainers(instance)).length, 1);
-      const t = await TermClient.open(srv.base, s, 'host', { headers: cred });
-      try {
-        await t.ready();
-      } finally {
-        await t.close();
-      }
-      assert.equal(srv.proc.exitCode, null);
+      assert.equal(await adminSessionCount(fx.srv), 1);
+      assert.equal((await labContainers(fx.instance)).length, 1);
+      const t = await fx.terminal(s, 'host', { headers: cred, prompt: false });
+      await t.close();
+      assert.equal(fx.srv.proc.exitCode, null);
     });
   });
 }
 
 describe('draining: no spelling of POST /api/v1/sessions starts a session', () => {
-  const instance = `abuse-paths-drain-${process.pid}`;
-  let srv: RunningServer;
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0', CL_DRAIN_GRACE: '120s' });
-  });
-  after(async () => {
-    if (srv) await srv.stop('SIGKILL');
-    await removeInstanceContainers(instance);
-  });
+  const fx = useServer('abuse-paths-drain', { CL_POOL_SIZE: '0', CL_DRAIN_GRACE: '120s' });
 
   test('every spelling and method is refused while the server drains', async () => {
-    const s = await createSession(srv.base, 'processes');
+    const srv = fx.srv;
+    const s = await fx.session('processes');
     // An open terminal makes the drain wait its grace period.
-    const t = await TermClient.open(srv.base, s, 'host');
-    await t.ready();
+    const t = await fx.terminal(s, 'host', { prompt: false });
     srv.proc.kill('SIGTERM');
+    // The drain would wait out its grace (the fixture's SIGTERM may come within the second
+    // in which the server takes a signal for the same one again): end it, the fixture
+    // then removes its containers.
+    fx.defer(() => srv.stop('SIGKILL'));
     const deadline = Date.now() + 10_000;
     for (;;) {
       const r = await rawRequest(srv.port, {
@@ -286,30 +249,24 @@ describe('draining: no spelling of POST /api/v1/sessions starts a session', () =
       body: '{"lab":"processes"}',
     });
     assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests got past the drain`);
-    assert.equal((await labContainers(instance)).length, 1);
+    assert.equal((await labContainers(fx.instance)).length, 1);
     await t.close();
   });
 });
 
 describe('local mode answers only requests addressed to this machine (DNS rebinding)', () => {
-  const instance = `abuse-paths-host-${process.pid}`;
-  let srv: RunningServer;
+  const fx = useServer('abuse-paths-host', { CL_POOL_SIZE: '0', CL_MODE: 'local' });
   let s: SessionInfo;
   let cred: Record<string, string>;
 
   before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0', CL_MODE: 'local' });
-    cred = { 'x-access-token': localToken(srv) };
-    s = await createSession(srv.base, 'processes', cred);
-  });
-  after(async () => {
-    if (srv) await srv.stop();
-    await removeInstanceContainers(instance);
+    cred = { 'x-access-token': localToken(fx.srv) };
+    s = await fx.session('processes', cred);
   });
 
   test('a foreign Host is refused on every route, with or without the credential', async () => {
     const leaks: string[] = [];
-    for (const host of ['evil.example', `evil.example:${srv.port}`, '127.0.0.1.evil.example', '0x7f.1']) {
+    for (const host of ['evil.example', `evil.example:${fx.port}`, '127.0.0.1.evil.example', '0x7f.1']) {
       const foreign = { host, origin: `http://${host}` };
       const list: Case[] = [
         { guard: 'host', method: 'POST', path: '/api/v1/sessions', body: '{"lab":"processes"}' },
@@ -322,22 +279,22 @@ describe('local mode answers only requests addressed to this machine (DNS rebind
           ...c,
           headers: { ...foreign, ...cred, authorization: `Bearer ${s.token}` },
           ...(c.upgrade
-            ? { query: async () => `?ticket=${await terminalTicket(srv.base, s, 'host', cred)}` }
+            ? { query: async () => `?ticket=${await terminalTicket(fx.base, s, 'host', cred)}` }
             : {}),
         };
-        leaks.push(...(await tryAll(srv.port, withCred)).map((l) => `Host ${host}: ${l}`));
+        leaks.push(...(await tryAll(fx.port, withCred)).map((l) => `Host ${host}: ${l}`));
       }
     }
     assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests with a foreign Host got through`);
     // Loopback names stay usable.
-    for (const host of [`127.0.0.1:${srv.port}`, `localhost:${srv.port}`]) {
-      const r = await rawRequest(srv.port, {
+    for (const host of [`127.0.0.1:${fx.port}`, `localhost:${fx.port}`]) {
+      const r = await rawRequest(fx.port, {
         method: 'GET',
         target: `/api/v1/sessions/${s.id}`,
         headers: { host, ...cred, authorization: `Bearer ${s.token}` },
       });
       assert.equal(r.status, 200, `Host ${host}`);
     }
-    assert.equal((await labContainers(instance)).length, 1);
+    assert.equal((await labContainers(fx.instance)).length, 1);
   });
 });

@@ -8,21 +8,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { loadLabs } from '../../labs/load.ts';
 import { CHECKS, cisCheck, type Engine, formatReport, type Subject } from '../../scripts/cis-check.ts';
-import {
-  createSession,
-  deleteSession,
-  ROOT,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
-import { removeInstanceContainers } from './support.ts';
-
-const instance = `abuse-cis-${process.pid}`;
+import { useServer } from '../support/fixtures.ts';
+import { ROOT, type SessionInfo } from '../support/server.ts';
 
 /** Checks that may be other than PASS here, and why (the threat model says more). */
 const EXPECTED_NOT_PASS: Record<string, string> = {
@@ -34,30 +24,21 @@ const EXPECTED_NOT_PASS: Record<string, string> = {
 };
 
 describe('CIS Docker Benchmark section 5 on live lab hosts (real engine)', () => {
-  let srv: RunningServer;
+  const srv = useServer(
+    'abuse-cis',
+    // One session of every lab, from one client: above the per-client defaults.
+    { CL_POOL_SIZE: '0', CL_MAX_SESSIONS_PER_CLIENT: '50', CL_CREATE_PER_MINUTE: '100' },
+    { engine: true },
+  );
+  const instance = srv.instance;
   const sessions: SessionInfo[] = [];
-  const terms: TermClient[] = [];
 
   before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
     for (const lab of await loadLabs()) {
-      const s = await createSession(srv.base, lab.id);
+      const s = await srv.session(lab.id);
       sessions.push(s);
-      for (const t of s.terminals) {
-        const c = await TermClient.open(srv.base, s, t.name);
-        await c.ready(15_000);
-        terms.push(c);
-      }
+      for (const t of s.terminals) await srv.terminal(s, t.name, { prompt: false, timeoutMs: 15_000 });
     }
-  });
-
-  after(async () => {
-    for (const t of terms) await t.close();
-    if (srv) {
-      for (const s of sessions) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
   });
 
   test('every check passes or is an explained exception', async () => {

@@ -5,27 +5,15 @@
  * loopback peer); nothing is sent anywhere but to our own server on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { type RunningServer, startServer } from '../support/server.ts';
-import { removeInstanceContainers } from './support.ts';
+import { describe, test } from 'node:test';
+import { useServer } from '../support/fixtures.ts';
 
 describe('per-client limits and IPv6 (real server)', () => {
-  const instance = `abuse-clientkey-${process.pid}`;
-  let srv: RunningServer;
-  const ids: { id: string; token: string }[] = [];
-
-  before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_TRUST_PROXY: 'loopback',
-      CL_MAX_SESSIONS_PER_CLIENT: '2',
-      CL_CREATE_PER_MINUTE: '100',
-    });
-  });
-  after(async () => {
-    if (srv) await srv.stop();
-    await removeInstanceContainers(instance);
+  const srv = useServer('abuse-clientkey', {
+    CL_POOL_SIZE: '0',
+    CL_TRUST_PROXY: 'loopback',
+    CL_MAX_SESSIONS_PER_CLIENT: '2',
+    CL_CREATE_PER_MINUTE: '100',
   });
 
   const start = async (client: string) => {
@@ -34,8 +22,7 @@ describe('per-client limits and IPv6 (real server)', () => {
       headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
       body: '{"lab":"processes"}',
     });
-    const body = (await r.json()) as { id: string; token: string };
-    if (r.status === 201) ids.push(body);
+    await r.body?.cancel();
     return r.status;
   };
 

@@ -6,34 +6,17 @@
  * /proc/<pid>/status. An honest session types alongside; its echo latency is printed.
  */
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import parsePrometheus from 'parse-prometheus-text-format';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
-import {
-  EchoProbe,
-  fmtStats,
-  healthMs,
-  removeInstanceContainers,
-  rssKiB,
-  sampler,
-  sleep,
-  stats,
-} from './support.ts';
+import { useServer } from '../support/fixtures.ts';
+import type { RunningServer, SessionInfo, TermClient } from '../support/server.ts';
+import { formatSummary, summarize } from '../support/stats.ts';
+import { EchoProbe, healthFor, rssKiB, sampler, sleep } from './support.ts';
 
-const instance = `abuse-control-${process.pid}`;
 /** Generous bounds: the 2 cores are shared with the attack, the engine and other tests. */
 const ECHO_BOUND_MS = 5_000;
 const HEALTH_BOUND_MS = 5_000;
 const RSS_GROWTH_BOUND_KIB = 64 * 1024;
-const report: string[] = [];
 
 async function engineCalls(srv: RunningServer, operation: string): Promise<number> {
   const text = await (await fetch(`${srv.base}/metrics`)).text();
@@ -75,33 +58,22 @@ function logLines(srv: RunningServer): Record<string, unknown>[] {
 }
 
 describe('control paths under abuse (real server, real engine)', () => {
+  const fx = useServer(
+    'abuse-control',
+    { CL_POOL_SIZE: '0', CL_MAX_SESSIONS_PER_CLIENT: '5' },
+    { engine: true, report: 'control paths: figures' },
+  );
+  const report = fx.report;
   let srv: RunningServer;
   /** The attacker's session. */
   let a: SessionInfo;
-  /** An honest reader's session, typing alongside every attack. */
-  let h: SessionInfo;
+  /** An honest reader's terminal, typing alongside every attack. */
   let honest: TermClient;
 
   before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_MAX_SESSIONS_PER_CLIENT: '5',
-    });
-    a = await createSession(srv.base, 'processes');
-    h = await createSession(srv.base, 'processes');
-    honest = await TermClient.open(srv.base, h, 'host');
-    await honest.waitFor(/\$ $/m, 15_000);
-  });
-
-  after(async () => {
-    await honest?.close();
-    if (srv) {
-      for (const s of [a, h]) if (s) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
-    console.log(`\n--- control paths: figures ---\n${report.join('\n')}\n`);
+    srv = fx.srv;
+    a = await fx.session('processes');
+    honest = await fx.terminal(await fx.session('processes'), 'host');
   });
 
   /**
@@ -112,8 +84,8 @@ describe('control paths under abuse (real server, real engine)', () => {
     const probe = await EchoProbe.start(honest);
     const samples = await probe.during(attack, 100, 15_000);
     await probe.stop();
-    const st = stats(samples);
-    report.push(fmtStats(`honest echo during ${label}`, st));
+    const st = summarize(samples);
+    report.push(formatSummary(`honest echo during ${label}`, st));
     return () => {
       assert.ok(st.n > 0, 'no echo sample');
       assert.ok(st.max < ECHO_BOUND_MS, `honest echo took ${st.max.toFixed(0)} ms`);
@@ -122,11 +94,10 @@ describe('control paths under abuse (real server, real engine)', () => {
 
   test('100 000 resize frames: engine resizes stay near 10/s, the last size wins, memory bounded', async () => {
     const N = 100_000;
-    const t = await TermClient.open(srv.base, a, 'host');
-    const pid = srv.proc.pid!;
+    const t = await fx.terminal(a, 'host');
+    const pid = srv.pid;
     let rss: ReturnType<typeof sampler> | undefined;
     try {
-      await t.waitFor(/\$ $/m, 15_000);
       const r0 = await engineCalls(srv, 'resize');
       const rss0 = rssKiB(pid);
       rss = sampler(() => rssKiB(pid), 200);
@@ -137,13 +108,13 @@ describe('control paths under abuse (real server, real engine)', () => {
         for (let i = 0; i < N - 1; i++) {
           // Every frame differs from the one before it; none is the final size.
           const size = { cols: 20 + ((i * 7) % 100), rows: 5 + ((i * 3) % 30) };
-          t.ws.send(JSON.stringify({ type: 'resize', ...size }));
+          t.resize(size.cols, size.rows);
           // As fast as the socket takes them: wait only while our own send buffer is full.
-          while (t.ws.bufferedAmount > 256 * 1024) await sleep(1);
+          while (t.raw.bufferedAmount > 256 * 1024) await sleep(1);
           if (i % 1000 === 0) await new Promise((r) => setImmediate(r));
         }
-        t.ws.send(JSON.stringify({ type: 'resize', ...last }));
-        while (t.ws.bufferedAmount > 0) await sleep(5);
+        t.resize(last.cols, last.rows);
+        while (t.raw.bufferedAmount > 0) await sleep(5);
         sentMs = performance.now() - t0;
         // The server has everything; wait until it stops calling the engine.
         return settled(() => engineCalls(srv, 'resize'), 1500, 120_000);
@@ -175,9 +146,9 @@ describe('control paths under abuse (real server, real engine)', () => {
   });
 
   test('clients that never read and send garbage and pings for 30 s are closed; memory bounded', async () => {
-    const pid = srv.proc.pid!;
-    const garbage = await TermClient.open(srv.base, a, 'host');
-    const pinger = await TermClient.open(srv.base, a, 'container');
+    const pid = srv.pid;
+    const garbage = await fx.terminal(a, 'host', { prompt: false });
+    const pinger = await fx.terminal(a, 'container', { prompt: false });
     await garbage.ready();
     await pinger.ready();
     const rss0 = rssKiB(pid);
@@ -188,13 +159,12 @@ describe('control paths under abuse (real server, real engine)', () => {
     // the protocol's own `ping` messages: ws itself cuts a socket with 60 WebSocket-level
     // pongs unsent, see the unit tests of ws-bridge.ts.)
     const attack = (c: TermClient, frame: (i: number) => void, count: (n: number) => void) => {
-      c.ws.on('error', () => {});
-      (c.ws as unknown as { _socket: Socket })._socket.pause();
+      c.pauseReading();
       return (async () => {
         let i = 0;
-        while (Date.now() - floodStart < 30_000 && c.ws.readyState === c.ws.OPEN) {
+        while (Date.now() - floodStart < 30_000 && c.raw.readyState === c.raw.OPEN) {
           frame(i++);
-          if (c.ws.bufferedAmount > 1024 * 1024) await sleep(10);
+          if (c.raw.bufferedAmount > 1024 * 1024) await sleep(10);
           if (i % 200 === 0) await new Promise((r) => setImmediate(r));
         }
         count(i);
@@ -203,25 +173,22 @@ describe('control paths under abuse (real server, real engine)', () => {
     const attacks = Promise.all([
       attack(
         garbage,
-        (i) => garbage.ws.send(i % 2 ? JSON.stringify({ type: 'ping', t: i }) : `{x${i % 10}`),
+        (i) => garbage.raw.send(i % 2 ? JSON.stringify({ type: 'ping', t: i }) : `{x${i % 10}`),
         (n) => {
           sent.garbage = n;
         },
       ),
       attack(
         pinger,
-        (i) => pinger.ws.send(JSON.stringify({ type: 'ping', t: i })),
+        (i) => pinger.raw.send(JSON.stringify({ type: 'ping', t: i })),
         (n) => {
           sent.pings = n;
         },
       ),
     ]);
-    const health: number[] = [];
+    let health: number[] = [];
     const healthLoop = (async () => {
-      while (Date.now() - floodStart < 30_000) {
-        health.push(await healthMs(srv, HEALTH_BOUND_MS * 2));
-        await sleep(250);
-      }
+      health = await healthFor(srv, 30_000 - (Date.now() - floodStart), { timeoutMs: HEALTH_BOUND_MS * 2 });
     })();
     let echoOk: () => void;
     let during: number[];
@@ -232,7 +199,7 @@ describe('control paths under abuse (real server, real engine)', () => {
     }
     const peak = Math.max(...during);
     // Read again: whatever the server sent is taken in, then the socket's end.
-    for (const c of [garbage, pinger]) (c.ws as unknown as { _socket: Socket })._socket.resume();
+    for (const c of [garbage, pinger]) c.resumeReading();
     const deadline = Date.now() + 10_000;
     while ((garbage.closeCode === null || pinger.closeCode === null) && Date.now() < deadline)
       await sleep(100);
@@ -241,7 +208,7 @@ describe('control paths under abuse (real server, real engine)', () => {
       closes.find((l) => l.terminal === terminal && l.reason === reason);
     const malformed = closedFor('host', 'too many malformed control messages');
     const flooded = closedFor('container', 'too many control messages');
-    const hs = stats(health);
+    const hs = summarize(health);
     report.push(
       `never-reading clients: ${sent.garbage} garbage/ping frames and ${sent.pings} pings sent; ` +
         `closed with ${garbage.closeCode} and ${pinger.closeCode}; server closed them after ` +
@@ -249,7 +216,7 @@ describe('control paths under abuse (real server, real engine)', () => {
         `${flooded ? Number(flooded.time) - floodStart : '-'} ms (flood); server RSS ` +
         `${mib(rss0)} MiB before, max ${mib(peak)} MiB`,
     );
-    report.push(fmtStats('health during the garbage and ping flood', hs));
+    report.push(formatSummary('health during the garbage and ping flood', hs));
     assert.ok(peak - rss0 < RSS_GROWTH_BOUND_KIB, `server RSS grew by ${mib(peak - rss0)} MiB`);
     assert.ok(hs.n > 0 && hs.max < HEALTH_BOUND_MS, `health took ${hs.max} ms`);
     assert.ok(malformed, 'the server did not close the garbage socket for its malformed messages');

@@ -12,10 +12,14 @@
  * itself, and none may be killed before its deadline.
  */
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import Docker from 'dockerode';
-import { createSession, labContainers, startServer } from '../support/server.ts';
-import { removeInstanceContainers, sleep } from './support.ts';
+import { stopServersAfterTests } from '../support/auto-stop.ts';
+import { createSession, labContainers, removeInstanceContainers, startServer } from '../support/server.ts';
+import { sleep } from './support.ts';
+
+stopServersAfterTests();
 
 const instance = `abuse-crash-${process.pid}`;
 const LIFETIME_S = 12;
@@ -41,18 +45,11 @@ describe('crash safety (real engine)', () => {
     const stream = (await docker.getEvents({
       filters: { type: ['container'], label: [`containerlabs.instance=${instance}`] },
     })) as NodeJS.ReadableStream & { destroy(): void };
-    let buf = '';
-    stream.on('data', (d: Buffer) => {
-      buf += d.toString('utf8');
-      let i = buf.indexOf('\n');
-      while (i >= 0) {
-        const line = buf.slice(0, i).trim();
-        buf = buf.slice(i + 1);
-        if (line) events.push(JSON.parse(line) as EngineEvent);
-        i = buf.indexOf('\n');
-      }
-    });
     stream.on('error', () => {});
+    // One JSON event per line.
+    createInterface({ input: stream }).on('line', (line) => {
+      if (line.trim()) events.push(JSON.parse(line) as EngineEvent);
+    });
     try {
       const srv = await startServer({
         CL_INSTANCE: instance,

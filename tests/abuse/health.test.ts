@@ -6,8 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { type RunningServer, startServer } from '../support/server.ts';
-import { removeInstanceContainers } from './support.ts';
+import {
+  type RunningServer,
+  removeInstanceContainers,
+  startServer,
+  stopStartedServers,
+} from '../support/server.ts';
 
 async function failedInfoCalls(srv: RunningServer): Promise<number> {
   const text = await (await fetch(`${srv.base}/metrics`)).text();
@@ -35,10 +39,9 @@ async function hammer(srv: RunningServer, n: number, parallel: number): Promise<
 }
 
 describe('public health (real server)', () => {
-  const servers: RunningServer[] = [];
   const instance = `abuse-health-${process.pid}`;
   after(async () => {
-    for (const s of servers) await s.stop();
+    await stopStartedServers();
     await removeInstanceContainers(instance);
   });
 
@@ -49,7 +52,6 @@ describe('public health (real server)', () => {
       CL_POOL_SIZE: '0',
       DOCKER_HOST: `unix://${missing}`,
     });
-    servers.push(srv);
     const before = await failedInfoCalls(srv);
     const t0 = performance.now();
     const bodies = await hammer(srv, 600, 30);
@@ -75,7 +77,6 @@ describe('public health (real server)', () => {
 
   test('with an engine: the reply names no engine, version or pool', async () => {
     const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
-    servers.push(srv);
     const b = await (await fetch(`${srv.base}/api/v1/health`)).text();
     assert.deepEqual(JSON.parse(b), { status: 'ok', labs: { available: true } });
     const status = (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()) as {

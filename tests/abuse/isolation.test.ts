@@ -14,19 +14,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  sessionContainers,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
-import { removeInstanceContainers } from './support.ts';
-
-const instance = `abuse-isolation-${process.pid}`;
+import { before, describe, test } from 'node:test';
+import { useLab } from '../support/fixtures.ts';
+import { sessionContainers, type TermClient } from '../support/server.ts';
 
 /** Docker's default /dev of a container without devices (runc's default set). */
 const DOCKER_DEFAULT_DEV = new Set([
@@ -138,34 +128,22 @@ const errnoName = (e: number) =>
   e === 0 ? 'ok' : e === EPERM ? 'EPERM' : e === ENOSYS ? 'ENOSYS' : `errno ${e}`;
 
 describe('isolation seen from inside a lab (real server, real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
+  const lab = useLab('abuse-isolation', 'processes', {
+    env: { CL_POOL_SIZE: '0' },
+    terminals: ['host', 'container'],
+    report: 'isolation: what was seen',
+  });
+  const report = lab.report;
   let host: TermClient;
   let box: TermClient;
   /** The lab host's uid on the machine, as the engine was told (label and Config.User). */
   let uid: string;
-  const report: string[] = [];
 
   before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
-    s = await createSession(srv.base, 'processes');
-    const [c] = await sessionContainers(s.id);
+    const [c] = await sessionContainers(lab.s.id);
     uid = c?.Labels['containerlabs.uid'] ?? '';
-    host = await TermClient.open(srv.base, s, 'host');
-    box = await TermClient.open(srv.base, s, 'container');
-    await host.waitFor(/\$ $/m, 15_000);
-    await box.waitFor(/# $/m, 15_000);
-  });
-
-  after(async () => {
-    await host?.close();
-    await box?.close();
-    if (srv) {
-      if (s) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
-    console.log(`\n--- isolation: what was seen ---\n${report.join('\n')}\n`);
+    host = lab.term('host');
+    box = lab.term('container');
   });
 
   const status = async (t: TermClient) => {
@@ -284,10 +262,9 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
   });
 
   test('readers against each other: another session is invisible', async () => {
-    const other = await createSession(srv.base, 'cgroups');
-    const t = await TermClient.open(srv.base, other, 'host');
+    const other = await lab.session('cgroups');
+    const t = await lab.terminal(other, 'host');
     try {
-      await t.waitFor(/\$ $/m, 15_000);
       // The other lab host's app (box-idle) and shells are not among our processes.
       assert.match(await t.exec('ps -eo comm'), /box-idle/);
       assert.doesNotMatch(await host.exec('ps -eo comm'), /box-idle/);
@@ -308,7 +285,7 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
       assert.match(await host.exec('pkill -0 box-idle; echo status=$?'), /status=1/);
     } finally {
       await t.close();
-      await deleteSession(srv.base, other);
+      await lab.end(other);
     }
     report.push(
       "two sessions: different uids, both named reader; neither sees the other's processes, /tmp or keyrings (/proc/keys shows only its own _ses keyring)",
@@ -348,26 +325,13 @@ describe('isolation seen from inside a lab (real server, real engine)', () => {
 
   test('unshare -n, -C and -T are refused; -U and the nested container (what the lessons need) work', async () => {
     for (const t of [host, box]) {
-      assert.match(
-        await t.exec('unshare -T true 2>&1; echo status=$?'),
-        /Operation not permitted[\s\S]*status=1/,
-      );
-      assert.match(
-        await t.exec('unshare -UrT true 2>&1; echo status=$?'),
-        /Operation not permitted[\s\S]*status=1/,
-      );
-      assert.match(
-        await t.exec('unshare -n true 2>&1; echo status=$?'),
-        /Operation not permitted[\s\S]*status=1/,
-      );
-      assert.match(
-        await t.exec('unshare -C true 2>&1; echo status=$?'),
-        /Operation not permitted[\s\S]*status=1/,
-      );
-      assert.match(
-        await t.exec('unshare -Urn true 2>&1; echo status=$?'),
-        /Operation not permitted[\s\S]*status=1/,
-      );
+      for (const flags of ['-T', '-UrT', '-n', '-C', '-Urn']) {
+        assert.match(
+          await t.exec(`unshare ${flags} true 2>&1; echo status=$?`),
+          /Operation not permitted[\s\S]*status=1/,
+          `unshare ${flags} in the ${t.label} terminal`,
+        );
+      }
     }
     assert.equal((await host.exec('unshare -Ur id -u; echo status=$?')).trim(), '0\nstatus=0');
     // What lab-init runs to make the nested container: its shell is PID 1 of a new PID namespace.

@@ -6,22 +6,15 @@
  * comes back within a generous bound and that new sessions still start meanwhile.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
-import { EchoProbe, fmtStats, removeInstanceContainers, sleep, stats } from './support.ts';
+import { before, describe, test } from 'node:test';
+import { useServer } from '../support/fixtures.ts';
+import type { TermClient } from '../support/server.ts';
+import { formatSummary, summarize } from '../support/stats.ts';
+import { EchoProbe, sleep } from './support.ts';
 
 /** Every echo of the honest reader must come back within this (generous; 2 shared cores). */
 const ECHO_BOUND_MS = 5_000;
 const MiB = 1024 * 1024;
-
-const instance = `abuse-limits-${process.pid}`;
 
 /** The cgroup files of a lab host, seen from inside it (cgroup v1 or v2). */
 function cgroupFiles(v2: boolean) {
@@ -54,50 +47,35 @@ function field(text: string, key: string): number {
 }
 
 describe('limits under attack (real server, real engine)', () => {
-  let srv: RunningServer;
-  let victim: SessionInfo;
-  let honest: SessionInfo;
-  let attacker: TermClient;
-  let reader: TermClient;
-  let probe: EchoProbe;
-  let cg: ReturnType<typeof cgroupFiles>;
-  const report: string[] = [];
-
-  before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
+  const srv = useServer(
+    'abuse-limits',
+    {
       // New sessions during an attack are created by the engine then, not taken ready-made.
       CL_POOL_SIZE: '0',
       // Room for the attacker, the honest reader and one new session per attack.
       CL_MAX_SESSIONS_PER_CLIENT: '5',
       CL_CREATE_PER_MINUTE: '60',
-    });
-    victim = await createSession(srv.base, 'cgroups');
-    honest = await createSession(srv.base, 'processes');
-    attacker = await TermClient.open(srv.base, victim, 'host');
-    reader = await TermClient.open(srv.base, honest, 'host');
-    await attacker.waitFor(/\$ $/m, 15_000);
-    await reader.waitFor(/\$ $/m, 15_000);
+    },
+    { engine: true, report: 'limits: figures' },
+  );
+  const report = srv.report;
+  let attacker: TermClient;
+  let reader: TermClient;
+  let probe: EchoProbe;
+  let cg: ReturnType<typeof cgroupFiles>;
+
+  before(async () => {
+    attacker = await srv.terminal(await srv.session('cgroups'), 'host');
+    reader = await srv.terminal(await srv.session('processes'), 'host');
     const v2 = (
       await attacker.exec('test -f /sys/fs/cgroup/cgroup.controllers && echo v2 || echo v1')
     ).trim();
     cg = cgroupFiles(v2 === 'v2');
     report.push(`cgroup ${v2}`);
     probe = await EchoProbe.start(reader);
+    srv.defer(() => probe.stop());
     const idle = await probe.during(sleep(2000));
-    report.push(fmtStats('honest echo, no attack      ', stats(idle)));
-  });
-
-  after(async () => {
-    await probe?.stop().catch(() => {});
-    await attacker?.close();
-    await reader?.close();
-    if (srv) {
-      for (const s of [victim, honest]) if (s) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
-    console.log(`\n--- limits: figures ---\n${report.join('\n')}\n`);
+    report.push(formatSummary('honest echo, no attack      ', summarize(idle)));
   });
 
   /**
@@ -110,24 +88,20 @@ describe('limits under attack (real server, real engine)', () => {
     const newcomer = (async () => {
       await sleep(startAfterMs);
       const t0 = performance.now();
-      const s = await createSession(srv.base, 'processes');
+      const s = await srv.session('processes');
       startMs = performance.now() - t0;
-      const t = await TermClient.open(srv.base, s, 'host');
-      try {
-        await t.waitFor(/\$ $/m, 15_000);
-        assert.equal((await t.exec('echo up-$((40+2))', 15_000)).trim(), 'up-42');
-      } finally {
-        await t.close();
-        await deleteSession(srv.base, s);
-      }
+      const t = await srv.terminal(s, 'host');
+      assert.equal((await t.exec('echo up-$((40+2))', 15_000)).trim(), 'up-42');
+      await t.close();
+      await srv.end(s);
     })();
     // The echo samples span the attack and the newcomer's start.
     const both = Promise.allSettled([running, newcomer]);
     const samples = await probe.during(both, 100, ECHO_BOUND_MS);
     const [a, n] = await both;
-    const st = stats(samples);
+    const st = summarize(samples);
     report.push(
-      `${fmtStats(`honest echo, ${label.padEnd(15)}`, st)}; new session started in ${startMs.toFixed(0)}ms`,
+      `${formatSummary(`honest echo, ${label.padEnd(15)}`, st)}; new session started in ${startMs.toFixed(0)}ms`,
     );
     if (a.status === 'rejected') throw a.reason;
     if (n.status === 'rejected') throw n.reason;

@@ -10,30 +10,24 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { randomToken } from '../../server/src/sessions/session-manager.ts';
+import { stopServersAfterTests } from '../support/auto-stop.ts';
+import { useServer } from '../support/fixtures.ts';
 import {
   createSession,
   deleteSession,
   labContainers,
   type RunningServer,
+  removeInstanceContainers,
   type SessionInfo,
   socketOutcome,
   startServer,
-  TermClient,
+  type TermClient,
   terminalTicket,
 } from '../support/server.ts';
-import {
-  dockerdPid,
-  fmtStats,
-  healthMs,
-  httpFrom,
-  removeInstanceContainers,
-  rssKiB,
-  sampler,
-  sleep,
-  stats,
-} from './support.ts';
+import { formatSummary, summarize } from '../support/stats.ts';
+import { dockerdPid, healthFor, httpFrom, rssKiB, sampler, sleep } from './support.ts';
 
-const instance = `abuse-server-${process.pid}`;
+stopServersAfterTests();
 const capsInstance = `abuse-caps-${process.pid}`;
 const TOKEN_RE = /^[A-Za-z0-9_-]{22}$/;
 /** Health must keep answering within this during the floods (generous: 2 shared cores). */
@@ -43,7 +37,6 @@ const HEALTH_BOUND_MS = 5_000;
 const seen: string[] = [];
 const tokens = new Set<string>();
 const containerIds = new Set<string>();
-const report: string[] = [];
 
 const realFetch = globalThis.fetch;
 globalThis.fetch = async (input: string | URL | Request, init?: RequestInit) => {
@@ -75,15 +68,6 @@ function termUrl(base: string, s: SessionInfo, name: string, query: string): str
 
 /** Every terminal client of this file, so their control messages can be checked at the end. */
 const clients: TermClient[] = [];
-async function open(base: string, sess: SessionInfo, name = 'host'): Promise<TermClient> {
-  const t = await TermClient.open(base, sess, name);
-  clients.push(t);
-  return t;
-}
-
-async function prompt(t: TermClient): Promise<void> {
-  await t.waitFor(/\$ $/m, 15_000);
-}
 
 /** Sends raw bytes on a new connection; resolves with the response head (or what came in 5 s). */
 function rawExchange(port: number, text: string): Promise<string> {
@@ -146,35 +130,38 @@ function slowloris(port: number, n: number, everyMs: number, giveUpMs: number) {
 }
 
 describe('server under abuse (real server, real engine)', () => {
+  const fx = useServer(
+    'abuse-server',
+    { CL_POOL_SIZE: '0', CL_MAX_SESSIONS_PER_CLIENT: '5', CL_CREATE_PER_MINUTE: '60' },
+    { engine: true, report: 'server abuse: figures' },
+  );
+  const report = fx.report;
   let srv: RunningServer;
   let s: SessionInfo;
   let loris: ReturnType<typeof slowloris>;
   const LORIS = 20;
   const LORIS_GIVE_UP_MS = 75_000;
+  /** A terminal of the file's session at its prompt, kept for the check at the end. */
+  const open = async (prompt = true): Promise<TermClient> => {
+    const t = await fx.terminal(s, 'host', prompt ? {} : { prompt: false });
+    clients.push(t);
+    return t;
+  };
 
   before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_MAX_SESSIONS_PER_CLIENT: '5',
-      CL_CREATE_PER_MINUTE: '60',
-    });
+    srv = fx.srv;
     // In the background for the whole file: the server must close these by itself.
     loris = slowloris(srv.port, LORIS, 2000, LORIS_GIVE_UP_MS);
-    s = await createSession(srv.base, 'processes');
-    await noteContainers(instance);
+    fx.defer(() => {
+      for (const e of loris.socks) e.sock.destroy();
+    });
+    s = await fx.session('processes');
+    await noteContainers(fx.instance);
   });
 
   after(async () => {
-    for (const e of loris?.socks ?? []) e.sock.destroy();
-    if (srv) {
-      if (s) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
     await removeInstanceContainers(capsInstance);
     globalThis.fetch = realFetch;
-    console.log(`\n--- server abuse: figures ---\n${report.join('\n')}\n`);
   });
 
   test('tokens: 128 random bits, required on every session route and terminal', async () => {
@@ -297,9 +284,8 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('malformed control messages get an error reply; the same terminal keeps working', async () => {
-    const t = await open(srv.base, s);
+    const t = await open();
     try {
-      await prompt(t);
       const garbage = [
         '{',
         'null',
@@ -314,7 +300,7 @@ describe('server under abuse (real server, real engine)', () => {
         'x'.repeat(60_000),
       ];
       const before = t.controls.length;
-      for (const g of garbage) t.ws.send(g);
+      for (const g of garbage) t.raw.send(g);
       const deadline = Date.now() + 5000;
       while (
         t.controls.slice(before).filter((c) => c.type === 'error').length < garbage.length &&
@@ -326,8 +312,8 @@ describe('server under abuse (real server, real engine)', () => {
       assert.equal(errors.length, garbage.length, JSON.stringify(t.controls.slice(before)));
       for (const e of errors) assert.equal(e.code, 'bad_message');
       // Valid ones still work on the same socket, and so does the shell.
-      t.ws.send(JSON.stringify({ type: 'ping', t: 7 }));
-      t.ws.send(JSON.stringify({ type: 'resize', cols: 100, rows: 30 }));
+      t.raw.send(JSON.stringify({ type: 'ping', t: 7 }));
+      t.resize(100, 30);
       // (The resize reaches the TTY through the engine, asynchronously.)
       let size = '';
       for (let i = 0; i < 20 && size !== '30 100'; i++) {
@@ -343,10 +329,9 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('a text frame that is not UTF-8 closes that socket (1007), nothing else', async () => {
-    const t = await open(srv.base, s);
-    await prompt(t);
+    const t = await open();
     // A text frame with bytes that are not UTF-8 (ws validates before we see it).
-    t.ws.send(Buffer.from([0xff, 0xfe, 0x80, 0x81]), { binary: false });
+    t.raw.send(Buffer.from([0xff, 0xfe, 0x80, 0x81]), { binary: false });
     const deadline = Date.now() + 5000;
     while (t.closeCode === null && Date.now() < deadline) await sleep(50);
     assert.equal(t.closeCode, 1007);
@@ -355,14 +340,13 @@ describe('server under abuse (real server, real engine)', () => {
 
   test('a frame over 64 KiB closes the socket with 1009; a reconnect gets the same shell', async () => {
     for (const binary of [true, false]) {
-      const t = await open(srv.base, s);
-      await prompt(t);
+      const t = await open();
       await t.exec('export MARK=same-shell');
-      t.ws.send(binary ? Buffer.alloc(64 * 1024 + 1, 0x61) : 'a'.repeat(64 * 1024 + 1), { binary });
+      t.raw.send(binary ? Buffer.alloc(64 * 1024 + 1, 0x61) : 'a'.repeat(64 * 1024 + 1), { binary });
       const deadline = Date.now() + 5000;
       while (t.closeCode === null && Date.now() < deadline) await sleep(50);
       assert.equal(t.closeCode, 1009, `${binary ? 'binary' : 'text'} frame`);
-      const again = await open(srv.base, s);
+      const again = await open(false);
       try {
         await again.ready();
         assert.equal((await again.exec('echo $MARK')).trim(), 'same-shell');
@@ -371,10 +355,9 @@ describe('server under abuse (real server, real engine)', () => {
       }
     }
     // A frame of exactly 64 KiB is fine.
-    const t = await open(srv.base, s);
+    const t = await open();
     try {
-      await prompt(t);
-      t.ws.send(JSON.stringify({ type: 'ping', pad: 'p'.repeat(64 * 1024 - 30) }).slice(0, 64 * 1024));
+      t.raw.send(JSON.stringify({ type: 'ping', pad: 'p'.repeat(64 * 1024 - 30) }).slice(0, 64 * 1024));
       assert.equal((await t.exec('echo ok-$((1+1))')).trim(), 'ok-2');
     } finally {
       await t.close();
@@ -382,32 +365,25 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('output flood to a client that stops reading: server memory stays bounded, health answers', async () => {
-    const pid = srv.proc.pid!;
+    const pid = srv.pid;
     const dpid = dockerdPid();
-    const t = await open(srv.base, s);
+    const t = await open();
     try {
-      await prompt(t);
       const rss0 = rssKiB(pid);
       const d0 = dpid ? rssKiB(dpid) : Number.NaN;
       const rss = sampler(() => rssKiB(pid), 200);
       const drss = dpid ? sampler(() => rssKiB(dpid), 500) : null;
       // Stop reading the TCP socket: the kernel buffers fill, then the server's.
-      const sock = (t.ws as unknown as { _socket: Socket })._socket;
-      sock.pause();
+      t.pauseReading();
       t.send('timeout 6 yes; echo "@@flood$((40+2))@@"\r');
-      const health: number[] = [];
-      const until = performance.now() + 7000;
-      while (performance.now() < until) {
-        health.push(await healthMs(srv));
-        await sleep(250);
-      }
+      const health = await healthFor(srv, 7000);
       const during = rss.stop();
-      sock.resume();
+      t.resumeReading();
       const text = await t.waitFor(/@@flood42@@/, 60_000);
       const yLines = (text.match(/^y$/gm) ?? []).length;
       const rss1 = rssKiB(pid);
       const dd = drss?.stop() ?? [];
-      const hs = stats(health);
+      const hs = summarize(health);
       const peak = Math.max(...during);
       report.push(
         `flood, reader paused: server RSS ${(rss0 / 1024).toFixed(0)} MiB before, ` +
@@ -417,7 +393,7 @@ describe('server under abuse (real server, real engine)', () => {
             ? `; dockerd RSS ${(d0 / 1024).toFixed(0)} → max ${(Math.max(...dd) / 1024).toFixed(0)} MiB`
             : ''),
       );
-      report.push(fmtStats('health during the paused flood', hs));
+      report.push(formatSummary('health during the paused flood', hs));
       assert.ok(peak - rss0 < 64 * 1024, `server RSS grew by ${((peak - rss0) / 1024).toFixed(0)} MiB`);
       assert.ok(hs.max < HEALTH_BOUND_MS, `health took ${hs.max} ms`);
       assert.equal((await t.exec('echo alive-$((6*7))', 20_000)).trim(), 'alive-42');
@@ -427,30 +403,24 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('output flood with nobody attached: only the replay tail is kept', async () => {
-    const pid = srv.proc.pid!;
-    const t = await open(srv.base, s);
-    await prompt(t);
+    const pid = srv.pid;
+    const t = await open();
     const rss0 = rssKiB(pid);
     const rss = sampler(() => rssKiB(pid), 200);
     t.send('timeout 5 yes; clear; echo "@@gone$((40+2))@@"\r');
     await sleep(300);
     await t.close();
-    const health: number[] = [];
-    const until = performance.now() + 6000;
-    while (performance.now() < until) {
-      health.push(await healthMs(srv));
-      await sleep(250);
-    }
+    const health = await healthFor(srv, 6000);
     const during = rss.stop();
-    const again = await open(srv.base, s);
+    const again = await open(false);
     try {
       await again.ready();
       const replayed = Buffer.byteLength(again.output);
-      const hs = stats(health);
+      const hs = summarize(health);
       report.push(
         `flood, nobody attached: server RSS ${(rss0 / 1024).toFixed(0)} MiB before, max ${(Math.max(...during) / 1024).toFixed(0)} MiB; replay on reconnect ${replayed} bytes`,
       );
-      report.push(fmtStats('health during the detached flood', hs));
+      report.push(formatSummary('health during the detached flood', hs));
       assert.ok(replayed <= 64 * 1024, `replayed ${replayed} bytes`);
       assert.ok(Math.max(...during) - rss0 < 64 * 1024, 'server RSS grew by more than 64 MiB');
       assert.ok(hs.max < HEALTH_BOUND_MS, `health took ${hs.max} ms`);
@@ -545,20 +515,19 @@ describe('server under abuse (real server, real engine)', () => {
   });
 
   test('slowloris: the server closes sockets that trickle headers; health answered all along', async () => {
-    const t0 = performance.now();
-    const health: number[] = [];
-    while (loris.socks.some((e) => e.closedAfterMs === null) && performance.now() - t0 < LORIS_GIVE_UP_MS) {
-      health.push(await healthMs(srv));
-      await sleep(500);
-    }
+    const health = await healthFor(srv, LORIS_GIVE_UP_MS, {
+      everyMs: 500,
+      until: () => loris.socks.every((e) => e.closedAfterMs !== null),
+    });
     await loris.settled();
     const closed = loris.socks.map((e) => e.closedAfterMs!);
-    const st = stats(closed.map((ms) => ms / 1000));
+    const st = summarize(closed.map((ms) => ms / 1000));
     report.push(
       `slowloris: ${LORIS} sockets, one header line every 2 s; closed by the server after ` +
         `p50=${st.p50.toFixed(1)}s max=${st.max.toFixed(1)}s; answers: ${[...new Set(loris.socks.map((e) => e.response.split('\r\n')[0] || '(none)'))].join(', ')}`,
     );
-    if (health.length) report.push(fmtStats('health while slowloris sockets were open', stats(health)));
+    if (health.length)
+      report.push(formatSummary('health while slowloris sockets were open', summarize(health)));
     for (const e of loris.socks) {
       assert.ok(e.byServer, 'a slowloris socket was not closed by the server');
       assert.ok(e.closedAfterMs! < LORIS_GIVE_UP_MS - 1000, `open for ${e.closedAfterMs} ms`);

@@ -1,7 +1,7 @@
 /**
  * Helpers of the abuse suite (not tests): an echo-latency probe for an honest terminal,
- * process memory sampling, latency statistics, raw HTTP from a chosen loopback source
- * address, and cleanup of this suite's containers.
+ * process memory sampling and raw HTTP from a chosen loopback source address. (Statistics:
+ * tests/support/stats.ts; cleanup of an instance's containers: tests/support/engine.ts.)
  *
  * Network rule: everything here talks to 127.0.0.1 only (our own server). Source addresses
  * 127.0.0.2, 127.0.0.3, ... are loopback too; they let one machine act as several clients.
@@ -11,27 +11,6 @@ import { request } from 'node:http';
 import type { RunningServer, TermClient } from '../support/server.ts';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-// ---- statistics ----------------------------------------------------------------------
-
-export interface Stats {
-  n: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-export function stats(samples: readonly number[]): Stats {
-  if (samples.length === 0) return { n: 0, p50: Number.NaN, p99: Number.NaN, max: Number.NaN };
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
-  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1]! };
-}
-
-export function fmtStats(label: string, st: Stats, unit = 'ms'): string {
-  const f = (v: number) => (unit === 'ms' ? v.toFixed(1) : String(v));
-  return `${label}: n=${st.n} p50=${f(st.p50)}${unit} p99=${f(st.p99)}${unit} max=${f(st.max)}${unit}`;
-}
 
 // ---- process memory -------------------------------------------------------------------
 
@@ -87,11 +66,7 @@ export class EchoProbe {
   #sent = 0;
   #received = 0;
   #waiter: (() => void) | null = null;
-  #onMessage = (data: Buffer, binary: boolean) => {
-    if (!binary) return;
-    this.#received += data.length;
-    this.#waiter?.();
-  };
+  #off: () => void = () => {};
 
   private constructor(term: TermClient) {
     this.#term = term;
@@ -109,7 +84,10 @@ export class EchoProbe {
     p.#done = new RegExp(`@@done${n + 2}`);
     // Let dd start; then count from here.
     await sleep(200);
-    term.ws.on('message', p.#onMessage);
+    p.#off = term.onData((bytes) => {
+      p.#received += bytes;
+      p.#waiter?.();
+    });
     return p;
   }
 
@@ -118,7 +96,7 @@ export class EchoProbe {
     if (this.#sent >= PROBE_COUNT - 1) throw new Error('echo probe used up');
     const want = this.#sent + 1;
     const t0 = performance.now();
-    this.#term.ws.send(Buffer.from('e'), { binary: true });
+    this.#term.send('e');
     this.#sent++;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -155,9 +133,9 @@ export class EchoProbe {
 
   /** Feeds dd the rest of its bytes so it ends, and waits for the shell's prompt. */
   async stop(): Promise<void> {
-    this.#term.ws.off('message', this.#onMessage);
+    this.#off();
     const from = this.#term.output.length;
-    this.#term.ws.send(Buffer.alloc(PROBE_COUNT - this.#sent, 'z'), { binary: true });
+    this.#term.send('z'.repeat(PROBE_COUNT - this.#sent));
     await this.#term.waitFor(this.#done, 10_000, from);
   }
 }
@@ -217,16 +195,17 @@ export async function healthMs(srv: RunningServer, timeoutMs = 10_000): Promise<
   return performance.now() - t0;
 }
 
-// ---- containers -----------------------------------------------------------------------
-
-/** Force-removes every container of the given instance (test cleanup; never others). */
-export async function removeInstanceContainers(instance: string): Promise<number> {
-  const { default: Docker } = await import('dockerode');
-  const docker = new Docker();
-  const list = await docker.listContainers({
-    all: true,
-    filters: { label: ['containerlabs.managed=true', `containerlabs.instance=${instance}`] },
-  });
-  await Promise.allSettled(list.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-  return list.length;
+/** Health round trips in ms, one every `everyMs`, until `ms` have passed (or `until` holds). */
+export async function healthFor(
+  srv: RunningServer,
+  ms: number,
+  opts: { everyMs?: number; until?: () => boolean; timeoutMs?: number } = {},
+): Promise<number[]> {
+  const samples: number[] = [];
+  const end = performance.now() + ms;
+  while (performance.now() < end && !opts.until?.()) {
+    samples.push(await healthMs(srv, opts.timeoutMs));
+    await sleep(opts.everyMs ?? 250);
+  }
+  return samples;
 }

@@ -4,31 +4,19 @@
  * browser histories). Real server, real engine, real clock.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  type RunningServer,
-  type SessionInfo,
-  socketOutcome,
-  startServer,
-  terminalTicket,
-} from '../support/server.ts';
-import { removeInstanceContainers, sleep } from './support.ts';
+import { before, describe, test } from 'node:test';
+import { useServer } from '../support/fixtures.ts';
+import { type SessionInfo, socketOutcome, terminalTicket } from '../support/server.ts';
+import { sleep } from './support.ts';
 
 describe('terminal tickets (real server)', () => {
-  const instance = `abuse-tickets-${process.pid}`;
-  let srv: RunningServer;
+  const srv = useServer('abuse-tickets', { CL_POOL_SIZE: '0' }, { engine: true });
   let s: SessionInfo;
   const url = (query: string) =>
     `${srv.base.replace(/^http/, 'ws')}/api/v1/sessions/${s.id}/terminals/host${query}`;
 
   before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
-    s = await createSession(srv.base, 'processes');
-  });
-  after(async () => {
-    if (srv) await srv.stop();
-    await removeInstanceContainers(instance);
+    s = await srv.session('processes');
   });
 
   test('the session token does not open a terminal; nothing the server hands out carries it', async () => {

@@ -20,20 +20,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import Docker from 'dockerode';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  sessionContainers,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
-import { removeInstanceContainers } from './support.ts';
+import { useLab } from '../support/fixtures.ts';
+import { type SessionInfo, sessionContainers, type TermClient } from '../support/server.ts';
 
-const instance = `abuse-user-limits-${process.pid}`;
 const ENOSPC = 28;
 const EMFILE = 24;
 const MiB = 1024 * 1024;
@@ -121,41 +112,30 @@ const writeFile = (t: TermClient, path: string, text: string) =>
   t.exec(`echo ${Buffer.from(text).toString('base64')} | base64 -d > ${path}`);
 
 describe('per-user kernel limits: one reader cannot use up another’s (real server, real engine)', () => {
-  let srv: RunningServer;
-  let hoarder: SessionInfo | undefined;
-  let fresh: SessionInfo | undefined;
-  let hoarderHost: TermClient | undefined;
-  const terms: TermClient[] = [];
-  const report: string[] = [];
-
-  before(async () => {
-    srv = await startServer({
-      CL_INSTANCE: instance,
+  const lab = useLab('abuse-user-limits', 'processes', {
+    env: {
       // The new session must be made after the hoard, not taken ready-made from a pool.
       CL_POOL_SIZE: '0',
       CL_LAB_MEMORY: `${labMemoryMiB}m`,
-    });
-    hoarder = await createSession(srv.base, 'processes');
-    hoarderHost = await TermClient.open(srv.base, hoarder, 'host');
-    terms.push(hoarderHost);
-    await hoarderHost.waitFor(/\$ $/m, 15_000);
+    },
+    terminals: ['host'],
+    report: 'per-user limits: what was seen',
+  });
+  const report = lab.report;
+  let hoarder: SessionInfo;
+  let fresh: SessionInfo | undefined;
+  let hoarderHost: TermClient;
+
+  before(() => {
+    hoarder = lab.s;
+    hoarderHost = lab.term('host');
     report.push(
       `machine: max_user_namespaces ${maxUserNs}, max_user_instances (inotify) ${maxInotify}; lab hosts get ${labMemoryMiB} MiB`,
     );
   });
 
-  after(async () => {
-    for (const t of terms) await t.close().catch(() => {});
-    if (srv) {
-      for (const s of [hoarder, fresh]) if (s) await deleteSession(srv.base, s).catch(() => {});
-      await srv.stop();
-    }
-    await removeInstanceContainers(instance);
-    console.log(`\n--- per-user limits: what was seen ---\n${report.join('\n')}\n`);
-  });
-
   test('one session hoards user namespaces and inotify instances up to the per-user limit', async () => {
-    const t = hoarderHost!;
+    const t = hoarderHost;
     assert.equal(
       (await t.exec('cat /proc/sys/user/max_user_namespaces /proc/sys/fs/inotify/max_user_instances')).trim(),
       `${maxUserNs}\n${maxInotify}`,
@@ -218,16 +198,12 @@ describe('per-user kernel limits: one reader cannot use up another’s (real ser
 
   test('a NEW session still starts its nested container and makes its own namespace and inotify instance', async () => {
     const t0 = performance.now();
-    fresh = await createSession(srv.base, 'processes');
-    const box = await TermClient.open(srv.base, fresh, 'container');
-    terms.push(box);
-    await box.waitFor(/# $/m, 30_000);
+    fresh = await lab.session('processes');
+    const box = await lab.terminal(fresh, 'container', { promptMs: 30_000 });
     const readyMs = performance.now() - t0;
     // The app is PID 1 of the new session's nested container.
     assert.match(await box.exec('ps -o pid=,args= -p 1'), /^\s*1 busybox httpd -f -p 8080 -h \/srv\/www$/m);
-    const host = await TermClient.open(srv.base, fresh, 'host');
-    terms.push(host);
-    await host.waitFor(/\$ $/m, 15_000);
+    const host = await lab.terminal(fresh, 'host');
     assert.match(await host.exec('test -e /run/lab/box-ready && echo ready'), /^ready$/m);
     assert.equal((await host.exec('unshare -U -r id -u; echo status=$?')).trim(), '0\nstatus=0');
     assert.match(await host.exec(TRY_BOTH), /^USERNS 0 INOTIFY 0$/m);
@@ -240,7 +216,7 @@ describe('per-user kernel limits: one reader cannot use up another’s (real ser
   test('the two sessions run as different uids on the machine (Engine API and /proc)', async () => {
     const docker = new Docker();
     const seen: { user: string; uid: string; session: string }[] = [];
-    for (const s of [hoarder!, fresh!]) {
+    for (const s of [hoarder, fresh!]) {
       const [c] = await sessionContainers(s.id);
       assert.ok(c, `no container for session ${s.id}`);
       const info = await docker.getContainer(c.Id).inspect();
@@ -258,11 +234,10 @@ describe('per-user kernel limits: one reader cannot use up another’s (real ser
   });
 
   test('removing the hoarding session ends its lab host and everything it held', async () => {
-    const id = hoarder!.id;
+    const id = hoarder.id;
     const t0 = performance.now();
-    await hoarderHost!.close();
-    assert.equal(await deleteSession(srv.base, hoarder!), 204);
-    hoarder = undefined;
+    await hoarderHost.close();
+    assert.equal(await lab.end(hoarder), 204);
     for (;;) {
       if ((await sessionContainers(id)).length === 0) break;
       assert.ok(performance.now() - t0 < 30_000, 'the hoarding lab host is still there after 30 s');

@@ -13,7 +13,9 @@ import { after, before, describe, test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
 import type { BrowserContext, Page } from 'playwright-core';
 import type {} from '../../src/lib/lab-controller.ts'; // window.__containerLabs
+import { runBlockIndex } from '../../src/plugins/run-block-index.ts';
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
+import { requireEngine } from '../support/server.ts';
 import {
   type LabServer,
   lessonWithLab,
@@ -62,17 +64,14 @@ describe('live labs: real server, real engine', () => {
   let context: BrowserContext;
   let page: Page;
   let lesson: string;
-  let engine = false;
   /** The page's current session, as the server answered its POST /api/v1/sessions. */
   let session: PageSession | undefined;
   const controlSent: string[] = [];
 
   before(async () => {
     server = await startLabServer(bed.site);
-    const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      labs?: { available?: boolean };
-    };
-    engine = health.labs?.available === true;
+    // Live labs need an engine and the lab images: without them these tests fail, saying so.
+    await requireEngine('the live-lab browser tests');
     lesson = lessonWithLab(bed.site, LAB);
     context = await bed.browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
     page = await context.newPage();
@@ -89,7 +88,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('Start opens both terminals; ps -ef shows the app as PID 1 inside and under another PID on the host', async (t) => {
-    if (!engine) return t.skip('no Docker engine reachable: live labs cannot start');
     await page.goto(server.url + lesson);
     const lab = page.locator(`[data-lab="${LAB}"]`).first();
     await lab.scrollIntoViewIfNeeded();
@@ -168,8 +166,7 @@ describe('live labs: real server, real engine', () => {
     assert.ok(wide, 'at 1280 px the terminals sit side by side');
   });
 
-  test('the running lab passes axe (serious/critical)', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('the running lab passes axe (serious/critical)', async () => {
     // xterm pauses drawing while a terminal is off screen: axe must look at what a reader sees.
     await page.locator(`[data-lab="${LAB}"] .lab__terms`).scrollIntoViewIfNeeded();
     for (const theme of ['light', 'dark']) {
@@ -193,7 +190,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('a Run button types its command into its terminal', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const block = page.locator('.run-block[data-run]').first();
     const target = (await block.getAttribute('data-run'))!;
     const code = (await block.getAttribute('data-run-code'))!;
@@ -212,8 +208,7 @@ describe('live labs: real server, real engine', () => {
     assert.match((await page.locator(`[data-lab="${LAB}"] [data-status]`).textContent()) ?? '', /^Ran /);
   });
 
-  test('after a dropped connection the same shell comes back', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('after a dropped connection the same shell comes back', async () => {
     await runIn(page, LAB, 'host', 'export X=42');
     await page.evaluate((l) => window.__containerLabs?.drop(l, 'host'), LAB);
     await page.waitForFunction(
@@ -230,8 +225,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test('copy with Ctrl+Shift+C, paste with Ctrl+Shift+V', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('copy with Ctrl+Shift+C, paste with Ctrl+Shift+V', async () => {
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
     await runIn(page, LAB, 'host', 'echo copy-$((6*7))');
     // Triple-click selects a whole line in xterm.
@@ -250,8 +244,7 @@ describe('live labs: real server, real engine', () => {
     await waitForText(page, LAB, 'host', /\npasted-42\n[\s\S]*[$#] $/);
   });
 
-  test('after `exit`, Enter opens a new shell', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('after `exit`, Enter opens a new shell', async () => {
     await typeIn(page, LAB, 'host', 'exit\n');
     await waitForText(page, LAB, 'host', /The shell exited\. Press Enter for a new one\.\]$/);
     assert.equal(
@@ -265,7 +258,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('flow control: `yes` does not freeze the page, and pause/resume reach the server', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     assert.ok(
       controlSent.some((p) => p.includes('"resize"')),
       'the client sent its size',
@@ -301,8 +293,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test("keyboard: Esc then Tab leaves the terminal; screen reader mode adds xterm's accessibility tree", async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test("keyboard: Esc then Tab leaves the terminal; screen reader mode adds xterm's accessibility tree", async () => {
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await typeIn(page, LAB, 'container', '');
     await page.keyboard.press('Tab'); // a plain Tab goes to the shell
@@ -334,7 +325,6 @@ describe('live labs: real server, real engine', () => {
   });
 
   test('Extend asks for more time', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
     const lab = page.locator(`[data-lab="${LAB}"]`);
     assert.match((await lab.locator('[data-countdown]').textContent()) ?? '', /^\d+:\d\d$/);
     await lab.getByRole('button', { name: 'Extend' }).click();
@@ -348,8 +338,7 @@ describe('live labs: real server, real engine', () => {
     t.diagnostic((await lab.locator('[data-status]').textContent()) ?? '');
   });
 
-  test('Reset gives a fresh sandbox and ends the old one', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('Reset gives a fresh sandbox and ends the old one', async () => {
     const old = session;
     assert.ok(old, 'the lab has a session');
     const fresh = await sessionCreatedBy(page, () =>
@@ -364,8 +353,7 @@ describe('live labs: real server, real engine', () => {
     assert.match(lastOutput(text, 'echo "X is [$X]"'), /X is \[\]/, 'a fresh shell');
   });
 
-  test('Stop ends the session (GET → 404)', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('Stop ends the session (GET → 404)', async () => {
     const s = session;
     assert.ok(s, 'the lab has a session');
     assert.equal(await sessionStatus(server, s), 200);
@@ -377,8 +365,7 @@ describe('live labs: real server, real engine', () => {
     );
   });
 
-  test('leaving the page ends the session', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('leaving the page ends the session', async () => {
     const s = await sessionCreatedBy(page, () =>
       page.locator(`[data-lab="${LAB}"]`).getByRole('button', { name: 'Start again' }).click(),
     );
@@ -467,17 +454,25 @@ describe('without a server (static hosting)', () => {
         timeout: 60_000,
       },
     );
-    const inside = psRows(await termText(page, LAB, 'container'));
-    const outside = psRows(await termText(page, LAB, 'host'));
-    assert.equal(
-      inside.find((r) => r.cmd.includes('httpd'))?.pid,
-      1,
-      'the recording shows httpd as PID 1 inside',
-    );
-    assert.ok(
-      outside.some((r) => r.cmd.includes('httpd') && r.pid !== 1),
-      'and under another PID on the host',
-    );
+    // The recording is this lesson's own runnable blocks (scripts/record-labs.ts), run in a real
+    // lab: each block's command in its terminal, after the real prompts.
+    const slug = lessonWithLab(bed.site, LAB).replace(/^\/|\/$/g, '');
+    const blocks = (await runBlockIndex()).filter((b) => b.lesson === slug && b.lab === LAB);
+    assert.ok(blocks.length > 0, `no runnable blocks in ${slug}`);
+    const shown = {
+      container: (await termText(page, LAB, 'container')).replace(/\s+/g, ''),
+      host: (await termText(page, LAB, 'host')).replace(/\s+/g, ''),
+    };
+    assert.match(shown.container, /root@box/, 'the recording shows the container prompt');
+    assert.match(shown.host, /reader@labhost/, 'and the lab host prompt');
+    for (const b of blocks)
+      for (const name of b.target === 'both'
+        ? (['container', 'host'] as const)
+        : [b.target as 'container' | 'host'])
+        assert.ok(
+          shown[name].includes((b.code.split('\n')[0] ?? '').replace(/\s+/g, '')),
+          `the recording shows block ${b.order} (${b.code.split('\n')[0]}) in ${name}`,
+        );
     assert.ok(await lab.getByRole('button', { name: 'Replay' }).isVisible());
     await shootElement(page, lab, 'lab-recording-ended-light-1280');
   });
@@ -514,7 +509,6 @@ describe('a server without a container engine', () => {
 describe('a session that runs out of time', () => {
   let server: LabServer;
   let page: Page;
-  let engine = false;
 
   before(async () => {
     server = await startLabServer(bed.site, {
@@ -522,10 +516,8 @@ describe('a session that runs out of time', () => {
       CL_SESSION_MAX_LIFETIME: '20s',
       CL_REAP_INTERVAL: '1s',
     });
-    const health = (await (await fetch(`${server.url}/api/v1/health`)).json()) as {
-      labs?: { available?: boolean };
-    };
-    engine = health.labs?.available === true;
+    // Live labs need an engine and the lab images: without them these tests fail, saying so.
+    await requireEngine('the expiry browser test');
     page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 } });
   });
 
@@ -534,8 +526,7 @@ describe('a session that runs out of time', () => {
     await server?.stop();
   });
 
-  test('the countdown warns, then the lab shows it has expired', async (t) => {
-    if (!engine) return t.skip('no Docker engine');
+  test('the countdown warns, then the lab shows it has expired', async () => {
     await page.goto(server.url + lessonWithLab(bed.site, LAB));
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await lab.scrollIntoViewIfNeeded();

@@ -1,18 +1,19 @@
 /**
  * Helpers for the browser tests of the labs: build the site once into its own folder,
- * start the real server (`node server/src/main.ts`) on a free port, launch system
- * Chromium, and read terminals through the page's test hook (`window.__containerLabs`,
+ * start the real server on it (tests/support/server.ts, the tests' one starter), launch
+ * system Chromium, and read terminals through the page's test hook (`window.__containerLabs`,
  * installed by src/lib/lab-controller.ts: a terminal's text and a simulated drop, nothing
  * about sessions). Sessions are read from the network (nextSession).
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { launchChromium } from '../site/site.ts';
+import { startServer } from '../support/server.ts';
+import { scaled } from '../support/slowness.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'test-results', 'screenshots');
@@ -48,17 +49,6 @@ export function lessonWithLab(site: string, labId: string): string {
   throw new Error(`no lesson in ${site} has <Lab id="${labId}" />`);
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 export interface LabServer {
   url: string;
   /** Everything the server printed (for failure messages). */
@@ -66,47 +56,27 @@ export interface LabServer {
   stop(): Promise<void>;
 }
 
-/** Starts the real server as a child process and waits for /api/v1/health. */
+/**
+ * The real server serving `site` (tests/support/server.ts), with the limits a test's many
+ * Starts from one address would hit raised; `env` adds to or overrides that.
+ */
 export async function startLabServer(site: string, env: Record<string, string> = {}): Promise<LabServer> {
-  const port = await freePort();
-  let output = '';
-  const child: ChildProcess = spawn(process.execPath, ['server/src/main.ts'], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      CL_SITE_DIR: site,
-      CL_INSTANCE: `browser-test-${port}`,
-      CL_DRAIN_GRACE: '0',
-      // The tests start several sessions a minute from one address.
-      CL_CREATE_PER_MINUTE: '100',
-      CL_MAX_SESSIONS_PER_CLIENT: '10',
-      LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const srv = await startServer({
+    CL_SITE_DIR: site,
+    CL_INSTANCE: `browser-test-${process.pid}-${Date.now()}`,
+    // The tests start several sessions a minute from one address.
+    CL_CREATE_PER_MINUTE: '100',
+    CL_MAX_SESSIONS_PER_CLIENT: '10',
+    LOG_LEVEL: 'warn',
+    ...env,
   });
-  child.stdout?.on('data', (d) => (output += d));
-  child.stderr?.on('data', (d) => (output += d));
-  const url = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null) return;
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+  return {
+    url: srv.base,
+    log: srv.logs,
+    stop: async () => {
+      await srv.stop();
+    },
   };
-  for (let i = 0; i < 150; i++) {
-    if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}):\n${output}`);
-    try {
-      const res = await fetch(`${url}/api/v1/health`);
-      if (res.status === 200 || res.status === 503) return { url, log: () => output, stop };
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  await stop();
-  throw new Error(`the server did not answer /api/v1/health within 30 s:\n${output}`);
 }
 
 /** What a browser test file shares: the site it built, and one Chromium. */
@@ -190,7 +160,7 @@ export async function poll<T>(
   ms: number,
   everyMs: number,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   let v = await read();
   while (!done(v) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, everyMs));
@@ -282,7 +252,7 @@ export interface PageSession {
 export async function nextSession(page: Page): Promise<PageSession> {
   const res = await page.waitForResponse(
     (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/sessions',
-    { timeout: 30_000 },
+    { timeout: scaled(30_000) },
   );
   if (res.status() !== 201)
     throw new Error(`POST /api/v1/sessions answered ${res.status()}: ${await res.text()}`);

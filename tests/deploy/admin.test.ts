@@ -6,20 +6,15 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createSession, labContainers, startServer } from '../support/server.ts';
+import { withServer } from '../support/fixtures.ts';
+import { createSession, labContainers } from '../support/server.ts';
 import { admin } from './support.ts';
 
 describe('admin CLI and API (real engine)', () => {
   test('list and end with CL_ADMIN_TOKEN', async () => {
     const instance = `deploy-admin-${process.pid}`;
     const token = 'admin-token-abcdefghijklmnop';
-    const srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_ADMIN_TOKEN: token,
-      CL_DRAIN_GRACE: '0',
-    });
-    try {
+    await withServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0', CL_ADMIN_TOKEN: token }, async (srv) => {
       const url = ['--url', srv.base];
       const a = await createSession(srv.base, 'processes');
       const b = await createSession(srv.base, 'cgroups');
@@ -73,18 +68,15 @@ describe('admin CLI and API (real engine)', () => {
       assert.match(again.stderr, /404/);
       assert.match(srv.logs(), /"reason":"admin"/);
       assert.ok(!srv.logs().includes(token), 'the admin token is not logged');
-    } finally {
-      assert.equal(await srv.stop(), 0);
-    }
-    assert.deepEqual(await labContainers(instance), []);
+    });
   });
 
   test('without CL_ADMIN_TOKEN: loopback only, and not through a proxy', async () => {
-    const srv = await startServer({
+    const env = {
       DOCKER_HOST: 'unix:///nonexistent/docker.sock',
       CL_INSTANCE: `deploy-admin-open-${process.pid}`,
-    });
-    try {
+    };
+    await withServer(env, async (srv) => {
       const list = await admin(['list', '--url', srv.base]);
       assert.equal(list.code, 0, list.stderr);
       assert.match(list.stdout, /no live sessions/);
@@ -95,8 +87,6 @@ describe('admin CLI and API (real engine)', () => {
       const usage = await admin(['frobnicate']);
       assert.equal(usage.code, 2);
       assert.match(usage.stderr, /usage: npm run admin/);
-    } finally {
-      await srv.stop();
-    }
+    });
   });
 });

@@ -13,29 +13,23 @@
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { freePort, labContainers } from '../support/server.ts';
-import { composeCommand, composeUpHealthy, run } from './support.ts';
+import { composeCommand, composeUpHealthy, run, useComposeProject } from './support.ts';
 
 const LAB = '{"lab":"processes"}';
 
 describe('compose stack: forwarded addresses only from its own proxy path (real engine)', () => {
-  const project = `cltrust${process.pid}`;
+  const stack = useComposeProject(`cltrust${process.pid}`);
+  const project = stack.name;
   const instance = `deploy-trust-${process.pid}`;
-  let env: Record<string, string> = {};
-  let compose: string[] = [];
-  let up = false;
-
-  after(() => {
-    if (up) run([...compose, '-p', project, 'down', '-t', '30'], { env });
-  });
 
   test('published port: the gateway is the proxy; a peer forging X-Forwarded-For is its own client', async (t) => {
-    compose = composeCommand();
+    stack.compose = composeCommand();
     const built = run([process.execPath, 'deploy/build-image.ts', '--quiet'], { timeoutMs: 600_000 });
     assert.equal(built.code, 0, `npm run image failed:\n${built.out}`);
     const port = await freePort();
-    env = {
+    stack.env = {
       CL_IMAGE: built.out.trim().split('\n').pop()!,
       CL_PUBLISH: `127.0.0.1:${port}`,
       CL_INSTANCE: instance,
@@ -44,8 +38,7 @@ describe('compose stack: forwarded addresses only from its own proxy path (real 
       CL_MAX_SESSIONS_PER_CLIENT: '1',
       DOCKER_GID: String(statSync('/var/run/docker.sock').gid),
     };
-    up = true;
-    const server = await composeUpHealthy(compose, project, env);
+    const server = await composeUpHealthy(stack);
 
     const subnet = run([
       'docker',
@@ -74,12 +67,7 @@ describe('compose stack: forwarded addresses only from its own proxy path (real 
     t.diagnostic(`published port relayed by: ${relay?.trim() ?? 'no docker-proxy (iptables NAT)'}`);
 
     const clients = async (): Promise<Record<string, string>> => {
-      const r = run(
-        [...compose, '-p', project, 'exec', '-T', 'server', 'node', 'scripts/admin.ts', 'list', '--json'],
-        {
-          env,
-        },
-      );
+      const r = stack.run(['exec', '-T', 'server', 'node', 'scripts/admin.ts', 'list', '--json']);
       assert.equal(r.code, 0, r.out);
       const body = JSON.parse(r.out) as { sessions: { id: string; client: string }[] };
       return Object.fromEntries(body.sessions.map((s) => [s.id, s.client]));
@@ -95,12 +83,7 @@ describe('compose stack: forwarded addresses only from its own proxy path (real 
       xff: string,
     ): { status: number; body: { id?: string; error?: { message: string } } } => {
       const code = `const r = await fetch('http://127.0.0.1:4321/api/v1/sessions', { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': '${xff}' }, body: '${LAB}' }); console.log(r.status, await r.text());`;
-      const r = run(
-        [...compose, '-p', project, 'exec', '-T', 'server', 'node', '--input-type=module', '-e', code],
-        {
-          env,
-        },
-      );
+      const r = stack.run(['exec', '-T', 'server', 'node', '--input-type=module', '-e', code]);
       assert.equal(r.code, 0, r.out);
       const m = /^(\d{3}) (.*)$/m.exec(r.out);
       assert.ok(m, r.out);
@@ -132,9 +115,9 @@ describe('compose stack: forwarded addresses only from its own proxy path (real 
     assert.match(again.body.error?.message ?? '', /already have 1 live lab session/);
     assert.equal((await labContainers(instance)).length, 3);
 
-    const down = run([...compose, '-p', project, 'down', '-t', '30'], { env });
+    const down = stack.run(['down', '-t', '30']);
     assert.equal(down.code, 0, down.out);
-    up = false;
+    stack.up = false;
     assert.deepEqual(await labContainers(instance), [], 'the lab hosts were removed on the way down');
   });
 });

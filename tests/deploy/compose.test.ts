@@ -9,24 +9,18 @@
  */
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { freePort, labContainers, TermClient } from '../support/server.ts';
-import { composeCommand, run, testNetwork, until } from './support.ts';
+import { composeCommand, run, testNetwork, until, useComposeProject } from './support.ts';
 
 describe('compose stack (real engine)', () => {
-  const project = `cldeploy${process.pid}`;
+  // (Down with its volumes, whatever happened.)
+  const stack = useComposeProject(`cldeploy${process.pid}`, ['-v']);
+  const project = stack.name;
   const instance = `deploy-compose-${process.pid}`;
-  let env: Record<string, string> = {};
-  let compose: string[] = [];
-  let up = false;
-
-  after(() => {
-    // Whatever happened, leave no stack behind.
-    if (up) run([...compose, '-p', project, 'down', '-v', '-t', '30'], { env });
-  });
 
   test('image build, up → healthy, a lab session through it, admin list, down', async (t) => {
-    compose = composeCommand();
+    stack.compose = composeCommand();
     let t0 = performance.now();
     const built = run([process.execPath, 'deploy/build-image.ts', '--quiet'], { timeoutMs: 600_000 });
     assert.equal(built.code, 0, `npm run image failed:\n${built.out}`);
@@ -39,7 +33,7 @@ describe('compose stack (real engine)', () => {
     t.diagnostic(`image size ${(Number(size.out.trim()) / 1e6).toFixed(0)} MB`);
 
     const port = await freePort();
-    env = {
+    stack.env = {
       CL_IMAGE: tag,
       CL_PUBLISH: `127.0.0.1:${port}`,
       CL_INSTANCE: instance,
@@ -50,12 +44,12 @@ describe('compose stack (real engine)', () => {
       ...testNetwork(),
     };
     t0 = performance.now();
-    up = true;
-    const started = run([...compose, '-p', project, 'up', '-d', '--no-build'], { env });
+    stack.up = true;
+    const started = stack.run(['up', '-d', '--no-build']);
     assert.equal(started.code, 0, `compose up failed:\n${started.out}`);
-    const server = run([...compose, '-p', project, 'ps', '-q', 'server'], { env }).out.trim();
+    const server = stack.run(['ps', '-q', 'server']).out.trim();
     assert.match(server, /^[0-9a-f]{12,64}$/, 'the server container exists');
-    const filter = run([...compose, '-p', project, 'ps', '-q', 'engine-filter'], { env }).out.trim();
+    const filter = stack.run(['ps', '-q', 'engine-filter']).out.trim();
     assert.match(filter, /^[0-9a-f]{12,64}$/, 'the engine filter container exists');
     const mounts = JSON.parse(run(['docker', 'inspect', '-f', '{{json .Mounts}}', server]).out) as {
       Source: string;
@@ -76,7 +70,7 @@ describe('compose stack (real engine)', () => {
       90_000,
     );
     t.diagnostic(`compose up → healthy in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    const images = run([...compose, '-p', project, 'logs', '--no-color', 'images'], { env }).out;
+    const images = stack.run(['logs', '--no-color', 'images']).out;
     assert.match(images, /containerlabs\/lab-processes:[0-9a-f]{12}: (up to date|built)/, images);
 
     const base = `http://127.0.0.1:${port}`;
@@ -100,10 +94,7 @@ describe('compose stack (real engine)', () => {
     assert.match(ps, /^reader /m);
     await host.close();
 
-    const list = run(
-      [...compose, '-p', project, 'exec', '-T', 'server', 'node', 'scripts/admin.ts', 'list'],
-      { env },
-    );
+    const list = stack.run(['exec', '-T', 'server', 'node', 'scripts/admin.ts', 'list']);
     assert.equal(list.code, 0, list.out);
     assert.match(list.out, new RegExp(`${s.id}\\s+processes`));
     assert.match(list.out, /\d+\.\d\/128\.0/, 'memory use and limit of the lab host');
@@ -114,9 +105,9 @@ describe('compose stack (real engine)', () => {
     assert.match(filterLog, /engine filter listening/);
     assert.doesNotMatch(filterLog, /"msg":"refused"/, 'the filter refused nothing the server asked for');
 
-    const down = run([...compose, '-p', project, 'down', '-v', '-t', '30'], { env });
+    const down = stack.run(['down', '-v', '-t', '30']);
     assert.equal(down.code, 0, down.out);
-    up = false;
+    stack.up = false;
     t.diagnostic(`compose down in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     assert.deepEqual(await labContainers(instance), [], 'the lab host was removed on the way down');
     assert.equal(
@@ -138,7 +129,7 @@ describe('compose stack (real engine)', () => {
   });
 
   test('a wrong socket group stops the image at once, with the command that fixes it', () => {
-    const image = env.CL_IMAGE ?? 'containerlabs/server:local';
+    const image = stack.env.CL_IMAGE ?? 'containerlabs/server:local';
     const gid = statSync('/var/run/docker.sock').gid;
     const sock = '/var/run/docker.sock:/var/run/docker.sock';
     const r = run(['docker', 'run', '--rm', '--group-add', '54321', '-v', sock, image]);

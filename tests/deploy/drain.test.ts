@@ -6,8 +6,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
+import { stopServersAfterTests } from '../support/auto-stop.ts';
 import { createSession, labContainers, startServer, TermClient } from '../support/server.ts';
 import { until } from './support.ts';
+
+stopServersAfterTests();
 
 describe('graceful drain (real engine)', () => {
   test('SIGTERM: notice to live terminals, 503 for new sessions during the grace, all removed, exit 0', async () => {
@@ -44,8 +47,7 @@ describe('graceful drain (real engine)', () => {
     assert.equal(code, 0);
     assert.ok(seconds >= 2.9, `waited the grace period (${seconds.toFixed(1)} s)`);
     assert.ok(seconds < 15, `then ended promptly (${seconds.toFixed(1)} s)`);
-    if (host.closeCode === null) await once(host.ws, 'close');
-    assert.equal(host.closeCode, 4012, 'the terminal was closed: the server is shutting down');
+    assert.equal(await host.closed(), 4012, 'the terminal was closed: the server is shutting down');
     assert.deepEqual(await labContainers(instance), [], 'sessions and warm pool removed');
     assert.match(srv.logs(), /"msg":"draining"/);
   });

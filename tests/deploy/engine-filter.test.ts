@@ -17,9 +17,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { labImageTag } from '../../labs/images.ts';
-import { testLab } from '../../labs/test-fixture.ts';
 import { labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
-import { EchoProbe, fmtStats, rssKiB, stats } from '../abuse/support.ts';
+import { EchoProbe, rssKiB } from '../abuse/support.ts';
 import {
   createSession,
   deleteSession,
@@ -29,6 +28,8 @@ import {
   startServer,
   TermClient,
 } from '../support/server.ts';
+import { formatSummary, summarize } from '../support/stats.ts';
+import { testLab } from '../unit-support/test-lab.ts';
 import { until } from './support.ts';
 
 const docker = new Docker(); // the REAL engine socket, for setting up and checking only
@@ -223,7 +224,7 @@ describe('engine filter in front of the real engine', () => {
         await get('/version');
         samples.push(performance.now() - t0);
       }
-      t.diagnostic(fmtStats(`GET /version ${name}`, stats(samples)));
+      t.diagnostic(formatSummary(`GET /version ${name}`, summarize(samples)));
     }
 
     for (const [name, env] of [
@@ -246,12 +247,12 @@ describe('engine filter in front of the real engine', () => {
             const echoes: number[] = [];
             for (let j = 0; j < 200; j++) echoes.push(await probe.once());
             await probe.stop();
-            t.diagnostic(fmtStats(`keystroke echo ${name}`, stats(echoes)));
+            t.diagnostic(formatSummary(`keystroke echo ${name}`, summarize(echoes)));
             await term.close();
             assert.equal(await deleteSession(srv.base, s), 204);
           }
         }
-        t.diagnostic(fmtStats(`session start ${name}`, stats(starts)));
+        t.diagnostic(formatSummary(`session start ${name}`, summarize(starts)));
       } finally {
         await srv.stop();
       }

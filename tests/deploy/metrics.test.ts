@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createSession, deleteSession, labContainers, startServer } from '../support/server.ts';
+import { withServer } from '../support/fixtures.ts';
+import { createSession, deleteSession } from '../support/server.ts';
 import { histogramCount, sample, scrape, until } from './support.ts';
 
 const post = (base: string) =>
@@ -18,15 +19,13 @@ const post = (base: string) =>
 
 describe('metrics (real engine)', () => {
   test('counters move with a start, a refusal and an end; gauges follow the sessions and the pool', async () => {
-    const instance = `deploy-metrics-${process.pid}`;
-    const srv = await startServer({
-      CL_INSTANCE: instance,
+    const env = {
+      CL_INSTANCE: `deploy-metrics-${process.pid}`,
       CL_POOL_SIZE: '1',
       CL_LABS: 'processes,namespaces',
       CL_MAX_SESSIONS_PER_CLIENT: '1',
-      CL_DRAIN_GRACE: '0',
-    });
-    try {
+    };
+    await withServer(env, async (srv) => {
       await until('the warm pool to fill', async () => {
         const m = await scrape(srv.base);
         return (
@@ -97,20 +96,18 @@ describe('metrics (real engine)', () => {
         body: '{"lab":"cgroups"}',
       });
       assert.equal(other.status, 404, 'a lab left out of CL_LABS is not offered');
-    } finally {
-      assert.equal(await srv.stop(), 0);
-    }
-    assert.deepEqual(await labContainers(instance), []);
+    });
   });
 
   test('engine errors are counted; /metrics is loopback-only by default, token-only with CL_METRICS_TOKEN', async () => {
     const token = 'metrics-token-0123456789';
-    const srv = await startServer({
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
+    const noEngine = { DOCKER_HOST: 'unix:///nonexistent/docker.sock' };
+    const env = {
+      ...noEngine,
       CL_INSTANCE: `deploy-metrics-noengine-${process.pid}`,
       CL_METRICS_TOKEN: token,
-    });
-    try {
+    };
+    await withServer(env, async (srv) => {
       assert.equal((await fetch(`${srv.base}/metrics`)).status, 401, 'no token');
       assert.equal(
         (await fetch(`${srv.base}/metrics`, { headers: { authorization: 'Bearer wrong-token-0123456789' } }))
@@ -134,20 +131,12 @@ describe('metrics (real engine)', () => {
           sample(m0, 'containerlabs_sessions_refused_total', { reason: 'engine_unavailable' }),
         1,
       );
-    } finally {
-      await srv.stop();
-    }
-    const open = await startServer({
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-      CL_INSTANCE: `deploy-metrics-loopback-${process.pid}`,
     });
-    try {
+    await withServer({ ...noEngine, CL_INSTANCE: `deploy-metrics-loopback-${process.pid}` }, async (open) => {
       assert.equal((await fetch(`${open.base}/metrics`)).status, 200, 'direct from loopback');
       const proxied = await fetch(`${open.base}/metrics`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
       assert.equal(proxied.status, 403, 'relayed by a proxy on this machine: not local');
       assert.match((await proxied.json()).error.message, /CL_METRICS_TOKEN/);
-    } finally {
-      await open.stop();
-    }
+    });
   });
 });

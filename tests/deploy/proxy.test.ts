@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { labContainers, socketOutcome, startServer, terminalSocketUrl } from '../support/server.ts';
+import { withServer } from '../support/fixtures.ts';
+import { socketOutcome, terminalSocketUrl } from '../support/server.ts';
 
 const post = (base: string, xff: string) =>
   fetch(`${base}/api/v1/sessions`, {
@@ -21,17 +22,13 @@ const PUBLIC = {
   'x-forwarded-host': 'labs.example.org',
 };
 
+/** No warm pool; one session per client address, so the tests see which address counts. */
+const ONE_CLIENT = { CL_POOL_SIZE: '0', CL_MAX_SESSIONS_PER_CLIENT: '1' };
+
 describe('reverse proxy headers (real engine)', () => {
   test('CL_TRUST_PROXY=true: per-client cap by forwarded address, public origin accepted', async () => {
-    const instance = `deploy-proxy-${process.pid}`;
-    const srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_TRUST_PROXY: 'true',
-      CL_MAX_SESSIONS_PER_CLIENT: '1',
-      CL_DRAIN_GRACE: '0',
-    });
-    try {
+    const env = { CL_INSTANCE: `deploy-proxy-${process.pid}`, CL_TRUST_PROXY: 'true', ...ONE_CLIENT };
+    await withServer(env, async (srv) => {
       const a = await post(srv.base, '203.0.113.1');
       assert.equal(a.status, 201);
       assert.equal((await post(srv.base, '203.0.113.2')).status, 201, 'another client address');
@@ -43,21 +40,11 @@ describe('reverse proxy headers (real engine)', () => {
         await socketOutcome(await url(), { ...PUBLIC, origin: 'https://evil.example' }),
         'close 4003 forbidden',
       );
-    } finally {
-      assert.equal(await srv.stop(), 0);
-    }
-    assert.deepEqual(await labContainers(instance), []);
+    });
   });
 
   test('CL_TRUST_PROXY unset: forwarded headers are ignored', async () => {
-    const instance = `deploy-noproxy-${process.pid}`;
-    const srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_MAX_SESSIONS_PER_CLIENT: '1',
-      CL_DRAIN_GRACE: '0',
-    });
-    try {
+    await withServer({ CL_INSTANCE: `deploy-noproxy-${process.pid}`, ...ONE_CLIENT }, async (srv) => {
       const a = await post(srv.base, '203.0.113.1');
       assert.equal(a.status, 201);
       assert.equal((await post(srv.base, '203.0.113.2')).status, 429, 'all one client: 127.0.0.1');
@@ -68,21 +55,12 @@ describe('reverse proxy headers (real engine)', () => {
         'close 4003 forbidden',
         'a forwarded host is not trusted',
       );
-    } finally {
-      assert.equal(await srv.stop(), 0);
-    }
+    });
   });
 
   test('CL_TRUST_PROXY=loopback: the address the proxy appended counts, not what the client sent', async () => {
-    const instance = `deploy-proxylist-${process.pid}`;
-    const srv = await startServer({
-      CL_INSTANCE: instance,
-      CL_POOL_SIZE: '0',
-      CL_TRUST_PROXY: 'loopback',
-      CL_MAX_SESSIONS_PER_CLIENT: '1',
-      CL_DRAIN_GRACE: '0',
-    });
-    try {
+    const env = { CL_INSTANCE: `deploy-proxylist-${process.pid}`, CL_TRUST_PROXY: 'loopback', ...ONE_CLIENT };
+    await withServer(env, async (srv) => {
       // nginx's $proxy_add_x_forwarded_for: "<what the client sent>, <its real address>".
       assert.equal((await post(srv.base, '10.9.9.9, 203.0.113.5')).status, 201);
       assert.equal(
@@ -90,8 +68,6 @@ describe('reverse proxy headers (real engine)', () => {
         429,
         'a spoofed first hop changes nothing',
       );
-    } finally {
-      assert.equal(await srv.stop(), 0);
-    }
+    });
   });
 });

@@ -2,8 +2,10 @@
  * Helpers of the self-hosting tests: Prometheus scrapes, the admin CLI, docker-compose.
  * The server itself is started with tests/support/server.ts (the real main.ts).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { after } from 'node:test';
 import parsePrometheus, { type ParsedFamily } from 'parse-prometheus-text-format';
+import { runScript, type ScriptResult } from '../support/run-script.ts';
 import { ROOT } from '../support/server.ts';
 
 export { ROOT };
@@ -35,28 +37,9 @@ export function histogramCount(families: ParsedFamily[], name: string): number {
   return Number(fam.metrics[0]?.buckets?.['+Inf'] ?? 0);
 }
 
-/** Run `node scripts/admin.ts …` against a server; resolves with its exit code and output. */
-export function admin(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['scripts/admin.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, CL_ADMIN_TOKEN: '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+/** Run `node scripts/admin.ts …` against a server (no admin token unless `env` has one). */
+export function admin(args: string[], env: Record<string, string> = {}): Promise<ScriptResult> {
+  return runScript('scripts/admin.ts', args, { CL_ADMIN_TOKEN: '', ...env });
 }
 
 /** docker-compose (v1, from apt) or `docker compose` (v2), whichever is installed. */
@@ -97,15 +80,40 @@ export async function until(
   }
 }
 
+/** One compose project of a test file, under its own name and environment. */
+export interface ComposeProject {
+  readonly name: string;
+  /** docker-compose or docker compose (set by the test: its absence fails the test, not the file). */
+  compose: string[];
+  /** The environment compose.yaml reads (CL_IMAGE, CL_PUBLISH, …). */
+  env: Record<string, string>;
+  /** Up (and so to be taken down after the tests). */
+  up: boolean;
+  /** `compose -p <name> …args` with the project's environment. */
+  run(args: string[], opts?: { timeoutMs?: number }): { code: number | null; out: string };
+}
+
+/** A compose project for one describe block: whatever happened, it is taken down after its tests. */
+export function useComposeProject(name: string, downFlags: string[] = []): ComposeProject {
+  const p: ComposeProject = {
+    name,
+    compose: [],
+    env: {},
+    up: false,
+    run: (args, opts) => run([...p.compose, '-p', name, ...args], { env: p.env, ...opts }),
+  };
+  after(() => {
+    if (p.up) p.run(['down', ...downFlags, '-t', '30']);
+  });
+  return p;
+}
+
 /** `compose up -d --no-build`, then wait until Docker calls the server healthy; its container id. */
-export async function composeUpHealthy(
-  compose: string[],
-  project: string,
-  env: Record<string, string>,
-): Promise<string> {
-  const started = run([...compose, '-p', project, 'up', '-d', '--no-build'], { env });
+export async function composeUpHealthy(p: ComposeProject): Promise<string> {
+  p.up = true;
+  const started = p.run(['up', '-d', '--no-build']);
   if (started.code !== 0) throw new Error(`compose up failed:\n${started.out}`);
-  const server = run([...compose, '-p', project, 'ps', '-q', 'server'], { env }).out.trim();
+  const server = p.run(['ps', '-q', 'server']).out.trim();
   if (!/^[0-9a-f]{12,64}$/.test(server)) throw new Error(`no server container: ${server}`);
   await until(
     'the server container to be healthy',

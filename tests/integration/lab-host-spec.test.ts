@@ -6,7 +6,7 @@
  *   node labs/build-images.ts && node --test tests/integration/lab-host-spec.test.ts
  *
  * Not named *.test.ts on purpose: the unit-test glob (labs/**\/*.test.ts) must not need an
- * engine. Skips (does not fail) when no engine answers or an image is missing.
+ * engine. Fails, saying what to run, when no engine answers or an image is missing.
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
@@ -18,30 +18,15 @@ import type { LabDef } from '../../labs/schema.ts';
 import { DockerRuntime } from '../../server/src/runtime/docker/docker-runtime.ts';
 import { execSpec, labHostSpec } from '../../server/src/runtime/docker/lab-host-spec.ts';
 import { LABELS } from '../../server/src/runtime/docker/labels.ts';
+import { requireEngine } from '../support/engine.ts';
 
 const docker = new Docker();
 const labs = await loadLabs();
 const TEST_LABEL = 'containerlabs.test';
 const runId = `itest-${process.pid}-${Date.now()}`;
 
-async function why(): Promise<string | undefined> {
-  try {
-    await docker.ping();
-  } catch {
-    return 'no Docker engine';
-  }
-  for (const lab of labs) {
-    try {
-      await docker.getImage(labImageTag(lab.id)).inspect();
-    } catch {
-      return `image ${labImageTag(lab.id)} missing: run node labs/build-images.ts`;
-    }
-  }
-  return undefined;
-}
 // An integration test needs its engine and images: their absence is a failure, never a skip.
-const missing = await why();
-if (missing) throw new Error(`lab host tests need ${missing} (./run.sh test sets both up)`);
+await requireEngine('the lab host tests');
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escape sequences
 const ANSI = /\x1b\][^\x07]*\x07|\x1b\[[0-9;?]*[A-Za-z]|\r/g;
@@ -131,38 +116,56 @@ function lab(id: string): LabDef {
   return l;
 }
 
+/** A lab host of one lab for a describe block, with a terminal on each side (opened in before()). */
+function labHost(id: string): { c: Docker.Container; host: Terminal; box: Terminal } {
+  const h = {} as { c: Docker.Container; host: Terminal; box: Terminal };
+  before(async () => {
+    h.c = await startLab(lab(id));
+    started.push(h.c);
+    h.box = await Terminal.open(h.c, 'container');
+    h.host = await Terminal.open(h.c, 'host');
+  });
+  after(() => {
+    h.host?.close();
+    h.box?.close();
+  });
+  return h;
+}
+
+/** Resolves once the engine no longer knows the container (AutoRemove); fails after `ms`. */
+async function gone(c: Docker.Container, ms: number, what: string): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; ) {
+    try {
+      await c.inspect();
+    } catch (err) {
+      assert.equal((err as { statusCode?: number }).statusCode, 404);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(what);
+}
+
 describe('lab hosts on a real engine', () => {
   describe('processes', () => {
-    let c: Docker.Container;
-    let host: Terminal;
-    let box: Terminal;
-    before(async () => {
-      c = await startLab(lab('processes'));
-      started.push(c);
-      box = await Terminal.open(c, 'container');
-      host = await Terminal.open(c, 'host');
-    });
-    after(() => {
-      host?.close();
-      box?.close();
-    });
+    const h = labHost('processes');
 
     it('inside: the app is PID 1, we are root on host "box"', async () => {
-      const ps = await box.run('ps -eo pid,user,args');
+      const ps = await h.box.run('ps -eo pid,user,args');
       assert.match(ps, /^\s*1 root +busybox httpd -f -p 8080 -h \/srv\/www$/m);
       assert.match(ps, /^\s*\d+ root +\/bin\/bash -l$/m);
-      assert.equal(await box.run('id -u; id -un'), '0\nroot');
-      assert.equal(await box.run('hostname'), 'box');
-      assert.equal(await box.run('pwd'), '/');
-      assert.equal(await box.run('cd && pwd'), '/root');
+      assert.equal(await h.box.run('id -u; id -un'), '0\nroot');
+      assert.equal(await h.box.run('hostname'), 'box');
+      assert.equal(await h.box.run('pwd'), '/');
+      assert.equal(await h.box.run('cd && pwd'), '/root');
     });
 
     it('outside: init -> unshare -> the app, all as our own uid; NSpid gives both PIDs', async () => {
-      const uid = uids.get(c.id);
-      assert.equal(await host.run('id'), `uid=${uid}(reader) gid=${uid}(reader) groups=${uid}(reader)`);
-      assert.equal(await host.run('whoami; echo $HOME'), 'reader\n/home/reader');
-      assert.equal(await host.run('hostname'), 'labhost');
-      const ps = await host.run('ps -eo pid,ppid,user,args');
+      const uid = uids.get(h.c.id);
+      assert.equal(await h.host.run('id'), `uid=${uid}(reader) gid=${uid}(reader) groups=${uid}(reader)`);
+      assert.equal(await h.host.run('whoami; echo $HOME'), 'reader\n/home/reader');
+      assert.equal(await h.host.run('hostname'), 'labhost');
+      const ps = await h.host.run('ps -eo pid,ppid,user,args');
       const rows = ps
         .split('\n')
         .slice(1)
@@ -175,123 +178,93 @@ describe('lab hosts on a real engine', () => {
       const app = rows.find((r) => r.ppid === unshare.pid);
       assert.equal(app?.args, 'busybox httpd -f -p 8080 -h /srv/www');
       assert.ok(rows.every((r) => r.user === 'reader'));
-      assert.equal(await host.run(`grep NSpid /proc/${app?.pid}/status`), `NSpid:\t${app?.pid}\t1`);
-      assert.equal((await host.run(`cat /proc/${app?.pid}/uid_map`)).split(/\s+/).join(' '), `0 ${uid} 1`);
+      assert.equal(await h.host.run(`grep NSpid /proc/${app?.pid}/status`), `NSpid:\t${app?.pid}\t1`);
+      assert.equal((await h.host.run(`cat /proc/${app?.pid}/uid_map`)).split(/\s+/).join(' '), `0 ${uid} 1`);
       // the container shell is visible from outside under nsenter
       assert.match(ps, /nsenter -t \d+ -U -p -m -u -i --preserve-credentials \/bin\/bash -l/);
     });
 
     it('has no privileges, no network but lo, and refuses new network namespaces', async () => {
-      const st = await host.run("grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status");
+      const st = await h.host.run("grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status");
       assert.match(st, /CapEff:\s+0000000000000000/);
       assert.match(st, /NoNewPrivs:\s+1/);
       assert.match(st, /Seccomp:\s+2/);
-      for (const t of [host, box]) {
+      for (const t of [h.host, h.box]) {
         const links = await t.run("ip -o link | awk -F': ' '{print $2}'");
         assert.equal(links, 'lo');
         assert.equal((await t.run('tail -n +2 /proc/net/route | wc -l')).trim(), '0');
         assert.match(await t.run('unshare -n true; echo rc=$?'), /Operation not permitted[\s\S]*rc=1/);
         assert.match(await t.run('echo x > /proc/sys/kernel/core_pattern; echo rc=$?'), /rc=1/);
       }
-      assert.match(await host.run('unshare -U -r --cgroup true; echo rc=$?'), /rc=1/);
-      assert.match(await host.run('touch /x; echo rc=$?'), /Read-only file system[\s\S]*rc=1/);
-      assert.equal(await host.run('find / -xdev -perm /6000 2>/dev/null | wc -l'), '0');
+      assert.match(await h.host.run('unshare -U -r --cgroup true; echo rc=$?'), /rc=1/);
+      assert.match(await h.host.run('touch /x; echo rc=$?'), /Read-only file system[\s\S]*rc=1/);
+      assert.equal(await h.host.run('find / -xdev -perm /6000 2>/dev/null | wc -l'), '0');
     });
 
     it('disappears when stopped (AutoRemove)', async () => {
-      await c.stop({ t: 5 });
-      for (let i = 0; i < 50; i++) {
-        try {
-          await c.inspect();
-        } catch (err) {
-          assert.equal((err as { statusCode?: number }).statusCode, 404);
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.fail('container still there 5 s after stop');
+      await h.c.stop({ t: 5 });
+      await gone(h.c, 5000, 'container still there 5 s after stop');
     });
   });
 
   describe('namespaces', () => {
-    let host: Terminal;
-    let box: Terminal;
-    before(async () => {
-      const c = await startLab(lab('namespaces'));
-      started.push(c);
-      box = await Terminal.open(c, 'container');
-      host = await Terminal.open(c, 'host');
-    });
-    after(() => {
-      host?.close();
-      box?.close();
-    });
+    const h = labHost('namespaces');
 
     it('a mount only the container sees', async () => {
-      assert.equal(await box.run('ls /mnt/inside'), 'hello.txt');
-      assert.equal(await host.run('ls /mnt/inside'), 'README.txt');
+      assert.equal(await h.box.run('ls /mnt/inside'), 'hello.txt');
+      assert.equal(await h.host.run('ls /mnt/inside'), 'README.txt');
     });
 
     it('an IPC object only the container sees', async () => {
-      assert.match(await box.run('ipcs -m'), /0x[0-9a-f]+\s+\d+\s+root\s+644\s+4096/);
-      assert.doesNotMatch(await host.run('ipcs -m'), /4096/);
-      assert.equal(await box.run('ls /dev/shm'), 'box-note');
-      assert.equal(await host.run('ls /dev/shm'), '');
+      assert.match(await h.box.run('ipcs -m'), /0x[0-9a-f]+\s+\d+\s+root\s+644\s+4096/);
+      assert.doesNotMatch(await h.host.run('ipcs -m'), /4096/);
+      assert.equal(await h.box.run('ls /dev/shm'), 'box-note');
+      assert.equal(await h.host.run('ls /dev/shm'), '');
     });
 
     it('different user, pid, mnt, uts, ipc namespaces; the same net and cgroup ones', async () => {
-      const pid = await host.run('pgrep -P $(cat /run/lab/unshare.pid)');
+      const pid = await h.host.run('pgrep -P $(cat /run/lab/unshare.pid)');
       for (const ns of ['user', 'pid', 'mnt', 'uts', 'ipc']) {
         assert.notEqual(
-          await host.run(`readlink /proc/self/ns/${ns}`),
-          await host.run(`readlink /proc/${pid}/ns/${ns}`),
+          await h.host.run(`readlink /proc/self/ns/${ns}`),
+          await h.host.run(`readlink /proc/${pid}/ns/${ns}`),
         );
       }
       for (const ns of ['net', 'cgroup']) {
         assert.equal(
-          await host.run(`readlink /proc/self/ns/${ns}`),
-          await host.run(`readlink /proc/${pid}/ns/${ns}`),
+          await h.host.run(`readlink /proc/self/ns/${ns}`),
+          await h.host.run(`readlink /proc/${pid}/ns/${ns}`),
         );
       }
     });
   });
 
   describe('cgroups', () => {
-    let c: Docker.Container;
-    let host: Terminal;
-    let box: Terminal;
-    before(async () => {
-      c = await startLab(lab('cgroups'));
-      started.push(c);
-      host = await Terminal.open(c, 'host');
-      box = await Terminal.open(c, 'container');
-    });
-    after(() => {
-      host?.close();
-      box?.close();
-    });
+    const h = labHost('cgroups');
 
     it('cgroup-info shows the limits of lab.yaml', async () => {
-      const info = await host.run('cgroup-info');
+      const info = await h.host.run('cgroup-info');
       assert.match(info, /limit +128\.0 MiB/);
       assert.match(info, /= 50% of one CPU/);
       assert.match(info, /pids\n +limit +100\n/);
     });
 
     it('the memory hog is OOM-killed and the session lives on', async () => {
-      assert.match(await box.run('mem-hog 300', 60_000), /killed by SIGKILL/);
-      assert.equal(await host.run('echo alive'), 'alive');
-      assert.equal(await box.run('echo alive'), 'alive');
-      assert.match(await host.run('cgroup-info'), /OOM kills +[1-9]/);
+      assert.match(await h.box.run('mem-hog 300', 60_000), /killed by SIGKILL/);
+      assert.equal(await h.host.run('echo alive'), 'alive');
+      assert.equal(await h.box.run('echo alive'), 'alive');
+      assert.match(await h.host.run('cgroup-info'), /OOM kills +[1-9]/);
     });
 
     it('the fork bomb hits the pids limit and is cleaned up', async () => {
-      const out = await host.run('fork-bomb 3', 60_000);
+      const out = await h.host.run('fork-bomb 3', 60_000);
       const refused = Number(/refused (\d+) forks/.exec(out)?.[1]);
       assert.ok(refused > 0, out);
-      assert.equal(await box.run('echo alive'), 'alive');
+      assert.equal(await h.box.run('echo alive'), 'alive');
       const inUse = Number(
-        await host.run('cat /sys/fs/cgroup/pids/pids.current 2>/dev/null || cat /sys/fs/cgroup/pids.current'),
+        await h.host.run(
+          'cat /sys/fs/cgroup/pids/pids.current 2>/dev/null || cat /sys/fs/cgroup/pids.current',
+        ),
       );
       assert.ok(inUse < 20, `pids still in use: ${inUse}`);
     });
@@ -299,16 +272,7 @@ describe('lab hosts on a real engine', () => {
     it('ends by itself at its hard deadline', async () => {
       const short = await startLab(lab('cgroups'), 3);
       started.push(short);
-      for (let i = 0; i < 100; i++) {
-        try {
-          await short.inspect();
-        } catch (err) {
-          assert.equal((err as { statusCode?: number }).statusCode, 404);
-          return;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.fail('lab host still there 10 s after a 3 s deadline');
+      await gone(short, 10_000, 'lab host still there 10 s after a 3 s deadline');
     });
   });
 });

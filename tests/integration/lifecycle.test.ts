@@ -5,13 +5,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { stopServersAfterTests } from '../support/auto-stop.ts';
+import { withServer } from '../support/fixtures.ts';
 import { createSession, labContainers, startServer } from '../support/server.ts';
+
+stopServersAfterTests();
 
 describe('server lifecycle (real engine)', () => {
   test('the warm pool: one ready lab host per lab, taken by a Start, refilled, removed at SIGTERM', async () => {
     const instance = `it-pool-${process.pid}`;
-    const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' });
-    try {
+    await withServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' }, async (srv) => {
       const readyPerLab = async () =>
         (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()).pool.ready;
       const until = async (cond: () => Promise<boolean>) => {
@@ -27,23 +30,16 @@ describe('server lifecycle (real engine)', () => {
       assert.equal(host.Labels['containerlabs.session'], s.id, 'the session runs on the pooled host');
       await until(async () => (await readyPerLab()).processes === 1);
       assert.equal((await labContainers(instance)).length, 4, 'refilled behind the reader');
-    } finally {
-      assert.equal(await srv.stop('SIGTERM'), 0);
-    }
-    assert.deepEqual(await labContainers(instance), [], 'sessions and pool removed');
+    });
   });
 
   test('SIGTERM removes every session container before exit', async () => {
     const instance = `it-term-${process.pid}`;
-    const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
-    try {
+    await withServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' }, async (srv) => {
       await createSession(srv.base, 'processes');
       await createSession(srv.base, 'cgroups');
       assert.equal((await labContainers(instance)).length, 2);
-    } finally {
-      assert.equal(await srv.stop('SIGTERM'), 0);
-    }
-    assert.deepEqual(await labContainers(instance), []);
+    });
   });
 
   test('after SIGKILL, a restart removes the leftovers at once', async () => {
@@ -67,11 +63,8 @@ describe('server lifecycle (real engine)', () => {
   });
 
   test('with no engine: health answers, the site is served, labs get 503 with help', async () => {
-    const srv = await startServer({
-      DOCKER_HOST: 'unix:///nonexistent/docker.sock',
-      CL_INSTANCE: `it-noengine-${process.pid}`,
-    });
-    try {
+    const env = { DOCKER_HOST: 'unix:///nonexistent/docker.sock', CL_INSTANCE: `it-noengine-${process.pid}` };
+    await withServer(env, async (srv) => {
       const h = await (await fetch(`${srv.base}/api/v1/health`)).json();
       assert.equal(h.status, 'ok');
       assert.equal(h.labs.available, false);
@@ -87,8 +80,6 @@ describe('server lifecycle (real engine)', () => {
       assert.equal(body.error.code, 'engine_unavailable');
       assert.match(body.error.message, /Docker/);
       assert.equal((await fetch(`${srv.base}/api/v1/labs`)).status, 200);
-    } finally {
-      await srv.stop();
-    }
+    });
   });
 });

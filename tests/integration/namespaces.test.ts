@@ -3,16 +3,8 @@
  * sides, as the lesson claims.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  sessionContainers,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { describe, test } from 'node:test';
+import { useLab } from '../support/fixtures.ts';
 
 const KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
 
@@ -23,29 +15,10 @@ function nsLinks(text: string): Record<string, string> {
 }
 
 describe('namespaces lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  let inside: TermClient;
-  let host: TermClient;
-  const instance = `it-namespaces-${process.pid}`;
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance });
-    s = await createSession(srv.base, 'namespaces');
-    inside = await TermClient.open(srv.base, s, 'container');
-    host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/# $/m);
-    await host.waitFor(/\$ $/m);
-  });
-  after(async () => {
-    await inside?.close();
-    await host?.close();
-    if (s) {
-      assert.equal(await deleteSession(srv.base, s), 204);
-      assert.deepEqual(await sessionContainers(s.id), []);
-    }
-    await srv?.stop();
-  });
+  const lab = useLab('it-namespaces', 'namespaces', { terminals: ['container', 'host'] });
+  // (The fixture opens the terminals in before(); these reach them from the tests.)
+  const inside = { exec: (cmd: string) => lab.term('container').exec(cmd) };
+  const host = { exec: (cmd: string) => lab.term('host').exec(cmd) };
 
   const links = 'for n in pid mnt uts ipc user net cgroup; do readlink /proc/$$/ns/$n; done';
 
@@ -93,9 +66,37 @@ describe('namespaces lab (real engine)', () => {
     );
   });
 
+  test('the shared-namespaces check accepts what /proc/1/ns shows on both sides, and its hint does not give it away', async () => {
+    const check = async (answer: string) => {
+      const r = await fetch(`${lab.base}/api/v1/sessions/${lab.s.id}/checks/shared-namespaces`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${lab.s.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ answer }),
+      });
+      assert.equal(r.status, 200);
+      return (await r.json()) as { passed: boolean; message: string; hint?: string };
+    };
+    // The reader's way: list /proc/1/ns on each side and keep the kinds whose numbers agree
+    // (readlink: ls -l lines are wider than the test's terminal).
+    const a = nsLinks(await inside.exec('readlink /proc/1/ns/*'));
+    const b = nsLinks(await host.exec('readlink /proc/1/ns/*'));
+    const shared = Object.keys(a).filter((k) => a[k] === b[k]);
+    assert.ok(shared.includes('net') && shared.includes('cgroup'), shared.join(', '));
+    const ok = await check(shared.join(', '));
+    assert.equal(ok.passed, true, `${shared.join(', ')}: ${ok.message}`);
+    const wrong = await check('pid, uts');
+    assert.equal(wrong.passed, false);
+    for (const k of shared)
+      assert.doesNotMatch(wrong.hint ?? '', new RegExp(`\\b${k}\\b`), `the hint names ${k}`);
+  });
+
   test('new network and cgroup namespaces are refused; user, UTS, IPC, mount and PID ones may be made', async () => {
     assert.match(await host.exec('unshare -n true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -C true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -U -r -u -i -m -p -f true; echo "rc=$?"'), /rc=0/);
+  });
+
+  test('DELETE removes the lab host before answering 204', async () => {
+    await lab.endAndCheck();
   });
 });

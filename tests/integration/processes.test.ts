@@ -4,16 +4,9 @@
  * (unshare) and NSpid maps one to the other. DELETE leaves no container behind.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  sessionContainers,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { describe, test } from 'node:test';
+import { useLab } from '../support/fixtures.ts';
+import { sessionContainers } from '../support/server.ts';
 
 /** Parse procps `ps -ef` output into rows. */
 function psRows(text: string) {
@@ -36,23 +29,11 @@ function psRows(text: string) {
 }
 
 describe('processes lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  const instance = `it-processes-${process.pid}`;
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: instance });
-    s = await createSession(srv.base, 'processes');
-  });
-  after(async () => {
-    await srv?.stop();
-  });
+  const lab = useLab('it-processes', 'processes');
 
   test('ps -ef: the app is PID 1 inside and another PID, child of unshare, outside', async () => {
-    const inside = await TermClient.open(srv.base, s, 'container');
-    const host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/root@box:.*# $/m);
-    await host.waitFor(/reader@labhost:.*\$ $/m);
+    const inside = await lab.terminal(lab.s, 'container', { prompt: /root@box:.*# $/m });
+    const host = await lab.terminal(lab.s, 'host', { prompt: /reader@labhost:.*\$ $/m });
 
     const inOut = await inside.run('ps -ef', /CMD[\s\S]*# $/);
     const inRows = psRows(inOut);
@@ -82,11 +63,11 @@ describe('processes lab (real engine)', () => {
   });
 
   test('reconnecting gets the same shell back', async () => {
-    const a = await TermClient.open(srv.base, s, 'host');
+    const a = await lab.terminal(lab.s, 'host', { prompt: false });
     await a.ready();
     await a.run('export LAB_MARK=4242', /\$ $/);
     await a.close();
-    const b = await TermClient.open(srv.base, s, 'host');
+    const b = await lab.terminal(lab.s, 'host', { prompt: false });
     const attached = await b.ready();
     assert.equal(attached.replay, true, 'the recent screen is replayed');
     const out = await b.run('echo "mark=$LAB_MARK"', /mark=\d+/);
@@ -95,10 +76,10 @@ describe('processes lab (real engine)', () => {
   });
 
   test('DELETE removes the lab host before answering 204', async () => {
+    const s = lab.s;
     assert.equal((await sessionContainers(s.id)).length, 1);
-    assert.equal(await deleteSession(srv.base, s), 204);
-    assert.deepEqual(await sessionContainers(s.id), []);
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}`, {
+    await lab.endAndCheck();
+    const r = await fetch(`${lab.base}/api/v1/sessions/${s.id}`, {
       headers: { authorization: `Bearer ${s.token}` },
     });
     assert.equal(r.status, 404);

@@ -6,20 +6,10 @@
  * printed with its nodes.
  */
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, Page as PwPage } from 'playwright-core';
-import {
-  DIST,
-  launchChromium,
-  listPages,
-  type Page,
-  requireDist,
-  siteBase,
-  type Theme,
-  themedContext,
-} from './site.ts';
-import { type StaticServer, serveStatic } from './static-server.ts';
+import type { Page as PwPage } from 'playwright-core';
+import { type Theme, themedContext, useBuiltSite } from './site.ts';
 
 /** One axe violation, as @axe-core/playwright returns it (axe-core is its dependency, not ours). */
 type Result = Awaited<ReturnType<AxeBuilder['analyze']>>['violations'][number];
@@ -27,22 +17,7 @@ type Result = Awaited<ReturnType<AxeBuilder['analyze']>>['violations'][number];
 const BLOCKING = new Set(['serious', 'critical']);
 const THEMES: Theme[] = ['light', 'dark'];
 
-let server: StaticServer;
-let browser: Browser;
-let pages: Page[];
-
-before(async () => {
-  requireDist();
-  const base = await siteBase();
-  pages = listPages(DIST, base);
-  server = await serveStatic(DIST, { base });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = useBuiltSite({ serve: true, browser: true });
 
 function formatViolations(violations: Result[]): string {
   return violations
@@ -81,10 +56,10 @@ async function settle(page: PwPage): Promise<void> {
 }
 
 async function audit(sitePath: string, theme: Theme, expectStatus: number): Promise<Result[]> {
-  const { context, blocked } = await themedContext(browser, theme);
+  const { context, blocked } = await themedContext(site.browser, theme);
   try {
     const page = await context.newPage();
-    const response = await page.goto(server.url(sitePath), { waitUntil: 'load' });
+    const response = await page.goto(site.server.url(sitePath), { waitUntil: 'load' });
     assert.equal(response?.status(), expectStatus, `HTTP status of ${sitePath}`);
     await settle(page);
     const applied = await page.evaluate(() => document.documentElement.dataset.theme);
@@ -98,8 +73,8 @@ async function audit(sitePath: string, theme: Theme, expectStatus: number): Prom
 }
 
 test('axe: no serious or critical violations on any page, light and dark', async (t) => {
-  assert.ok(pages.length > 0, 'no pages in dist/');
-  const targets = pages.map((p) => {
+  assert.ok(site.pages.length > 0, 'no pages in dist/');
+  const targets = site.pages.map((p) => {
     if (p.kind !== '404') return { label: p.path, path: p.path, status: 200 };
     const unknown = `${p.path.replace(/404\.html$/, '')}no-such-page/`;
     return { label: `404 page (served for ${unknown})`, path: unknown, status: 404 };

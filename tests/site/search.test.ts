@@ -6,43 +6,12 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
-import type { Browser } from 'playwright-core';
-import {
-  attr,
-  DIST,
-  find,
-  launchChromium,
-  lessons,
-  listPages,
-  type Page,
-  readPage,
-  requireDist,
-  siteBase,
-  text,
-  themedContext,
-} from './site.ts';
-import { type StaticServer, serveStatic } from './static-server.ts';
+import { test } from 'node:test';
+import { attr, DIST, find, lessons, type Page, readPage, text, themedContext, useBuiltSite } from './site.ts';
 
 const PREFERRED_WORD = 'namespace';
 
-let server: StaticServer;
-let browser: Browser;
-let pages: Page[];
-let base: string;
-
-before(async () => {
-  requireDist();
-  base = await siteBase();
-  pages = listPages(DIST, base);
-  server = await serveStatic(DIST, { base });
-  browser = await launchChromium();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.close();
-});
+const site = useBuiltSite({ serve: true, browser: true });
 
 /** The indexed text of a page: Starlight marks the lesson body with `data-pagefind-body`. */
 function bodyText(page: Page): string {
@@ -72,35 +41,37 @@ test('the Pagefind index exists and covers every lesson', () => {
     languages: Record<string, { page_count: number }>;
   };
   const indexed = Object.values(entry.languages).reduce((n, l) => n + l.page_count, 0);
-  const bodies = pages.filter((p) => find(readPage(p), (el) => attr(el, 'data-pagefind-body') !== undefined));
-  const all = lessons(pages);
+  const bodies = site.pages.filter((p) =>
+    find(readPage(p), (el) => attr(el, 'data-pagefind-body') !== undefined),
+  );
+  const all = lessons(site.pages);
   for (const lesson of all) assert.ok(bodies.includes(lesson), `${lesson.path} has no data-pagefind-body`);
   assert.equal(indexed, bodies.length, 'pages in the Pagefind index vs pages with data-pagefind-body');
 });
 
 test('searching from the search dialog in Chromium finds the lesson that contains the word', async (t) => {
-  const all = lessons(pages);
+  const all = lessons(site.pages);
   assert.ok(all.length > 0, 'no lessons in the build');
   const { word, expected } = pickQuery(all);
   assert.ok(word, 'could not find a word to search for in the lessons');
   t.diagnostic(`query "${word}": expected in ${expected.map((p) => p.path).join(', ')}`);
 
-  const { context, blocked } = await themedContext(browser, 'light');
+  const { context, blocked } = await themedContext(site.browser, 'light');
   try {
     const page = await context.newPage();
     const requests: string[] = [];
     const errors: string[] = [];
     page.on('request', (r) => requests.push(new URL(r.url()).pathname));
     page.on('pageerror', (e) => errors.push(String(e)));
-    const home = pages.find((p) => p.kind === 'home') ?? (all[0] as Page);
-    await page.goto(server.url(home.path), { waitUntil: 'load' });
+    const home = site.pages.find((p) => p.kind === 'home') ?? (all[0] as Page);
+    await page.goto(site.server.url(home.path), { waitUntil: 'load' });
 
     const open = page.locator('button[data-open-modal]');
     await open.waitFor({ state: 'visible' });
     await page.waitForFunction(
       () => !document.querySelector('button[data-open-modal]')?.hasAttribute('disabled'),
     );
-    const pagefindBefore = requests.filter((r) => r.startsWith(`${base}pagefind/`));
+    const pagefindBefore = requests.filter((r) => r.startsWith(`${site.base}pagefind/`));
     await open.click();
     const dialog = page.locator('site-search dialog');
     await dialog.waitFor({ state: 'visible' });

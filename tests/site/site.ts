@@ -1,14 +1,17 @@
 /**
  * Shared helpers for the tests of the built site (`tests/site/*.test.ts`): where dist/ is, which
- * pages it has (discovered, never hard-coded), HTML parsing (parse5) and launching Chromium.
+ * pages it has (discovered, never hard-coded), HTML parsing (parse5), launching Chromium, and
+ * the before/after of a file that needs them (useBuiltSite).
  */
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type DefaultTreeAdapterMap, parse as parseHtml } from 'parse5';
 import type { Browser, BrowserContext, LaunchOptions } from 'playwright-core';
 import { listHtmlFiles, sitePathOf } from '../../scripts/site-report.ts';
+import { type StaticServer, serveStatic } from './static-server.ts';
 
 export type Node = DefaultTreeAdapterMap['node'];
 export type Element = DefaultTreeAdapterMap['element'];
@@ -246,4 +249,37 @@ export async function themedContext(
     },
   );
   return { context, blocked };
+}
+
+/** What a site test file works on, filled in before its tests (useBuiltSite). */
+export interface BuiltSite {
+  /** The site's base, `/…/`. */
+  base: string;
+  /** Every page of the build. */
+  pages: Page[];
+  /** With `serve`: the build on a static server at `base`. */
+  server: StaticServer;
+  /** With `browser`: Chromium. */
+  browser: Browser;
+}
+
+/**
+ * Before the file's tests: fail without a complete build (requireDist), read its base and
+ * pages; with `serve`, start a static server on it, with `browser`, Chromium. Both are
+ * closed after the tests.
+ */
+export function useBuiltSite(opts: { serve?: boolean; browser?: boolean } = {}): BuiltSite {
+  const it = {} as BuiltSite;
+  before(async () => {
+    requireDist();
+    it.base = await siteBase();
+    it.pages = listPages(DIST, it.base);
+    if (opts.serve) it.server = await serveStatic(DIST, { base: it.base });
+    if (opts.browser) it.browser = await launchChromium();
+  });
+  after(async () => {
+    await it.browser?.close();
+    await it.server?.close();
+  });
+  return it;
 }

@@ -9,7 +9,7 @@
  *   and no code block in the lesson body that escaped Expressive Code.
  */
 import assert from 'node:assert/strict';
-import { before, test } from 'node:test';
+import { test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import {
   ancestors,
@@ -23,28 +23,19 @@ import {
   hasClass,
   launchChromium,
   lessons,
-  listPages,
   type Page,
   readPage,
-  requireDist,
-  siteBase,
+  useBuiltSite,
 } from './site.ts';
 import { type StaticServer, serveStatic } from './static-server.ts';
 
-let pages: Page[];
-let docs: Map<Page, Document>;
-let base: string;
+const site = useBuiltSite();
+const docs = new Map<Page, Document>();
 
-before(async () => {
-  requireDist();
-  base = await siteBase();
-  pages = listPages(DIST, base);
-  docs = new Map(pages.map((p) => [p, readPage(p)]));
-});
-
+/** A page's parsed HTML (parsed once). */
 function doc(p: Page): Document {
-  const d = docs.get(p);
-  assert.ok(d);
+  const d = docs.get(p) ?? readPage(p);
+  docs.set(p, d);
   return d;
 }
 
@@ -59,7 +50,7 @@ function sitePath(href: string, page: Page): string | undefined {
 
 test('every page has the dark-mode toggle (theme select with dark, light and auto)', () => {
   const missing: string[] = [];
-  for (const page of pages) {
+  for (const page of site.pages) {
     const picker = find(doc(page), (el) => el.tagName === 'starlight-theme-select');
     const select = picker && find(picker, (el) => el.tagName === 'select');
     const values = select
@@ -75,7 +66,7 @@ test('every page has the dark-mode toggle (theme select with dark, light and aut
 });
 
 test('every lesson page has a sidebar linking to every lesson, with the current one marked', () => {
-  const all = lessons(pages);
+  const all = lessons(site.pages);
   assert.ok(all.length > 0, 'the build has no lesson pages');
   const problems: string[] = [];
   for (const page of all) {
@@ -114,7 +105,7 @@ function highlighted(block: Element): boolean {
 
 test('every lesson page has highlighted code (Expressive Code) and no unhighlighted code block', () => {
   const problems: string[] = [];
-  for (const page of lessons(pages)) {
+  for (const page of lessons(site.pages)) {
     const body = find(doc(page), (el) => hasClass(el, 'sl-markdown-content'));
     if (!body) {
       problems.push(`${page.path}: no .sl-markdown-content (lesson body)`);
@@ -136,13 +127,13 @@ test('every lesson page has highlighted code (Expressive Code) and no unhighligh
 });
 
 test('the theme toggle switches and persists the theme in Chromium', async () => {
-  const server: StaticServer = await serveStatic(DIST, { base });
+  const server: StaticServer = await serveStatic(DIST, { base: site.base });
   const browser: Browser = await launchChromium();
   try {
     // A fresh profile whose OS preference is dark: Starlight starts in "auto" → dark.
     const context = await browser.newContext({ colorScheme: 'dark', viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
-    const target = lessons(pages)[0] ?? (pages[0] as Page);
+    const target = lessons(site.pages)[0] ?? (site.pages[0] as Page);
     await page.goto(server.url(target.path), { waitUntil: 'load' });
     const select = page.locator('starlight-theme-select select').locator('visible=true').first();
     const state = () =>

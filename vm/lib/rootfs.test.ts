@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { loadAllLabs, loadLabs } from '../../labs/load.ts';
-import { testLab } from '../../labs/test-fixture.ts';
+import { testLab } from '../../tests/unit-support/test-lab.ts';
 import { labEnv, readBusyboxApplets, shellQuote, vmMemoryLimit } from './rootfs.ts';
 
 test('lab.env: lab.yaml settings as bash reads them back, quotes and all', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { testLab } from '../../../labs/test-fixture.ts';
-import { testApp } from '../test-app.ts';
+import { testApp } from '../../../tests/unit-support/test-app.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import {
   accessCookieOptions,
   accessPolicy,

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import Docker from 'dockerode';
-import { testLab } from '../../../labs/test-fixture.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { readCgroup, readProcesses } from '../inspect/snapshot.ts';
 import { labHostResources } from '../ops/admin.ts';
 import { DockerRuntime } from '../runtime/docker/docker-runtime.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { testLab } from '../../../labs/test-fixture.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { execSpec, labHostSpec } from '../runtime/docker/lab-host-spec.ts';
 import { checkContainer, isRefusal, type Matched, matchRequest, parseTarget, planRequest } from './rules.ts';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { testApp } from '../test-app.ts';
+import { testApp } from '../../../tests/unit-support/test-app.ts';
 import { inlineScriptHashes, pageCspDirectives } from './security-headers.ts';
 
 test('inline scripts of every page are hashed; external and JSON data scripts are not', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { testLab } from '../../../labs/test-fixture.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { runCheck } from './checks.ts';
 import { bridges, type NetworkSnapshot, parseNetwork } from './network.ts';
 
@@ -81,6 +81,7 @@ function sample(o: { pinged: boolean; portTraffic: boolean; brUp?: boolean }): s
 const ctx = (snap: NetworkSnapshot) => ({
   processes: async () => assert.fail('not needed'),
   cgroup: async () => assert.fail('not needed'),
+  mounts: async () => assert.fail('not needed'),
   network: async () => snap,
 });
 
@@ -160,7 +161,11 @@ describe('the networking checks (checks.ts)', () => {
   test('on the lab server (no network snapshot) they say they need the in-browser lab', async () => {
     const r = await runCheck(
       ping,
-      { processes: async () => assert.fail('no'), cgroup: async () => assert.fail('no') },
+      {
+        processes: async () => assert.fail('no'),
+        cgroup: async () => assert.fail('no'),
+        mounts: async () => assert.fail('no'),
+      },
       undefined,
     );
     assert.equal(r.passed, false);

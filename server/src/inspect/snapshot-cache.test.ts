@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
 import { AppError } from '../errors.ts';
-import { FakeRuntime } from '../runtime/fake-runtime.ts';
 import { readCgroup, readProcesses } from './snapshot.ts';
 import { SNAPSHOT_MAX_AGE_MS, SnapshotCache } from './snapshot-cache.ts';
 

@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { testLab } from '../../../labs/test-fixture.ts';
-import type { FakeRuntime } from '../runtime/fake-runtime.ts';
+import type { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
+import { testApp } from '../../../tests/unit-support/test-app.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import type { Runtime } from '../runtime/runtime.ts';
-import { testApp } from '../test-app.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import { testLab } from '../../../labs/test-fixture.ts';
+import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { AppError } from '../errors.ts';
-import { FakeRuntime } from '../runtime/fake-runtime.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
 import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
@@ -304,6 +304,17 @@ describe('SessionManager', () => {
     await rejectsWith(mgr.create('processes', 'c'), 'out_of_capacity');
   });
 
+  test('shutdown during a Start waits for the engine and removes the host it made', async () => {
+    rt.createDelayMs = 30;
+    const start = mgr.create('processes', 'a');
+    await flush();
+    assert.equal(rt.created, 0, 'the engine is still creating it');
+    await mgr.shutdown();
+    assert.equal(rt.created, 1, 'shutdown waited for the create');
+    assert.equal(rt.hosts.size, 0, 'and the host it made is gone before shutdown resolves');
+    await rejectsWith(start, 'out_of_capacity');
+  });
+
   test('engine work is bounded: at most engineConcurrency creations at once', async () => {
     rt.createDelayMs = 20;
     const m = new SessionManager({
@@ -377,6 +388,17 @@ describe('SessionManager with a warm pool', () => {
     assert.ok(!rt.hosts.has(session.hostId!), 'a used host is removed, never returned to the pool');
     await mgr.shutdown();
     assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
+  });
+
+  test('shutdown during a refill waits for it: no pool host outlives the server', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    rt.createDelayMs = 30;
+    mgr.startPool();
+    await flush();
+    assert.equal(rt.created, 0, 'the refill is still with the engine');
+    await mgr.shutdown();
+    assert.equal(rt.created, 1, 'shutdown waited for the refill');
+    assert.equal(rt.hosts.size, 0, 'and its host is removed');
   });
 
   test('old pool members are recycled, not handed out', async () => {

@@ -149,6 +149,8 @@ export class SessionManager {
   readonly #engine: Semaphore;
   readonly #pool: WarmPool;
   #draining = false;
+  /** Starts the engine is still creating a host for (settled once it is kept or removed). */
+  readonly #creating = new Set<Promise<unknown>>();
 
   constructor(deps: {
     runtime: Runtime;
@@ -260,18 +262,26 @@ export class SessionManager {
     }
     const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
     this.#sessions.set(session.id, session);
+    const creating = this.#engine.run(() =>
+      this.#runtime.createLabHost({
+        lab,
+        sessionId: session.id,
+        instance: this.#instance,
+        expiresAt: new Date(session.expiresAt),
+        // The host's own deadline: it ends then by itself, and any reaper removes it after.
+        deadline: new Date(now + this.#limits.maxLifetimeMs),
+        pooled: false,
+      }),
+    );
+    // shutdown() waits for it, so a host the engine finishes after SIGTERM is still removed.
+    const settled = creating.then(
+      (host) => (session.ended ? this.#runtime.removeLabHost(host.id).catch(() => {}) : undefined),
+      () => {},
+    );
+    this.#creating.add(settled);
+    void settled.finally(() => this.#creating.delete(settled));
     try {
-      const host = await this.#engine.run(() =>
-        this.#runtime.createLabHost({
-          lab,
-          sessionId: session.id,
-          instance: this.#instance,
-          expiresAt: new Date(session.expiresAt),
-          // The host's own deadline: it ends then by itself, and any reaper removes it after.
-          deadline: new Date(now + this.#limits.maxLifetimeMs),
-          pooled: false,
-        }),
-      );
+      const host = await creating;
       session.hostId = host.id;
     } catch (err) {
       this.#sessions.delete(session.id);
@@ -280,8 +290,8 @@ export class SessionManager {
       throw err;
     }
     if (session.ended) {
-      // Removed (shutdown) while the engine was creating it.
-      await this.#runtime.removeLabHost(session.hostId).catch(() => {});
+      // Removed (shutdown) while the engine was creating it: `settled` removes the host.
+      await settled;
       throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', {
         retryAfter: 60,
       });
@@ -441,7 +451,11 @@ export class SessionManager {
   /** Refuse new sessions and end every live one. */
   async shutdown(): Promise<void> {
     this.#draining = true;
-    await Promise.allSettled([...this.list().map((s) => this.remove(s, 'shutdown')), this.#pool.drain()]);
+    await Promise.allSettled([
+      ...this.list().map((s) => this.remove(s, 'shutdown')),
+      this.#pool.drain(),
+      ...this.#creating,
+    ]);
   }
 
   #started(s: Session, pooled: boolean, since: number): void {

@@ -39,6 +39,7 @@ export class WarmPool {
   /** Session ids of hosts being created right now (the reaper must not take them). */
   readonly #pending = new Set<string>();
   #filling = false;
+  #loop: Promise<void> | null = null;
   #stopped = false;
   #failures = 0;
   #retryAt = 0;
@@ -90,8 +91,9 @@ export class WarmPool {
       return;
     }
     this.#filling = true;
-    void this.#fillLoop().finally(() => {
+    this.#loop = this.#fillLoop().finally(() => {
       this.#filling = false;
+      this.#loop = null;
     });
   }
 
@@ -111,12 +113,13 @@ export class WarmPool {
     this.fill();
   }
 
-  /** Stop refilling and remove every ready host. */
+  /** Stop refilling and remove every ready host, waiting for a refill the engine is still
+   *  creating (it removes its own host once created), so none outlives the server. */
   async drain(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     const all = [...this.#ready.values()].flatMap((hosts) => hosts.splice(0));
-    await Promise.allSettled(all.map((h) => this.#d.runtime.removeLabHost(h.hostId)));
+    await Promise.allSettled([...all.map((h) => this.#d.runtime.removeLabHost(h.hostId)), this.#loop]);
   }
 
   async #fillLoop(): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * Time and timers for the terminal layer, injected so that tests of its rate limits,
- * budgets and heartbeat are exact (fake-scheduler.ts) instead of sleeping.
+ * budgets and heartbeat are exact (tests/unit-support/fake-scheduler.ts) instead of sleeping.
  */
 export interface Scheduler {
   /** Milliseconds on a clock that never goes backwards. */

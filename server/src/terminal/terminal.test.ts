@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { test } from 'node:test';
+import { FakeScheduler } from '../../../tests/unit-support/fake-scheduler.ts';
 import type { TerminalProcess } from '../runtime/runtime.ts';
-import { FakeScheduler } from './fake-scheduler.ts';
 import { RESIZE_INTERVAL_MS } from './protocol.ts';
 import { Terminal } from './terminal.ts';
 

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import type { WebSocket } from 'ws';
-import { FakeTerminal } from '../runtime/fake-runtime.ts';
-import { FakeScheduler } from './fake-scheduler.ts';
+import { FakeTerminal } from '../../../tests/unit-support/fake-runtime.ts';
+import { FakeScheduler } from '../../../tests/unit-support/fake-scheduler.ts';
 // The socket limits under test, read from the protocol (never restated here).
 import * as protocol from './protocol.ts';
 import { Terminal } from './terminal.ts';

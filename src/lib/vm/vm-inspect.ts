@@ -55,6 +55,8 @@ export async function runVmCheck(
     {
       processes: () => vm.processes(),
       cgroup: () => vm.cgroup(),
+      // No browser lab has a mount check (lesson 08's overlay labs run on the server only).
+      mounts: () => Promise.reject(new Error('Mount checks run only on the lab server.')),
       network: async (): Promise<NetworkSnapshot> => parseNetwork(await vm.network()),
     },
     answer,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { testLab } from '../../../../labs/test-fixture.ts';
+import { testLab } from '../../../../tests/unit-support/test-lab.ts';
 import { checkExecCreate, checkLabHostCreate, ExecStartBody, parseLabUser } from './lab-host-policy.ts';
 import { execSpec, type LabHostSpecInput, labHostSpec, SECCOMP_PROFILE_JSON } from './lab-host-spec.ts';
 
@@ -99,11 +99,11 @@ describe('lab host create policy', () => {
     ['a GPU', 'HostConfig.DeviceRequests', [{ Count: -1 }]],
     ['device cgroup rules', 'HostConfig.DeviceCgroupRules', ['a *:* rwm']],
     // The machine's namespaces and cgroups
-    ['host PID namespace', 'HostConfig.PidMode', 'host'],
-    ['host IPC namespace', 'HostConfig.IpcMode', 'host'],
-    ['host UTS namespace', 'HostConfig.UTSMode', 'host'],
-    ['host user namespace', 'HostConfig.UsernsMode', 'host'],
-    ['host cgroup namespace', 'HostConfig.CgroupnsMode', 'host'],
+    ...(['Pid', 'Ipc', 'UTS', 'Userns', 'Cgroupns'] as const).map((k): [string, string, unknown] => [
+      `the host's ${k} namespace`,
+      `HostConfig.${k}Mode`,
+      'host',
+    ]),
     ['no cgroup namespace setting', 'HostConfig.CgroupnsMode', undefined],
     ['a cgroup parent', 'HostConfig.CgroupParent', '/'],
     // The image's own root
@@ -153,12 +153,16 @@ describe('lab host create policy', () => {
     ['a lower-case key Go would read as Privileged', 'HostConfig.privileged', true],
     ['a restart policy', 'HostConfig.RestartPolicy', { Name: 'always' }],
     // The user
-    ['root', 'User', '0:0'],
-    ['root by name', 'User', 'root'],
-    ['a uid without a gid (Docker would pick gid 0)', 'User', '1000'],
-    ['a system uid', 'User', '999:999'],
-    ['a gid of 0', 'User', '1000:0'],
-    ['no user', 'User', undefined],
+    ...(
+      [
+        ['root', '0:0'],
+        ['root by name', 'root'],
+        ['a uid without a gid (Docker would pick gid 0)', '1000'],
+        ['a system uid', '999:999'],
+        ['a gid of 0', '1000:0'],
+        ['no user', undefined],
+      ] as const
+    ).map(([what, user]): [string, string, unknown] => [what, 'User', user]),
     // What runs, and how it is found
     ['another image', 'Image', 'debian:bookworm'],
     ['an image from another registry', 'Image', 'evil.example/containerlabs/lab-processes:0123456789ab'],

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { TerminalDef } from '../../../../labs/schema.ts';
-import { testLab } from '../../../../labs/test-fixture.ts';
+import { testLab } from '../../../../tests/unit-support/test-lab.ts';
 import {
   execSpec,
   type LabHostSpecInput,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { testLab } from '../../../../labs/test-fixture.ts';
-import { FakeRuntime, FakeTerminal } from '../fake-runtime.ts';
+import { FakeRuntime, FakeTerminal } from '../../../../tests/unit-support/fake-runtime.ts';
+import { testLab } from '../../../../tests/unit-support/test-lab.ts';
 import { localRuntime } from './local-runtime.ts';
 
 test('local mode: `host` terminals are the host shell, `container` terminals and the rest the engine', async () => {
