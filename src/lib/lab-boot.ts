@@ -184,9 +184,13 @@ let availability: LabAvailability | undefined;
 
 function applyAvailability(a: LabAvailability): void {
   availability = a;
-  const mode = a.kind === 'live' ? 'live' : 'offline';
-  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run], [data-check]'))
-    block.dataset.labMode = mode;
+  for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run], [data-check]')) {
+    // A block whose lab can run in the tab keeps its Run and Check buttons without a server.
+    const root = roots.find((r) =>
+      block.dataset.checkLab ? r.dataset.lab === block.dataset.checkLab : r.id === block.dataset.labId,
+    );
+    block.dataset.labMode = a.kind === 'live' || root?.dataset.vm ? 'live' : 'offline';
+  }
   labPage?.then((p) => p.setAvailability(a)).catch(() => {});
   if (a.kind === 'live') return;
   for (const root of roots) {
