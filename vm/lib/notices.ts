@@ -20,6 +20,16 @@ export interface PackageNotice {
   copyright: string;
   /** Files of the source package (.dsc, tarballs), filled in by the build. */
   sourceFiles: string[];
+  /**
+   * Set when apt could not fetch the source package at build time (a mirror without it):
+   * the place the notices page names instead (Debian's snapshot archive keeps every version).
+   */
+  sourceElsewhere?: string;
+}
+
+/** Debian's snapshot archive page of one exact source version. */
+export function snapshotUrl(source: string, version: string): string {
+  return `https://snapshot.debian.org/package/${encodeURIComponent(source)}/${encodeURIComponent(version)}/`;
 }
 
 /** Licence names of a Debian copyright file. */
