@@ -5,9 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import Docker from 'dockerode';
 import { stopServersAfterTests } from '../support/auto-stop.ts';
 import { withServer } from '../support/fixtures.ts';
-import { createSession, labContainers, startServer } from '../support/server.ts';
+import { createSession, labContainers, removeInstanceContainers, startServer } from '../support/server.ts';
 
 stopServersAfterTests();
 
@@ -31,6 +32,33 @@ describe('server lifecycle (real engine)', () => {
       await until(async () => (await readyPerLab()).processes === 1);
       assert.equal((await labContainers(instance)).length, 4, 'refilled behind the reader');
     });
+  });
+
+  test('SIGTERM while the warm pool is filling leaves nothing behind, not even the host being made', async () => {
+    const instance = `it-fill-${process.pid}`;
+    const docker = new Docker();
+    // The signal goes out the moment the engine reports the pool's first container created:
+    // the server is then between its create and its start of that host.
+    const events = (await docker.getEvents({
+      filters: { type: ['container'], event: ['create'], label: [`containerlabs.instance=${instance}`] },
+    })) as NodeJS.ReadableStream & { destroy(): void };
+    try {
+      const created = new Promise<void>((resolve) => events.once('data', () => resolve()));
+      const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' }, { waitForHealth: false });
+      await created;
+      assert.equal(await srv.stop('SIGTERM'), 0, 'exit 0');
+      // The engine finishes what it was asked for even after the asker is gone: give it time.
+      await new Promise((r) => setTimeout(r, 3000));
+      const left = await labContainers(instance);
+      assert.deepEqual(
+        left.map((c) => `${c.Labels['containerlabs.lab']} pool=${c.Labels['containerlabs.pool'] ?? 'false'}`),
+        [],
+        'no lab host of the stopped server is left',
+      );
+    } finally {
+      events.destroy();
+      await removeInstanceContainers(instance);
+    }
   });
 
   test('SIGTERM removes every session container before exit', async () => {

@@ -379,6 +379,20 @@ describe('SessionManager with a warm pool', () => {
     assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
   });
 
+  test('shutdown while a refill and a Start are at the engine waits for both and removes their hosts', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    rt.createDelayMs = 30;
+    mgr.startPool();
+    const start = mgr.create('processes', 'a');
+    const refused = rejectsWith(start, 'out_of_capacity');
+    await new Promise((r) => setTimeout(r, 5)); // both creates are at the engine now
+    await mgr.shutdown();
+    // Checked as shutdown resolves: main.ts exits right after it.
+    assert.equal(rt.created, 2, 'shutdown waited for both creations at the engine to finish');
+    assert.deepEqual([...rt.hosts.keys()], [], 'nothing is left once shutdown resolves');
+    await refused;
+  });
+
   test('old pool members are recycled, not handed out', async () => {
     const { clock, rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 5 * MIN });
     mgr.startPool();

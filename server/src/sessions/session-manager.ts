@@ -148,6 +148,8 @@ export class SessionManager {
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
   readonly #pool: WarmPool;
+  /** Starts between their engine call and their answer: shutdown waits for them. */
+  readonly #starting = new Set<Promise<unknown>>();
   #draining = false;
 
   constructor(deps: {
@@ -260,6 +262,19 @@ export class SessionManager {
     }
     const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
     this.#sessions.set(session.id, session);
+    const made = this.#makeHost(session, lab, now);
+    this.#starting.add(made);
+    try {
+      await made;
+    } finally {
+      this.#starting.delete(made);
+    }
+    this.#started(session, false, started);
+    return { session, token };
+  }
+
+  /** The lab host of a new session; removed again if the session ended meanwhile (shutdown). */
+  async #makeHost(session: Session, lab: LabDef, now: number): Promise<void> {
     try {
       const host = await this.#engine.run(() =>
         this.#runtime.createLabHost({
@@ -276,7 +291,7 @@ export class SessionManager {
     } catch (err) {
       this.#sessions.delete(session.id);
       const code = err instanceof AppError ? err.code : 'internal';
-      this.#events.event('session.refused', { lab: labId, reason: code, error: String(err) });
+      this.#events.event('session.refused', { lab: lab.id, reason: code, error: String(err) });
       throw err;
     }
     if (session.ended) {
@@ -286,8 +301,6 @@ export class SessionManager {
         retryAfter: 60,
       });
     }
-    this.#started(session, false, started);
-    return { session, token };
   }
 
   /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */
@@ -438,10 +451,14 @@ export class SessionManager {
     return doomed.length;
   }
 
-  /** Refuse new sessions and end every live one. */
+  /** Refuse new sessions and end every live one (and the ones being made: their hosts too). */
   async shutdown(): Promise<void> {
     this.#draining = true;
-    await Promise.allSettled([...this.list().map((s) => this.remove(s, 'shutdown')), this.#pool.drain()]);
+    await Promise.allSettled([
+      ...this.list().map((s) => this.remove(s, 'shutdown')),
+      this.#pool.drain(),
+      ...this.#starting,
+    ]);
   }
 
   #started(s: Session, pooled: boolean, since: number): void {

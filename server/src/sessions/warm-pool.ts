@@ -38,7 +38,8 @@ export class WarmPool {
   readonly #ready = new Map<string, PooledHost[]>();
   /** Session ids of hosts being created right now (the reaper must not take them). */
   readonly #pending = new Set<string>();
-  #filling = false;
+  /** The refill pass running now, if any: drain() waits for it (and the host it is making). */
+  #loop: Promise<void> | null = null;
   #stopped = false;
   #failures = 0;
   #retryAt = 0;
@@ -84,14 +85,13 @@ export class WarmPool {
 
   /** Start a background refill pass if one is not running. */
   fill(): void {
-    if (this.#stopped || this.#filling || this.#d.size === 0) return;
+    if (this.#stopped || this.#loop || this.#d.size === 0) return;
     if (this.#d.now() < this.#retryAt) {
       this.#schedule(this.#retryAt - this.#d.now());
       return;
     }
-    this.#filling = true;
-    void this.#fillLoop().finally(() => {
-      this.#filling = false;
+    this.#loop = this.#fillLoop().finally(() => {
+      this.#loop = null;
     });
   }
 
@@ -111,12 +111,17 @@ export class WarmPool {
     this.fill();
   }
 
-  /** Stop refilling and remove every ready host. */
+  /**
+   * Stop refilling and remove every ready host, and the one being made, if any.
+   * WARNING: the engine finishes a create it was asked for even when the asker exits, so
+   * a server that left before its refill came back would leave that host behind (running,
+   * or created and never started, which no deadline of its own ever ends).
+   */
   async drain(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     const all = [...this.#ready.values()].flatMap((hosts) => hosts.splice(0));
-    await Promise.allSettled(all.map((h) => this.#d.runtime.removeLabHost(h.hostId)));
+    await Promise.allSettled([this.#loop, ...all.map((h) => this.#d.runtime.removeLabHost(h.hostId))]);
   }
 
   async #fillLoop(): Promise<void> {
@@ -130,16 +135,20 @@ export class WarmPool {
       this.#pending.add(sessionId);
       try {
         const now = this.#d.now();
-        const host = await this.#d.engine.run(() =>
-          this.#d.runtime.createLabHost({
-            lab,
-            sessionId,
-            instance: this.#d.instance,
-            expiresAt: new Date(now + this.#d.maxAgeMs),
-            deadline: new Date(now + this.#d.lifetimeMs),
-            pooled: true,
-          }),
+        const host = await this.#d.engine.run(async () =>
+          // Stopped while waiting for the engine: make nothing.
+          this.#stopped
+            ? null
+            : this.#d.runtime.createLabHost({
+                lab,
+                sessionId,
+                instance: this.#d.instance,
+                expiresAt: new Date(now + this.#d.maxAgeMs),
+                deadline: new Date(now + this.#d.lifetimeMs),
+                pooled: true,
+              }),
         );
+        if (!host) return;
         if (this.#stopped) {
           await this.#d.runtime.removeLabHost(host.id).catch(() => {});
           return;
