@@ -20,6 +20,8 @@ export class FakeRuntime implements Runtime {
   createDelayMs = 0;
   readonly hosts = new Map<string, LabHostSummary>();
   readonly terminals: FakeTerminal[] = [];
+  /** Each host's lease (LabHostRequest.lease, then renewLease), for the pool's tests. */
+  readonly leases = new Map<string, Date>();
   created = 0;
   #next = 1;
 
@@ -34,6 +36,7 @@ export class FakeRuntime implements Runtime {
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
     const id = `fake-${this.#next++}`;
     this.created++;
+    this.leases.set(id, req.lease ?? req.deadline);
     this.hosts.set(id, {
       id,
       sessionId: req.sessionId,
@@ -54,6 +57,12 @@ export class FakeRuntime implements Runtime {
   async removeLabHost(id: string): Promise<void> {
     this.hosts.delete(id);
     for (const t of this.terminals) if (t.hostId === id) t.kill(137);
+  }
+
+  async renewLease(id: string, until: Date): Promise<void> {
+    if (!this.hosts.has(id)) throw new AppError('session_ended', 'no such host');
+    const deadline = this.hosts.get(id)?.deadline;
+    this.leases.set(id, deadline && deadline < until ? deadline : until);
   }
 
   async listLabHosts(): Promise<LabHostSummary[]> {

@@ -30,6 +30,12 @@ export interface LabHostRequest {
   expiresAt: Date;
   /** The lab host ends by itself then, server or not; past it any server may remove it. */
   deadline: Date;
+  /**
+   * When the host ends by itself unless its lease is renewed (renewLease), up to `deadline`
+   * (default: the deadline). A warm-pool host gets the pool's maximum age, so a server
+   * that is killed for good does not leave its spares running until their deadline.
+   */
+  lease?: Date;
   /** Made ahead for the warm pool (a Start takes it later). */
   pooled: boolean;
 }
@@ -69,6 +75,8 @@ export interface Runtime {
   createLabHost(req: LabHostRequest): Promise<LabHost>;
   /** Force-removes the lab host and everything in it; a missing host is not an error. */
   removeLabHost(id: string): Promise<void>;
+  /** Moves the host's lease (see LabHostRequest.lease); it never goes past the deadline. */
+  renewLease(id: string, until: Date): Promise<void>;
   /** Lab hosts this runtime manages (by label), whichever server instance made them. */
   listLabHosts(): Promise<LabHostSummary[]>;
   openTerminal(

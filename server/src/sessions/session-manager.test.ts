@@ -287,9 +287,19 @@ describe('SessionManager', () => {
       instance: 'other',
       deadline: past,
     });
+    // Another server's pool host, taken by its reader: its label deadline still covers the
+    // session (pool max age + lifetime), whatever its own lease says.
+    rt.addLeftover({
+      id: 'other-taken',
+      sessionId: 's4',
+      lab: 'processes',
+      instance: 'other',
+      deadline: future,
+      pooled: true,
+    });
     const { session } = await mgr.create('processes', 'a');
     assert.equal(await mgr.removeLeftovers({ all: false }), 2);
-    assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', session.hostId].sort());
+    assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', 'other-taken', session.hostId].sort());
   });
 
   test('shutdown ends every session and refuses new ones; its sockets hear 4012, not 4000', async () => {
@@ -391,6 +401,26 @@ describe('SessionManager with a warm pool', () => {
     assert.equal(rt.created, 2, 'shutdown waited for both creations at the engine to finish');
     assert.deepEqual([...rt.hosts.keys()], [], 'nothing is left once shutdown resolves');
     await refused;
+  });
+
+  test("a spare's own lease is the pool's max age (and a grace); a Start renews it to the session's lifetime", async () => {
+    const { clock, rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 10 * MIN });
+    const t0 = clock.now();
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const spare = [...rt.hosts.values()][0]!;
+    assert.equal(rt.leases.get(spare.id)?.getTime(), t0 + 10 * MIN + 30_000, 'max age + 30 s');
+    assert.equal(
+      spare.deadline?.getTime(),
+      t0 + 10 * MIN + limits.maxLifetimeMs,
+      'the hard deadline covers both',
+    );
+    clock.advance(2 * MIN);
+    const { session } = await mgr.create('processes', 'a');
+    assert.equal(session.hostId, spare.id);
+    await settle(() => rt.leases.get(spare.id)?.getTime() !== t0 + 10 * MIN + 30_000);
+    assert.equal(rt.leases.get(spare.id)?.getTime(), session.createdAt + limits.maxLifetimeMs);
+    await mgr.shutdown();
   });
 
   test('old pool members are recycled, not handed out', async () => {

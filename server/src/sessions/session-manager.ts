@@ -257,6 +257,7 @@ export class SessionManager {
       });
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
+      this.#renewLease(session);
       this.#started(session, true, started);
       return { session, token };
     }
@@ -301,6 +302,20 @@ export class SessionManager {
         retryAfter: 60,
       });
     }
+  }
+
+  /**
+   * A pool host's own lease is the pool's max age; the session it became lives longer. In
+   * the background: the Start does not wait for an exec (until it lands, the host still has
+   * at least a grace period: POOL_LEASE_GRACE_MS).
+   */
+  #renewLease(s: Session): void {
+    const hostId = s.hostId;
+    if (!hostId) return;
+    const until = new Date(s.createdAt + this.#limits.maxLifetimeMs);
+    this.#runtime.renewLease(hostId, until).catch((err: unknown) => {
+      if (!s.ended) this.#events.event('session.lease_failed', { session: s.id, error: String(err) });
+    });
   }
 
   /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */

@@ -9,6 +9,9 @@ import type { LabDef } from '../../../labs/schema.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Semaphore } from './limits.ts';
 
+/** How long past its max age a spare's own lease runs (at most its max age again). */
+export const POOL_LEASE_GRACE_MS = 30_000;
+
 export interface PooledHost {
   hostId: string;
   /** Chosen when the host was made (the engine's record of it cannot change later); becomes the session id. */
@@ -135,6 +138,10 @@ export class WarmPool {
       this.#pending.add(sessionId);
       try {
         const now = this.#d.now();
+        // Its own lease: a little past the max age (the server recycles it at the max age), so
+        // a spare of a server killed for good ends soon, not at its hard deadline. A Start
+        // renews it to the session's (SessionManager.create).
+        const lease = new Date(now + this.#d.maxAgeMs + Math.min(POOL_LEASE_GRACE_MS, this.#d.maxAgeMs));
         const host = await this.#d.engine.run(async () =>
           // Stopped while waiting for the engine: make nothing.
           this.#stopped
@@ -145,6 +152,7 @@ export class WarmPool {
                 instance: this.#d.instance,
                 expiresAt: new Date(now + this.#d.maxAgeMs),
                 deadline: new Date(now + this.#d.lifetimeMs),
+                lease,
                 pooled: true,
               }),
         );

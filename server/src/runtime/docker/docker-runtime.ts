@@ -16,7 +16,7 @@ import type {
   Runtime,
   TerminalProcess,
 } from '../runtime.ts';
-import { execSpec, LAB_HOME, labHostSpec, labUser } from './lab-host-spec.ts';
+import { execSpec, LAB_HOME, LEASE_COMMAND, labHostSpec, labUser } from './lab-host-spec.ts';
 import { fromLabels, LABELS } from './labels.ts';
 import { type ListedHost, UidAllocator, type UidRange } from './uid-allocator.ts';
 
@@ -224,6 +224,7 @@ export class DockerRuntime implements Runtime {
     const image = await this.#image(req.lab.id);
     const apparmorProfile = await this.apparmorProfile();
     const uid = await this.#uids.reserve();
+    const seconds = (d: Date) => Math.max(1, Math.ceil((d.getTime() - this.#now()) / 1000));
     let container: Docker.Container;
     try {
       const spec = labHostSpec({
@@ -237,7 +238,8 @@ export class DockerRuntime implements Runtime {
         expiresAt: req.expiresAt,
         deadline: req.deadline,
         // lab-init counts from its own start, which is about now.
-        hardDeadlineSeconds: Math.max(1, Math.ceil((req.deadline.getTime() - this.#now()) / 1000)),
+        hardDeadlineSeconds: seconds(req.deadline),
+        ...(req.lease ? { leaseSeconds: Math.min(seconds(req.lease), seconds(req.deadline)) } : {}),
       });
       container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
     } catch (err) {
@@ -261,6 +263,17 @@ export class DockerRuntime implements Runtime {
       throw mapError(err, 'starting the lab host');
     }
     return { id: container.id, sessionId: req.sessionId };
+  }
+
+  async renewLease(id: string, until: Date): Promise<void> {
+    // Seconds from now, not a date: the engine's clock need not be ours (a remote DOCKER_HOST).
+    const n = Math.max(1, Math.ceil((until.getTime() - this.#now()) / 1000));
+    const r = await this.exec(id, [...LEASE_COMMAND], { timeoutMs: 5000, env: [`LAB_LEASE_SECONDS=${n}`] });
+    if (r.code !== 0) {
+      throw new AppError('internal', 'renewing the lab host lease failed', {
+        cause: new Error(`lab-lease exit ${r.code}: ${r.stderr.trim().slice(0, 200)}`),
+      });
+    }
   }
 
   async removeLabHost(id: string): Promise<void> {
@@ -354,7 +367,7 @@ export class DockerRuntime implements Runtime {
   async exec(
     hostId: string,
     cmd: string[],
-    opts: { timeoutMs?: number } = {},
+    opts: { timeoutMs?: number; env?: string[] } = {},
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const container = this.#docker.getContainer(hostId);
     const user = labUser(await this.#uidOf(hostId));
@@ -366,7 +379,7 @@ export class DockerRuntime implements Runtime {
         User: user,
         // The image's /etc/passwd points into the lab host's /run/lab, which the engine
         // cannot read, so it would set HOME=/.
-        Env: [`HOME=${LAB_HOME}`],
+        Env: [`HOME=${LAB_HOME}`, ...(opts.env ?? [])],
         Tty: false,
       });
       const stream = await exec.start({ hijack: true, stdin: false });
