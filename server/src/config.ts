@@ -65,6 +65,10 @@ const EnvSchema = z.object({
   PORT: Int(0, 65535).default(4321),
   /** Built site to serve (output of `npm run build`). */
   CL_SITE_DIR: z.string().default('dist'),
+  /** Where the server keeps its sessions across restarts (`sessions.db`, SQLite): a
+   *  directory it may create and write, the owner's only. Relative to the working
+   *  directory (the checkout, for `npm start`); compose: a volume; systemd: StateDirectory. */
+  CL_DATA_DIR: z.string().min(1).default('data'),
   /** The access mode. `open`: labs for anyone who reaches the server (rate limited).
    *  `code`: reading stays open; labs need the shared CL_ACCESS_CODE (an invite link
    *  `/?access=<code>` sets a cookie). `local`: single-user mode on loopback only;
@@ -183,6 +187,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly siteDir: string;
+  /** The data directory (absolute): the session store lives there. */
+  readonly dataDir: string;
   readonly mode: 'open' | 'code' | 'local';
   /** `code` mode only. */
   readonly accessCode: string | undefined;
@@ -248,6 +254,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     port: e.PORT,
     siteDir: resolve(e.CL_SITE_DIR),
+    dataDir: resolve(e.CL_DATA_DIR),
     mode: e.CL_MODE,
     accessCode: e.CL_MODE === 'code' ? e.CL_ACCESS_CODE : undefined,
     accessContact: e.CL_ACCESS_CONTACT,

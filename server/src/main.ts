@@ -16,6 +16,8 @@ import { EngineStatus } from './runtime/engine-status.ts';
 import { localRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
+import type { SessionStore } from './store/session-store.ts';
+import { SqliteSessionStore } from './store/sqlite-store.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -46,11 +48,21 @@ async function main(): Promise<void> {
     accessToken = randomBytes(16).toString('base64url');
   }
   const engineStatus = new EngineStatus(runtime);
+  let store: SessionStore;
+  try {
+    store = new SqliteSessionStore(config.dataDir);
+  } catch (err) {
+    console.error(
+      `cannot open the session store in CL_DATA_DIR=${config.dataDir}: ${(err as Error).message}`,
+    );
+    process.exit(2);
+  }
   let log: { info: (o: object, m: string) => void } = { info: () => {} };
   const sessions = new SessionManager({
     runtime,
     labs,
     instance: config.instance,
+    store,
     limits: sessionLimits(config),
     events: {
       event: (name, fields) => {
@@ -85,8 +97,13 @@ async function main(): Promise<void> {
           'site load a profile of your own and set CL_APPARMOR_PROFILE (docs/threat-model.md).',
       );
     }
-    const removed = await sessions.removeLeftovers({ all: true });
-    if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
+    // Before listening: a reader whose page reconnects first thing finds the session back.
+    const r = await sessions.restore();
+    if (r && (r.adopted > 0 || r.removed > 0 || r.dropped > 0))
+      app.log.info(
+        r,
+        `took back ${r.adopted} session(s) of an earlier run, removed ${r.removed} leftover lab host(s)`,
+      );
     sessions.startPool();
   } else {
     app.log.warn(
@@ -118,6 +135,7 @@ async function main(): Promise<void> {
     hardExit.unref();
     await sessions.shutdown();
     await app.close();
+    await store.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

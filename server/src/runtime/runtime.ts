@@ -56,6 +56,8 @@ export interface LabHostSummary {
   /** Made for the warm pool. */
   pooled: boolean;
   createdAt: Date;
+  /** Running now (false: stopped, dead or still being created); undefined if unknown. */
+  running?: boolean;
 }
 
 /** A running shell with a TTY. Closing `stream` or calling `close()` ends it. */

@@ -3,6 +3,7 @@ import { beforeEach, describe, test } from 'node:test';
 import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
 import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { AppError } from '../errors.ts';
+import { MemorySessionStore, type SessionStore } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
 import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
@@ -455,5 +456,114 @@ describe('SessionManager with a warm pool', () => {
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(events.filter((e) => e === 'pool.refill_failed').length, 1);
     await mgr.shutdown();
+  });
+});
+
+describe('SessionManager across a restart (the session store)', () => {
+  const make = (rt: FakeRuntime, store: SessionStore, clock = new TestClock()) => {
+    const events: [string, Record<string, unknown>][] = [];
+    const mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits,
+      clock,
+      instance: 'test',
+      store,
+      events: { event: (n, f) => events.push([n, f]) },
+    });
+    return { mgr, events, clock };
+  };
+
+  test('a new manager on the same store takes back live sessions: token, expiry, shells; removes the rest', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const before = make(rt, store);
+    const a = await before.mgr.create('processes', 'client-a');
+    const b = await before.mgr.create('processes', 'client-b');
+    await before.mgr.terminal(a.session, 'host', { cols: 80, rows: 24 });
+    before.clock.advance(MIN);
+    await before.mgr.extend(a.session);
+    // b's host vanishes while no server runs; a host of ours nobody stored; another server's host.
+    await rt.removeLabHost(b.session.hostId!);
+    rt.addLeftover({
+      id: 'unstored',
+      sessionId: 'x'.repeat(22),
+      lab: 'processes',
+      instance: 'test',
+      deadline: undefined,
+    });
+    rt.addLeftover({
+      id: 'theirs',
+      sessionId: 'y'.repeat(22),
+      lab: 'processes',
+      instance: 'other',
+      deadline: undefined,
+    });
+
+    const after = make(rt, store, before.clock);
+    assert.deepEqual(await after.mgr.restore(), { adopted: 1, removed: 1, dropped: 1 });
+    const back = after.mgr.authorize(a.session.id, a.token);
+    assert.equal(back.hostId, a.session.hostId);
+    assert.equal(back.expiresAt, a.session.expiresAt, 'the extended expiry');
+    assert.equal(back.createdAt, a.session.createdAt);
+    assert.equal(back.clientKey, 'client-a');
+    assert.deepEqual([...back.started], ['host']);
+    assert.throws(
+      () => after.mgr.authorize(a.session.id, 'wrong'),
+      (e: AppError) => e.code === 'bad_token',
+    );
+    assert.throws(
+      () => after.mgr.authorize(b.session.id, b.token),
+      (e: AppError) => e.code === 'not_found',
+    );
+    assert.deepEqual([...rt.hosts.keys()].sort(), [a.session.hostId, 'theirs'].sort());
+    assert.deepEqual(
+      (await store.load('test')).sessions.map((r) => r.id),
+      [a.session.id],
+      'the session without its host is no longer stored',
+    );
+    // Ending it now removes its row too.
+    await after.mgr.remove(back, 'stopped');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual((await store.load('test')).sessions, []);
+  });
+
+  test('engine down at start: stored sessions answer 503 until the reaper takes them back', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const { session, token } = await make(rt, store).mgr.create('processes', 'a');
+    rt.reachable = false;
+    const { mgr } = make(rt, store);
+    assert.equal(await mgr.restore(), null);
+    assert.throws(
+      () => mgr.authorize(session.id, token),
+      (e: AppError) => e.code === 'engine_unavailable',
+    );
+    rt.reachable = true;
+    await mgr.reap();
+    assert.equal(mgr.authorize(session.id, token).hostId, session.hostId);
+    await mgr.shutdown();
+  });
+
+  test('expired stored sessions are dropped and their hosts removed', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const first = make(rt, store);
+    await first.mgr.create('processes', 'a');
+    first.clock.advance(limits.ttlMs);
+    const { mgr } = make(rt, store, first.clock);
+    assert.deepEqual(await mgr.restore(), { adopted: 0, removed: 1, dropped: 1 });
+    assert.equal(rt.hosts.size, 0);
+  });
+
+  test('a store that fails to write does not fail the Start; it is reported', async () => {
+    const store = new MemorySessionStore();
+    store.save = async () => {
+      throw new Error('disk full');
+    };
+    const { mgr, events } = make(new FakeRuntime(), store);
+    const { session } = await mgr.create('processes', 'a');
+    assert.ok(session.hostId);
+    assert.ok(events.some(([n, f]) => n === 'store.failed' && String(f.error).includes('disk full')));
   });
 });

@@ -8,6 +8,7 @@ import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
+import { MemorySessionStore, type SessionStore, type StoredSession } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
 import { RateLimiter, Semaphore } from './limits.ts';
@@ -72,21 +73,36 @@ export class Session {
   /** Outstanding terminal tickets: digest → terminal and expiry (see SessionManager.ticket). */
   readonly #tickets = new Map<string, { terminal: string; expiresAt: number }>();
 
-  constructor(init: {
-    id: string;
-    token: string;
-    lab: LabDef;
-    clientKey: string;
-    now: number;
-    ttlMs: number;
-  }) {
+  /** Terminals whose shells were started (stored: they run on in the lab host). */
+  readonly started = new Set<string>();
+
+  constructor(
+    init: {
+      id: string;
+      lab: LabDef;
+      clientKey: string;
+      now: number;
+    } & ({ token: string; ttlMs: number } | { tokenSha256: string; createdAt: number; expiresAt: number }),
+  ) {
     this.id = init.id;
     this.lab = init.lab;
     this.clientKey = init.clientKey;
-    this.createdAt = init.now;
-    this.expiresAt = init.now + init.ttlMs;
     this.lastActivityAt = init.now;
-    this.#tokenHash = hashToken(init.token);
+    if ('token' in init) {
+      this.createdAt = init.now;
+      this.expiresAt = init.now + init.ttlMs;
+      this.#tokenHash = hashToken(init.token);
+    } else {
+      // Taken back from the store after a restart: the token was never kept, its hash was.
+      this.createdAt = init.createdAt;
+      this.expiresAt = init.expiresAt;
+      this.#tokenHash = Buffer.from(init.tokenSha256, 'hex');
+    }
+  }
+
+  /** What the store keeps of the token: its SHA-256, hex. */
+  get tokenSha256(): string {
+    return this.#tokenHash.toString('hex');
   }
 
   /** Constant-time comparison (of fixed-length digests, so length leaks nothing). */
@@ -148,6 +164,11 @@ export class SessionManager {
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
   readonly #pool: WarmPool;
+  readonly #store: SessionStore;
+  /** Stored sessions not taken back yet (the engine was not reachable): answered 503, not 404. */
+  readonly #pending = new Map<string, StoredSession>();
+  #loaded = false;
+  #restored = false;
   /** Starts between their engine call and their answer: shutdown waits for them. */
   readonly #starting = new Set<Promise<unknown>>();
   #draining = false;
@@ -159,6 +180,8 @@ export class SessionManager {
     clock?: Clock;
     events?: SessionEvents;
     instance: string;
+    /** Where sessions are kept across restarts (default: memory, i.e. not at all). */
+    store?: SessionStore;
   }) {
     this.#runtime = deps.runtime;
     this.#labs = new Map(deps.labs.map((l) => [l.id, l]));
@@ -166,6 +189,7 @@ export class SessionManager {
     this.#clock = deps.clock ?? systemClock;
     this.#events = deps.events ?? { event: () => {} };
     this.#instance = deps.instance;
+    this.#store = deps.store ?? new MemorySessionStore();
     this.#rate = new RateLimiter(deps.limits.createPerMinute, () => this.#clock.now());
     this.#engine = new Semaphore(deps.limits.engineConcurrency);
     const poolMaxAgeMs = deps.limits.poolMaxAgeMs ?? 15 * 60_000;
@@ -258,6 +282,7 @@ export class SessionManager {
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
       this.#renewLease(session);
+      await this.#persist(session);
       this.#started(session, true, started);
       return { session, token };
     }
@@ -270,6 +295,7 @@ export class SessionManager {
     } finally {
       this.#starting.delete(made);
     }
+    await this.#persist(session);
     this.#started(session, false, started);
     return { session, token };
   }
@@ -320,6 +346,7 @@ export class SessionManager {
 
   /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */
   authorize(id: string, token: string | undefined): Session {
+    this.#notPending(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!token || !s.tokenMatches(token)) throw new AppError('bad_token', 'Missing or wrong session token.');
@@ -336,6 +363,7 @@ export class SessionManager {
 
   /** The session a terminal ticket opens: 404 for an unknown session, 401 for a bad ticket. */
   redeem(id: string, terminal: string, ticket: string | undefined): Session {
+    this.#notPending(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!ticket || !s.redeemTicket(ticket, terminal, this.#clock.now())) {
@@ -347,11 +375,12 @@ export class SessionManager {
     return s;
   }
 
-  extend(s: Session): void {
+  async extend(s: Session): Promise<void> {
     const now = this.#clock.now();
     const cap = s.createdAt + this.#limits.maxLifetimeMs;
     s.expiresAt = Math.min(cap, Math.max(s.expiresAt, now + this.#limits.ttlMs));
     s.lastActivityAt = now;
+    await this.#persist(s);
     const expiresAt = new Date(s.expiresAt).toISOString();
     for (const t of s.terminals.values()) t.broadcast({ type: 'expiring', expiresAt });
   }
@@ -392,6 +421,10 @@ export class SessionManager {
       { size },
     );
     s.terminals.set(def.name, t);
+    if (!s.started.has(def.name)) {
+      s.started.add(def.name);
+      await this.#persist(s);
+    }
     return t;
   }
 
@@ -400,6 +433,7 @@ export class SessionManager {
     if (s.ended) return;
     s.ended = true;
     this.#sessions.delete(s.id);
+    this.#unstore(s.id);
     // A server that shuts down says so (the page tells the reader it is restarting); any
     // other end is the session's.
     const code = reason === 'shutdown' ? CloseCode.serverShutdown : CloseCode.sessionEnded;
@@ -420,6 +454,8 @@ export class SessionManager {
    * instance's hosts without a session, and any host past its own deadline).
    */
   async reap(): Promise<{ expired: number; idle: number; leftovers: number }> {
+    // Started without an engine: take back the stored sessions once it answers.
+    if (!this.#restored && (await this.restore())) this.startPool();
     const now = this.#clock.now();
     let expired = 0;
     let idle = 0;
@@ -474,6 +510,117 @@ export class SessionManager {
       this.#pool.drain(),
       ...this.#starting,
     ]);
+  }
+
+  /**
+   * Takes back what an earlier run of this instance left (at start, before listening, and
+   * again by the reaper while the engine could not be reached): every stored session whose
+   * lab host still runs is live again, with its token, expiry and shells; every host of
+   * this instance that no stored session claims is removed, and so is every stored session
+   * without its host (or past its expiry, or of a lab no longer offered). Any host past its
+   * own deadline goes too, whoever made it. Throws nothing; the engine down leaves the
+   * stored sessions pending (503) for the next try.
+   */
+  async restore(): Promise<{ adopted: number; removed: number; dropped: number } | null> {
+    if (this.#restored) return { adopted: 0, removed: 0, dropped: 0 };
+    if (!this.#loaded) {
+      try {
+        const { sessions, skipped } = await this.#store.load(this.#instance);
+        // (Rows of sessions of this run are theirs already.)
+        for (const r of sessions) if (!this.#sessions.has(r.id)) this.#pending.set(r.id, r);
+        if (skipped > 0) this.#events.event('store.skipped', { rows: skipped });
+        this.#loaded = true;
+      } catch (err) {
+        this.#events.event('store.failed', { operation: 'load', error: String(err) });
+        this.#loaded = true; // a store that cannot be read has nothing to give back
+      }
+    }
+    let hosts: LabHostSummary[];
+    try {
+      hosts = await this.#runtime.listLabHosts();
+    } catch {
+      return null; // engine down: the stored sessions wait
+    }
+    const now = this.#clock.now();
+    const byId = new Map(hosts.filter((h) => h.instance === this.#instance).map((h) => [h.sessionId, h]));
+    const adopted = new Set<string>();
+    let dropped = 0;
+    for (const r of this.#pending.values()) {
+      const lab = this.#labs.get(r.lab);
+      const host = byId.get(r.id);
+      const alive = host && host.running !== false && (!host.deadline || host.deadline.getTime() > now);
+      if (!lab || !host || !alive || r.expiresAt <= now) {
+        dropped++;
+        this.#unstore(r.id);
+        continue;
+      }
+      const s = new Session({
+        id: r.id,
+        lab,
+        clientKey: r.clientKey,
+        now,
+        tokenSha256: r.tokenSha256,
+        createdAt: r.createdAt,
+        expiresAt: r.expiresAt,
+      });
+      s.hostId = host.id;
+      for (const t of r.terminals) s.started.add(t);
+      this.#sessions.set(s.id, s);
+      adopted.add(host.id);
+      // A pool host's lease may still be the pool's (a renewal lost to the crash): again.
+      if (host.pooled) this.#renewLease(s);
+      if (r.hostId !== host.id) void this.#persist(s);
+    }
+    this.#pending.clear();
+    this.#restored = true;
+    // Hosts of this run (sessions started since, the pool) are not leftovers.
+    const live = new Set([...this.#sessions.keys()]);
+    const doomed = hosts.filter(
+      (h) =>
+        !adopted.has(h.id) &&
+        !live.has(h.sessionId) &&
+        !this.#pool.owns(h.sessionId) &&
+        (h.instance === this.#instance || (h.deadline !== undefined && h.deadline.getTime() <= now)),
+    );
+    await Promise.allSettled(doomed.map((h) => this.#runtime.removeLabHost(h.id)));
+    this.#events.event('sessions.restored', { adopted: adopted.size, removed: doomed.length, dropped });
+    return { adopted: adopted.size, removed: doomed.length, dropped };
+  }
+
+  /** A stored session that is not taken back yet: try again soon (503), not "gone" (404). */
+  #notPending(id: string): void {
+    if (!this.#pending.has(id)) return;
+    throw new AppError(
+      'engine_unavailable',
+      'The lab machine is not reachable right now; your sandbox is kept. Trying again…',
+      { retryAfter: 5 },
+    );
+  }
+
+  /** Keep the session for a restart. A failure is logged: the session still works now. */
+  async #persist(s: Session): Promise<void> {
+    if (s.ended) return;
+    try {
+      await this.#store.save({
+        id: s.id,
+        instance: this.#instance,
+        tokenSha256: s.tokenSha256,
+        lab: s.lab.id,
+        clientKey: s.clientKey,
+        createdAt: s.createdAt,
+        expiresAt: s.expiresAt,
+        hostId: s.hostId,
+        terminals: [...s.started],
+      });
+    } catch (err) {
+      this.#events.event('store.failed', { operation: 'save', session: s.id, error: String(err) });
+    }
+  }
+
+  #unstore(id: string): void {
+    this.#store.remove(id).catch((err: unknown) => {
+      this.#events.event('store.failed', { operation: 'remove', session: id, error: String(err) });
+    });
   }
 
   #started(s: Session, pooled: boolean, since: number): void {

@@ -311,6 +311,7 @@ export class DockerRuntime implements Runtime {
         deadline: l.deadline,
         pooled: l.pooled,
         createdAt: new Date(c.Created * 1000),
+        running: c.State === 'running',
       };
     });
   }
