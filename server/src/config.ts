@@ -118,8 +118,14 @@ const EnvSchema = z.object({
       }
     })
     .transform((s) => (s.trim() === 'auto' ? ('auto' as const) : parseUidRange(s))),
-  /** On SIGTERM: refuse new sessions, tell live ones, and wait this long before ending
-   *  them (0: at once). */
+  /** What SIGTERM means. `restart` (an upgrade, systemd's or compose's stop): refuse new
+   *  sessions, close terminal sockets with 4013 (the pages reconnect), remove the warm pool
+   *  and exit, leaving the sessions' lab hosts running for the next server to take back.
+   *  `end`: a final shutdown, every session ends (after CL_DRAIN_GRACE). SIGINT (Ctrl-C)
+   *  and `npm run admin -- shutdown` always end everything. */
+  CL_ON_SIGTERM: z.enum(['restart', 'end']).default('restart'),
+  /** On a final shutdown: refuse new sessions, tell live ones, and wait this long before
+   *  ending them (0: at once). */
   CL_DRAIN_GRACE: Duration.default(parseDuration('10s')),
   /** Bearer token for GET /metrics; unset: /metrics answers loopback only. */
   CL_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
@@ -200,6 +206,7 @@ export interface Config {
   /** uids for lab hosts (CL_LAB_UIDS): `auto` (the runtime decides) or an inclusive range. */
   readonly labUids: 'auto' | Readonly<{ first: number; last: number }>;
   readonly drainGraceMs: number;
+  readonly onSigterm: 'restart' | 'end';
   readonly metricsToken: string | undefined;
   readonly adminToken: string | undefined;
   readonly sessionTtlMs: number;
@@ -267,6 +274,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }),
     labUids: e.CL_LAB_UIDS === 'auto' ? 'auto' : Object.freeze({ ...e.CL_LAB_UIDS }),
     drainGraceMs: e.CL_DRAIN_GRACE,
+    onSigterm: e.CL_ON_SIGTERM,
     metricsToken: e.CL_METRICS_TOKEN,
     adminToken: e.CL_ADMIN_TOKEN,
     sessionTtlMs: e.CL_SESSION_TTL,

@@ -72,7 +72,8 @@ export async function stopStartedServers(): Promise<void> {
  * Starts the server with `env` over this process's environment and the defaults below
  * (CL_INSTANCE: the label its containers carry, cleanup goes by it, default
  * `test-<pid>-<port>`; CL_DATA_DIR: its own session store, dataDirOf(instance); CL_SITE_DIR:
- * the built site to serve; LOG_LEVEL info; no drain grace). A PORT in `env` is used as given
+ * the built site to serve; LOG_LEVEL info; no drain grace; CL_ON_SIGTERM=end, so SIGTERM
+ * removes what the server made). A PORT in `env` is used as given
  * (a restart on the port of the server it replaces), not retried elsewhere.
  */
 export async function startServer(
@@ -114,6 +115,9 @@ async function startOnce(
       LOG_LEVEL: 'info',
       // No drain grace (CL_DRAIN_GRACE, issue 7) unless a caller asks for one.
       CL_DRAIN_GRACE: '0',
+      // SIGTERM ends everything, so that stop() leaves nothing running; the restart tests
+      // ask for CL_ON_SIGTERM=restart (issue 15).
+      CL_ON_SIGTERM: 'end',
       ...env,
       CL_INSTANCE: instance,
       CL_DATA_DIR: dataDir,

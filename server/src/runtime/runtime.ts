@@ -65,7 +65,11 @@ export interface TerminalProcess {
   /** Raw bytes both ways (TTY: stdout and stderr are merged). */
   readonly stream: Duplex;
   resize(cols: number, rows: number): Promise<void>;
-  /** Resolves with the exit code once the shell is gone (null if unknown). */
+  /**
+   * Resolves once the stream to the shell has ended: with the exit code if the shell is
+   * gone, null if that is not known (the engine lost the stream: a new openTerminal may
+   * find the same shell).
+   */
   readonly exited: Promise<number | null>;
   close(): void;
 }

@@ -502,6 +502,29 @@ export class SessionManager {
     return doomed.length;
   }
 
+  /**
+   * For a restart (an upgrade): refuse new sessions, close every terminal socket with 4013
+   * after a notice (the pages reconnect to the next server), and let go of the sessions
+   * without ending them: their lab hosts run on and their rows stay stored. The warm pool
+   * and Starts that have not answered yet are not any reader's: removed.
+   */
+  async detachAll(notice: string): Promise<number> {
+    this.#draining = true;
+    const live = this.list();
+    for (const s of live) {
+      for (const t of s.terminals.values()) {
+        t.broadcast({ type: 'notice', message: notice });
+        t.close(CloseCode.serverRestarting, 'server restarting');
+      }
+      s.terminals.clear();
+    }
+    // A Start still at the engine never answered its reader: nobody will come back for it.
+    for (const s of live) if (!s.hostId) await this.remove(s, 'shutdown');
+    await Promise.allSettled([this.#pool.drain(), ...this.#starting]);
+    for (const s of this.list()) this.#sessions.delete(s.id);
+    return live.length;
+  }
+
   /** Refuse new sessions and end every live one (and the ones being made: their hosts too). */
   async shutdown(): Promise<void> {
     this.#draining = true;

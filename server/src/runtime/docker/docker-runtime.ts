@@ -343,13 +343,22 @@ export class DockerRuntime implements Runtime {
     await resize(size.cols, size.rows).catch(() => {});
     const exited = new Promise<number | null>((resolve) => {
       let done = false;
-      const finish = () => {
+      // The stream also ends when the engine loses it (dockerd restarting, live-restore)
+      // while the process runs on: only an exec the engine says is over has exited; null
+      // otherwise (the shell, under dtach, is then still there for the next exec).
+      const finish = async () => {
         if (done) return;
         done = true;
-        exec.inspect().then(
-          (i) => resolve(typeof i.ExitCode === 'number' ? i.ExitCode : null),
-          () => resolve(null),
-        );
+        for (let i = 0; i < 5; i++) {
+          try {
+            const s = await exec.inspect();
+            if (!s.Running) return resolve(typeof s.ExitCode === 'number' ? s.ExitCode : null);
+          } catch {
+            return resolve(null);
+          }
+          await new Promise((r) => setTimeout(r, 50 * 2 ** i));
+        }
+        resolve(null);
       };
       stream.once('end', finish);
       stream.once('close', finish);

@@ -267,7 +267,9 @@ export function execSpec(terminal: TerminalDef, uid: number): ExecCreateBody {
     // The lab host's own uid: any other would be a stranger there (and share nothing).
     User: labUser(uid),
     WorkingDir: LAB_HOME,
-    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', `HOME=${LAB_HOME}`],
+    // LAB_TERMINAL: the shell runs under dtach, and a later exec of the same terminal
+    // (another server's, after a restart) attaches to it (lab-shell).
+    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', `HOME=${LAB_HOME}`, `LAB_TERMINAL=${terminal.name}`],
     Tty: true,
     AttachStdin: true,
     AttachStdout: true,
