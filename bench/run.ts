@@ -16,7 +16,10 @@
  *   --rounds N           interleaved rounds of the terminal path (default 3)
  *   --concurrency N      sessions started/opened/deleted at once in the idle section (default 8)
  *   --lh-runs N          Lighthouse runs per page and preset, the median reported (default 1)
- *   --lh-pages a,b       site paths for Lighthouse (default /, /03-a-container-is-a-process/, /05-cgroups/)
+ *   --lh-pages a,b       site paths for Lighthouse (default /, /03-a-container-is-a-process/, /05-cgroups/);
+ *                        `lessons`: every lesson page of the built site, `all`: those and the home page
+ *   --lh-presets p       Lighthouse presets: mobile, desktop or mobile,desktop (default)
+ *   --lh-site DIR        Lighthouse: measure the site built in DIR (e.g. an older build to compare)
  *   --lh-build           Lighthouse: measure a fresh build of the current sources (made in
  *                        test-results/tmp/, removed after); default: dist/ as it is, built if missing
  *   --out NAME           results file name in bench/results/ (default: latest for a full run,
@@ -32,7 +35,7 @@ import { benchClass } from './lib/class.ts';
 import { stopAll } from './lib/cleanup.ts';
 import { engineVersion, managedContainers, removeContainers } from './lib/engine.ts';
 import { benchIdle } from './lib/idle.ts';
-import { benchLighthouse, DEFAULT_PAGES } from './lib/lighthouse.ts';
+import { benchLighthouse, DEFAULT_PAGES, type PageSet, PRESETS, type Preset } from './lib/lighthouse.ts';
 import { errText, log } from './lib/log.ts';
 import { machineInfo } from './lib/machine.ts';
 import { INSTANCE_PREFIX } from './lib/ours.ts';
@@ -57,7 +60,9 @@ function config(): BenchConfig & { out: string } {
       concurrency: { type: 'string' },
       'lh-runs': { type: 'string' },
       'lh-pages': { type: 'string' },
+      'lh-presets': { type: 'string' },
       'lh-build': { type: 'boolean', default: false },
+      'lh-site': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -116,15 +121,32 @@ function config(): BenchConfig & { out: string } {
     concurrency: int('concurrency', values.concurrency, 8),
     lhRuns: int('lh-runs', values['lh-runs'], 1),
     lhBuild: values['lh-build'] ?? false,
-    lhPages: values['lh-pages']
-      ? values['lh-pages']
-          .split(',')
-          .map((p) => p.trim())
-          .filter(Boolean)
-          .map((p) => (p.startsWith('/') ? p : `/${p}`))
-      : DEFAULT_PAGES,
+    ...(values['lh-site'] ? { lhSite: values['lh-site'] } : {}),
+    lhPages: lhPages(values['lh-pages']),
+    lhPresets: lhPresets(values['lh-presets']),
     out: values.out ?? (partial ? 'partial' : 'latest'),
   };
+}
+
+/** `--lh-pages`: `lessons` (every lesson page of the site), `all` (the home page too), or paths. */
+function lhPages(v: string | undefined): string[] | PageSet {
+  if (v === undefined) return DEFAULT_PAGES;
+  if (v === 'lessons' || v === 'all') return v;
+  return v
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)
+    .map((p) => (p.startsWith('/') ? p : `/${p}`));
+}
+
+/** `--lh-presets mobile`, `desktop` or both (default). */
+function lhPresets(v: string | undefined): Preset[] {
+  if (v === undefined) return [...PRESETS];
+  const out = v.split(',').map((p) => p.trim());
+  for (const p of out)
+    if (!(PRESETS as readonly string[]).includes(p))
+      throw new Error(`--lh-presets: unknown preset "${p}" (use ${PRESETS.join(', ')})`);
+  return [...new Set(out)] as Preset[];
 }
 
 /** Numbers rounded for the JSON file; NaN/Infinity become null. */
@@ -197,10 +219,18 @@ async function main(): Promise<number> {
       });
     }
     if (cfg.only.includes('lighthouse')) {
-      log(`lighthouse: ${cfg.lhPages.join(', ')} × mobile, desktop × ${cfg.lhRuns} run(s)`);
+      log(
+        `lighthouse: ${typeof cfg.lhPages === 'string' ? `${cfg.lhPages} pages` : cfg.lhPages.join(', ')} × ${cfg.lhPresets.join(', ')} × ${cfg.lhRuns} run(s)`,
+      );
       // Never throws: a failed install, build or browser makes the section "skipped".
       results.lighthouse = await benchLighthouse(
-        { runs: cfg.lhRuns, pages: cfg.lhPages, build: cfg.lhBuild },
+        {
+          runs: cfg.lhRuns,
+          pages: cfg.lhPages,
+          presets: cfg.lhPresets,
+          build: cfg.lhBuild,
+          ...(cfg.lhSite ? { site: cfg.lhSite } : {}),
+        },
         log,
       ).catch((err: unknown) => ({
         skipped: `unexpected error: ${errText(err)}`,

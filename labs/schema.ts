@@ -60,6 +60,20 @@ const CommandPattern = z
  * - `pids-limit`: the pids cgroup has refused at least one fork.
  * - `cgroup-limit`: the reader enters the lab host's `resource` limit (memory in MiB,
  *   pids as a count, cpu in cores).
+ * - `mount`: a filesystem of type `fstype` is mounted `where` (container: in a mount
+ *   namespace of a process in the container; host: in the lab host's own), on a mount
+ *   point matching `target` (any but `/` when not given). From /proc/<pid>/mountinfo.
+ * - `root-layers`: the reader enters how many lower layers the lab host's root overlay
+ *   has (the `lowerdir=` entries of its `/` mount).
+ * - `zombie`: a zombie process (state Z: ended, but its parent has not collected its exit
+ *   status) exists `where`.
+ * - `own-root`: a process is PID 1 of a PID namespace of its own (not the lab's container,
+ *   not the lab host), with a root directory that is not the lab host's (device and inode
+ *   of /proc/<pid>/root) and a mount namespace of its own: a container built by hand.
+ * - `no-capabilities`: a process whose command line matches `command` runs `where` as
+ *   root (uid 0 in its user namespace) with no effective capabilities (CapEff 0).
+ * - `mapped-uid`: the reader enters the uid on the lab host that root of the container
+ *   (its PID 1) really runs as (from uid_map).
  */
 export const CheckDef = z.discriminatedUnion('kind', [
   z
@@ -68,6 +82,8 @@ export const CheckDef = z.discriminatedUnion('kind', [
       kind: z.literal('process'),
       command: CommandPattern,
       where: z.enum(['container', 'host']),
+      /** Also require it to be PID 1 of its PID namespace (a container's first process). */
+      init: z.boolean().default(false),
     })
     .strict(),
   z
@@ -93,6 +109,41 @@ export const CheckDef = z.discriminatedUnion('kind', [
       kind: z.literal('cgroup-limit'),
       resource: z.enum(['memory', 'pids', 'cpu']),
       prompt: z.string().default('Limit'),
+    })
+    .strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('mount'),
+      /** Filesystem type as mountinfo names it, e.g. `overlay`, `tmpfs`. */
+      fstype: z.string().regex(/^[a-z0-9._-]{1,40}$/),
+      where: z.enum(['container', 'host']),
+      /** The mount point (regex); default: any mount point except `/`. */
+      target: CommandPattern.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('root-layers'),
+      prompt: z.string().default('Number of lower layers'),
+    })
+    .strict(),
+  z.object({ ...checkBase, kind: z.literal('zombie'), where: z.enum(['container', 'host']) }).strict(),
+  z.object({ ...checkBase, kind: z.literal('own-root') }).strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('no-capabilities'),
+      command: CommandPattern,
+      where: z.enum(['container', 'host']),
+    })
+    .strict(),
+  z
+    .object({
+      ...checkBase,
+      kind: z.literal('mapped-uid'),
+      prompt: z.string().default('uid on the lab host'),
     })
     .strict(),
 ]);

@@ -1,14 +1,21 @@
 /**
- * Records real lab sessions for the static site: `public/recordings/<lab>-<terminal>.cast`
- * (asciicast v2), played by `<Lab>` when there is no server or no container engine.
+ * Records real lab sessions for the static site, one per `<Lab>` of a lesson:
+ * `public/recordings/<lesson>/<lab>-<terminal>.cast` (asciicast v2), played by that lab
+ * block when there is no server or no container engine (src/components/Lab.astro).
  *
- * It drives the real server the way a browser does: POST /api/v1/sessions, one WebSocket
- * per terminal, types a scripted set of commands (below) key by key, records every output
- * frame with its time, then DELETEs the session. All terminals of a lab share one clock
- * (same `timestamp` in every header), so the player can replay them in step.
+ * The script is the lesson itself: every runnable block of the lab block, in page order,
+ * from the same index the lessons test runs (src/plugins/run-block-index.ts), typed key by
+ * key into its terminal(s) of a real session (tests/integration/lessons-support.ts), every
+ * output frame kept with its time. So a recording shows exactly what the lesson asks the
+ * reader to run, and is re-made, not edited, when a lesson changes. Each block starts with
+ * a marker event (`[t, "m", "block N: …"]`). All terminals of a lab block share one clock
+ * (same `timestamp` in every header), so the player replays them in step. A block whose
+ * output does not match its `expect=` stops that lab block (nothing is written for it):
+ * a recording must not contradict its lesson.
  *
- *   node scripts/record-labs.ts                      # starts its own server on a free port
- *   node scripts/record-labs.ts --server http://127.0.0.1:4321 processes
+ *   node scripts/record-labs.ts                                # every lab block of every lesson
+ *   node scripts/record-labs.ts 03-a-container-is-a-process    # some lessons
+ *   node scripts/record-labs.ts --server http://127.0.0.1:4321 # a running server instead of our own
  *
  * Needs a Docker engine and the lab images (`npm run images`). Never hand-edit a cast:
  * recordings must come from real runs.
@@ -17,159 +24,90 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadLabs } from '../labs/load.ts';
+import type { LabDef } from '../labs/schema.ts';
+import { type LabBlock, labBlocks, runBlockIndex } from '../src/plugins/run-block-index.ts';
+import { chooseTabs, LabShells, runsHere } from '../tests/integration/lessons-support.ts';
 import {
   createSession,
   deleteSession,
-  type SessionInfo,
+  ROOT,
+  type RunningServer,
   startServer,
-  TermClient,
 } from '../tests/support/server.ts';
-
-/** One command typed into one terminal. */
-interface Step {
-  terminal: string;
-  command: string;
-}
-
-/** What each lab's recording shows; keep it close to what the lessons ask the reader to run. */
-const SCRIPTS: Record<string, Step[]> = {
-  processes: [
-    { terminal: 'container', command: 'hostname' },
-    { terminal: 'host', command: 'hostname' },
-    { terminal: 'container', command: 'ps -ef' },
-    { terminal: 'host', command: 'ps -ef' },
-    { terminal: 'host', command: "grep NSpid /proc/$(pgrep -f '^busybox httpd')/status" },
-    { terminal: 'container', command: 'grep NSpid /proc/1/status' },
-  ],
-  namespaces: [
-    { terminal: 'container', command: 'hostname; id' },
-    { terminal: 'host', command: 'hostname; id' },
-    { terminal: 'container', command: 'ls -l /proc/$$/ns' },
-    { terminal: 'host', command: 'ls -l /proc/$$/ns' },
-    { terminal: 'container', command: 'cat /proc/self/uid_map' },
-    { terminal: 'container', command: 'ls /mnt/inside; ipcs -m' },
-    { terminal: 'host', command: 'ls /mnt/inside; ipcs -m' },
-  ],
-  cgroups: [
-    { terminal: 'host', command: 'cgroup-info' },
-    { terminal: 'host', command: 'cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null' },
-    { terminal: 'container', command: 'cgroup-info' },
-  ],
-};
 
 const COLS = 80;
 const ROWS = 24;
-const PROMPT = /[$#] $/;
-const OUT_DIR = join(process.cwd(), 'public', 'recordings');
+export const RECORDINGS = join(ROOT, 'public', 'recordings');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** One terminal of the session (the tests' terminal client), every output chunk kept with its time. */
-class RecordedTerminal {
-  readonly name: string;
-  readonly events: [number, 'o', string][] = [];
-  readonly #term: TermClient;
-  /** Output since the last command was sent (prompt detection). */
-  #recent = '';
+type CastEvent = [number, 'o' | 'm', string];
 
-  private constructor(name: string, term: TermClient, t0: number) {
-    this.name = name;
-    this.#term = term;
-    term.onData((_bytes, text) => {
-      if (!text) return;
-      this.#recent += text;
-      this.events.push([Number(((performance.now() - t0) / 1000).toFixed(6)), 'o', text]);
-    });
-  }
-
-  /** Opens the terminal with the ticket that came with the session; resolves once attached. */
-  static async open(server: string, s: SessionInfo, name: string, t0: number): Promise<RecordedTerminal> {
-    // Nothing is kept twice: the events are the record.
-    const term = await TermClient.open(server, s, name, {
-      sessionTicket: true,
-      collect: false,
-      cols: COLS,
-      rows: ROWS,
-    });
-    return new RecordedTerminal(name, term, t0);
-  }
-
-  /** Waits for a prompt at the end of the output, then for the output to settle. */
-  async waitForPrompt(timeoutMs = 15_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
-      if (PROMPT.test(this.#recent) && performance.now() - this.#term.lastOutputAt > 400) return;
-      await sleep(50);
-    }
-    throw new Error(
-      `${this.name}: no prompt after ${timeoutMs} ms; output so far:\n${this.#recent.slice(-400)}`,
-    );
-  }
-
-  /** Types like a person (one key at a time), then Enter. */
-  async type(command: string): Promise<void> {
-    this.#recent = '';
-    for (const ch of command) {
-      this.#term.send(ch);
-      await sleep(35 + Math.random() * 45);
-    }
-    await sleep(250);
-    this.#term.send('\r');
-  }
-
-  close(): Promise<void> {
-    return this.#term.close();
-  }
-}
-
-async function recordLab(
-  server: string,
-  labId: string,
-  titles: Map<string, string>,
-  steps: Step[],
-): Promise<void> {
-  const session = await createSession(server, labId);
-  const t0 = performance.now();
+/** Records one lab block; returns its files, or throws (writing nothing) if a block contradicts its expect=. */
+async function recordLabBlock(base: string, g: LabBlock, lab: LabDef): Promise<string[]> {
+  const session = await createSession(base, g.lab);
+  const events = new Map<string, CastEvent[]>(lab.terminals.map((t) => [t.name, []]));
+  let t0 = performance.now();
+  const at = () => Number(((performance.now() - t0) / 1000).toFixed(6));
+  const shells = new LabShells(base, session, {
+    cols: COLS,
+    rows: ROWS,
+    onOutput: (name, data) => events.get(name)?.push([at(), 'o', data]),
+    keyDelay: () => 25 + Math.random() * 35,
+  });
   const timestamp = Math.floor(Date.now() / 1000);
-  const terms = new Map<string, RecordedTerminal>();
+  const problems: string[] = [];
   try {
-    for (const t of await Promise.all(
-      session.terminals.map((t) => RecordedTerminal.open(server, session, t.name, t0)),
-    ))
-      terms.set(t.name, t);
-    await Promise.all([...terms.values()].map((t) => t.waitForPrompt()));
-    for (const step of steps) {
-      const term = terms.get(step.terminal);
-      if (!term)
-        throw new Error(
-          `${labId}: the script uses terminal "${step.terminal}", the lab has ${[...terms.keys()].join(', ')}`,
+    const chosen = await chooseTabs(g.blocks, { base, session });
+    t0 = performance.now();
+    await shells.openAll();
+    await sleep(800);
+    for (const b of g.blocks) {
+      if (!runsHere(b, chosen)) {
+        console.log(`  - block ${b.order}: not here (tab "${b.tab?.label}")`);
+        continue;
+      }
+      const first = b.code.split('\n')[0] ?? '';
+      for (const name of shells.targets(b.target)) {
+        events.get(name)?.push([at(), 'm', `block ${b.order}: ${first}`]);
+        const run = await shells.run(name, b.code);
+        const where = `${b.file}:${b.line} (block ${b.order}) in "${name}"`;
+        if (run.timedOut) problems.push(`${where}: ${run.timedOut}`);
+        else if (b.expect === undefined) console.warn(`  ! ${where}: no expect= to check the output against`);
+        else if (!new RegExp(b.expect, 'm').test(run.output))
+          problems.push(`${where}: output does not match expect="${b.expect}":\n${run.output.trimEnd()}`);
+        console.log(
+          `  ${name}$ ${first}${b.code.includes('\n') ? ' …' : ''}${run.exited ? ' (the shell exited)' : ''}`,
         );
-      await sleep(600);
-      await term.type(step.command);
-      await term.waitForPrompt();
-      console.log(`  ${labId}/${step.terminal}$ ${step.command}`);
+        await sleep(700);
+      }
     }
     await sleep(800);
   } finally {
-    await Promise.all([...terms.values()].map((t) => t.close()));
-    await deleteSession(server, session).catch(() => {});
+    await shells.close();
+    await deleteSession(base, session).catch(() => {});
   }
-  await mkdir(OUT_DIR, { recursive: true });
-  for (const t of terms.values()) {
+  if (problems.length > 0) throw new Error(`${g.lesson} <Lab id="${g.lab}">:\n${problems.join('\n')}`);
+
+  const dir = join(RECORDINGS, g.lesson);
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  for (const t of lab.terminals) {
     const header = {
       version: 2,
       width: COLS,
       height: ROWS,
       timestamp,
       idle_time_limit: 1.5,
-      title: `${labId}: ${titles.get(t.name) ?? t.name}`,
+      title: `${g.lesson}, ${lab.title}: ${t.title}`,
       env: { TERM: 'xterm-256color', SHELL: '/bin/bash' },
     };
-    const lines = [JSON.stringify(header), ...t.events.map((e) => JSON.stringify(e))];
-    const file = join(OUT_DIR, `${labId}-${t.name}.cast`);
+    const lines = [JSON.stringify(header), ...(events.get(t.name) ?? []).map((e) => JSON.stringify(e))];
+    const file = join(dir, `${g.lab}-${t.name}.cast`);
     await writeFile(file, `${lines.join('\n')}\n`);
-    console.log(`  wrote ${file} (${t.events.length} events)`);
+    files.push(file);
   }
+  return files;
 }
 
 async function main(): Promise<void> {
@@ -177,38 +115,53 @@ async function main(): Promise<void> {
     options: { server: { type: 'string' } },
     allowPositionals: true,
   });
-  const labs = await loadLabs(join(process.cwd(), 'labs'));
-  const wanted = positionals.length > 0 ? positionals : labs.map((l) => l.id);
-  // Without --server, one of our own: its warnings and errors go to our stderr; it stops (and
-  // removes its lab hosts) at the end.
-  const own = values.server
-    ? undefined
-    : await startServer({ LOG_LEVEL: 'warn', CL_INSTANCE: `recorder-${process.pid}` }, { echo: true });
-  const server = own?.base ?? values.server!.replace(/\/$/, '');
-  if (own) console.log(`started a server at ${server}`);
+  const labs = await loadLabs(join(ROOT, 'labs'));
+  const groups = labBlocks(await runBlockIndex({ root: ROOT, labs }));
+  const unknown = positionals.filter((p) => !groups.some((g) => g.lesson === p));
+  if (unknown.length > 0)
+    throw new Error(
+      `no lab block in ${unknown.join(', ')}; lessons with one: ${[...new Set(groups.map((g) => g.lesson))].join(', ')}`,
+    );
+  const wanted = groups.filter((g) => positionals.length === 0 || positionals.includes(g.lesson));
+
+  let server: RunningServer | undefined;
+  let base = values.server?.replace(/\/$/, '');
+  if (!base) {
+    server = await startServer({
+      CL_INSTANCE: `recorder-${process.pid}`,
+      CL_POOL_SIZE: '0',
+      LOG_LEVEL: 'warn',
+    });
+    base = server.base;
+    console.log(`started a server at ${base}`);
+  }
+  let failed = 0;
   try {
-    const health = (await (await fetch(`${server}/api/v1/health`)).json()) as {
+    const health = (await (await fetch(`${base}/api/v1/health`)).json()) as {
       labs?: { available?: boolean };
     };
     if (!health.labs?.available)
       throw new Error('the server cannot reach a container engine; recordings need live labs');
-    for (const id of wanted) {
-      const lab = labs.find((l) => l.id === id);
-      const steps = SCRIPTS[id];
-      if (!lab) throw new Error(`no lab "${id}" (known: ${labs.map((l) => l.id).join(', ')})`);
-      if (!steps) {
-        console.warn(`${id}: no script in scripts/record-labs.ts, skipped`);
-        continue;
+    for (const g of wanted) {
+      const lab = labs.find((l) => l.id === g.lab);
+      if (!lab) throw new Error(`no lab "${g.lab}"`);
+      console.log(`recording ${g.lesson} <Lab id="${g.lab}"> (${g.blocks.length} blocks)`);
+      try {
+        for (const f of await recordLabBlock(base, g, lab)) console.log(`  wrote ${f}`);
+      } catch (err) {
+        failed++;
+        console.error(`  FAILED, nothing written: ${(err as Error).message}`);
       }
-      console.log(`recording ${id}`);
-      await recordLab(server, id, new Map(lab.terminals.map((t) => [t.name, t.title])), steps);
     }
   } finally {
-    await own?.stop();
+    await server?.stop();
   }
+  if (failed > 0) throw new Error(`${failed} lab block(s) not recorded`);
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exitCode = 1;
-});
+if (import.meta.main) {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}

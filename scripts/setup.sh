@@ -7,9 +7,11 @@
 #   scripts/setup.sh test    the same, and Chromium and Docker Compose; a missing engine or
 #                            browser is an error
 #   scripts/setup.sh proxy   nginx and Caddy for the reverse-proxy tests (npm run test:proxy)
+#   scripts/setup.sh hosts   QEMU and mmdebstrap for the test hosts (npm run test:hosts)
 #
 # On Debian/Ubuntu as root, missing system parts come from apt (docker.io, debootstrap,
-# chromium) and dockerd is started if no engine answers. Elsewhere (a laptop with Node and
+# chromium) and dockerd is started if no engine answers; where AppArmor is on, the lab
+# hosts' profile (labs/apparmor/) is loaded. Elsewhere (a laptop with Node and
 # Docker) nothing is installed system-wide: it checks and tells you what is missing.
 set -uo pipefail
 
@@ -100,6 +102,31 @@ ensure_images() {
   (cd "$root_dir" && node labs/build-images.ts) || { fail "building the lab images failed"; return 1; }
 }
 
+# ---- AppArmor (issue 11) -------------------------------------------------------------------
+# Where this machine's kernel enforces AppArmor (Ubuntu, Debian 13, ...), its engine gives
+# containers Docker's docker-default, which refuses the mounts of the nested container;
+# lab hosts run under our profile instead, and the server refuses to start in open and code
+# modes without it. Loaded (apparmor_parser -r) and kept in /etc/apparmor.d/ for the next
+# boots, only when missing or changed; the server's start-up check is what decides.
+apparmor_on() { [ "$(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)" = Y ]; }
+
+ensure_apparmor_profile() {
+  apparmor_on || return 0
+  local src="$root_dir/labs/apparmor/containerlabs-labhost" dst=/etc/apparmor.d/containerlabs-labhost
+  if grep -qx 'containerlabs-labhost (enforce)' /sys/kernel/security/apparmor/profiles 2>/dev/null &&
+    cmp -s "$src" "$dst"; then
+    return 0
+  fi
+  if ! is_root; then
+    say "AppArmor is on: load the lab hosts' profile as root (open and code modes refuse to start without it):"
+    say "  sudo apparmor_parser -r labs/apparmor/containerlabs-labhost && sudo cp labs/apparmor/containerlabs-labhost /etc/apparmor.d/"
+    return 0
+  fi
+  have apparmor_parser || apt_install apparmor || { fail "AppArmor is on but apparmor_parser is missing (apt-get install apparmor)"; return 1; }
+  say "loading the lab hosts' AppArmor profile (labs/apparmor/containerlabs-labhost) into the kernel and /etc/apparmor.d/"
+  install -m 0644 "$src" "$dst" && apparmor_parser -r "$dst" || { fail "apparmor_parser could not load $src"; return 1; }
+}
+
 # ---- Deploy tests: Docker Compose (compose.yaml) ------------------------------------------
 ensure_deploy_tools() {
   have docker-compose || docker compose version >/dev/null 2>&1 && return 0
@@ -126,6 +153,20 @@ ensure_proxy_tools() {
   return "$rc"
 }
 
+# ---- Test hosts (npm run test:hosts, run by CI): QEMU and mmdebstrap ---------------------
+# The host suite boots Debian VMs built from Debian packages (hosts/README.md). Not part of
+# `npm test`: it needs root for the image build and takes minutes under emulation.
+ensure_hosts_tools() {
+  local missing=()
+  have qemu-system-x86_64 || missing+=(qemu-system-x86)
+  have qemu-img || missing+=(qemu-utils)
+  have mmdebstrap || missing+=(mmdebstrap)
+  have mkfs.ext4 || missing+=(e2fsprogs)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root && have apt-get || { fail "the host tests need ${missing[*]} (Debian packages) and root: install them."; return 1; }
+  apt_install "${missing[@]}" || { fail "could not install ${missing[*]}"; return 1; }
+}
+
 # ---- Chromium (tests) ---------------------------------------------------------------------
 find_chromium() {
   if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "$CHROMIUM_PATH" ]; then echo "$CHROMIUM_PATH"; return 0; fi
@@ -148,6 +189,7 @@ setup_main() {
   ensure_node || return 1
   ensure_deps || return 1
   if ensure_engine; then
+    ensure_apparmor_profile || return 1
     ensure_images || return 1
   elif [ "$purpose" = test ]; then
     return 1
@@ -161,6 +203,8 @@ setup_main() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   if [ "$purpose" = proxy ]; then
     ensure_proxy_tools
+  elif [ "$purpose" = hosts ]; then
+    ensure_hosts_tools
   else
     setup_main
   fi

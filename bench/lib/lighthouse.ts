@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startServer } from '../../tests/support/server.ts';
 import { track } from './cleanup.ts';
@@ -33,6 +33,18 @@ export const REPORT_DIR = join(PEER_DIR, 'lighthouse');
 const BUILD_DIR = join(ROOT, 'test-results', 'tmp', `lighthouse-site-${process.pid}`);
 
 export const DEFAULT_PAGES = ['/', '/03-a-container-is-a-process/', '/05-cgroups/'];
+/** `lessons`: every lesson page of the built site; `all`: the home page and those. */
+export type PageSet = 'lessons' | 'all';
+
+/** The lesson pages of a built site: every `<dir>/index.html` (Astro's directory format). */
+export function lessonPages(siteRoot: string): string[] {
+  return readdirSync(siteRoot, { withFileTypes: true })
+    .filter(
+      (e) => e.isDirectory() && !e.name.startsWith('_') && existsSync(join(siteRoot, e.name, 'index.html')),
+    )
+    .map((e) => `/${e.name}/`)
+    .sort();
+}
 export const PRESETS = ['mobile', 'desktop'] as const;
 export type Preset = (typeof PRESETS)[number];
 const CATEGORIES = ['performance', 'accessibility', 'best-practices', 'seo'] as const;
@@ -83,6 +95,20 @@ export interface LighthouseRow {
   offOrigin: string[];
   /** Performance audits that did not pass, the largest estimated saving first. */
   opportunities: Finding[];
+  /**
+   * Where the main thread's time went while the page loaded (Lighthouse's
+   * mainthread-work-breakdown, from the trace; ms with the preset's CPU slowdown), largest first.
+   */
+  mainThread?: Array<{ group: string; ms: number }>;
+  /** The long main-thread tasks (≥ 50 ms, slowed down) and what Lighthouse attributes each to. */
+  longTasks?: Array<{ ms: number; url: string }>;
+  /**
+   * The same trace read by CPU time instead of wall time (`tdur`): Lighthouse's TBT as it would
+   * be if every main-thread task after the first contentful paint took only its own CPU time
+   * (× the preset's slowdown) — what the page costs, without the time other processes on this
+   * shared machine took the CPU away. And the longest task's CPU time, unslowed.
+   */
+  cpu?: { tbtMs: number; longestTaskMs: number };
   /** Audits failed in accessibility, best-practices, seo. */
   failing: Array<Finding & { category: string }>;
   warnings: string[];
@@ -138,9 +164,20 @@ interface Lhr {
   categories: Record<string, { score: number | null; auditRefs: Array<{ id: string; group?: string }> }>;
   audits: Record<string, LhrAudit>;
 }
+interface TraceEvent {
+  name: string;
+  ph: string;
+  pid: number;
+  tid: number;
+  ts: number;
+  dur?: number;
+  tdur?: number;
+  args?: { beginData?: { url?: string }; frame?: string; data?: { url?: string } };
+}
 interface RunnerResult {
   lhr: Lhr;
   report: string | string[];
+  artifacts?: { Trace?: { traceEvents?: TraceEvent[] } };
 }
 type LighthouseFn = (
   url: string,
@@ -358,6 +395,56 @@ function opportunities(lhr: Lhr): Finding[] {
   return found.sort((a, b) => b.rank - a.rank).map(({ rank: _r, ...f }) => f);
 }
 
+function mainThread(lhr: Lhr): LighthouseRow['mainThread'] {
+  const items = lhr.audits['mainthread-work-breakdown']?.details?.items;
+  if (!Array.isArray(items)) return undefined;
+  return items
+    .map((i) => ({ group: String(i.groupLabel ?? i.group ?? '?'), ms: Number(i.duration) }))
+    .filter((i) => Number.isFinite(i.ms))
+    .sort((a, b) => b.ms - a.ms);
+}
+
+function longTasks(lhr: Lhr, origin: string): LighthouseRow['longTasks'] {
+  const items = lhr.audits['long-tasks']?.details?.items;
+  if (!Array.isArray(items)) return undefined;
+  return items
+    .map((i) => ({ ms: Number(i.duration), url: String(i.url ?? '').replace(origin, '') }))
+    .filter((i) => Number.isFinite(i.ms));
+}
+
+/** The page's main-thread tasks by CPU time (see LighthouseRow.cpu); undefined if the trace lacks them. */
+export function cpuFigures(
+  events: readonly TraceEvent[] | undefined,
+  url: string,
+  slowdown: number,
+): LighthouseRow['cpu'] {
+  if (!events) return undefined;
+  const path = new URL(url).pathname;
+  // The renderer thread that parsed the page (not about:blank's, nor the browser's).
+  const parse = events.find(
+    (e) =>
+      e.name === 'ParseHTML' && e.args?.beginData?.url && new URL(e.args.beginData.url).pathname === path,
+  );
+  if (!parse) return undefined;
+  const fcp = events.find((e) => e.name === 'firstContentfulPaint' && e.pid === parse.pid)?.ts ?? 0;
+  let tbt = 0;
+  let longest = 0;
+  let seen = 0;
+  let end = 0;
+  const tasks = events
+    .filter((e) => e.pid === parse.pid && e.tid === parse.tid && e.ph === 'X' && e.name === 'RunTask')
+    .sort((a, b) => a.ts - b.ts);
+  for (const t of tasks) {
+    if (t.ts < end || t.tdur === undefined) continue; // nested, or no thread time recorded
+    end = t.ts + (t.dur ?? 0);
+    seen++;
+    const ms = t.tdur / 1000;
+    longest = Math.max(longest, ms);
+    if (t.ts >= fcp) tbt += Math.max(0, ms * slowdown - 50);
+  }
+  return seen > 0 ? { tbtMs: tbt, longestTaskMs: longest } : undefined;
+}
+
 function failing(lhr: Lhr): LighthouseRow['failing'] {
   const out: LighthouseRow['failing'] = [];
   for (const cat of CATEGORIES) {
@@ -416,6 +503,8 @@ function summarizeRun(
       .map((r) => `${(r.url as string).replace(origin, '')} ${r.statusCode ?? 'failed'}`),
     offOrigin: items.map((r) => r.url ?? '').filter((u) => u && !local(u)),
     opportunities: opportunities(lhr),
+    mainThread: mainThread(lhr),
+    longTasks: longTasks(lhr, origin),
     failing: failing(lhr),
     warnings: lhr.runWarnings ?? [],
     seconds: [seconds],
@@ -449,11 +538,17 @@ const slug = (path: string) => path.replace(/^\/|\/$/g, '').replace(/[^\w.-]+/g,
 // ---- The section -------------------------------------------------------------------------------------
 
 export async function benchLighthouse(
-  opts: { runs: number; pages?: string[]; presets?: readonly Preset[]; build?: boolean },
+  opts: {
+    runs: number;
+    pages?: string[] | PageSet;
+    presets?: readonly Preset[];
+    build?: boolean;
+    /** A built site to measure instead of dist/ (a folder with index.html). */
+    site?: string;
+  },
   log: (s: string) => void,
 ): Promise<LighthouseResult> {
   const t0 = performance.now();
-  const pages = opts.pages ?? DEFAULT_PAGES;
   const presets = opts.presets ?? PRESETS;
   const result: LighthouseResult = {
     site: { builtNow: false },
@@ -472,13 +567,32 @@ export async function benchLighthouse(
   const chromePath = process.env.CHROME_PATH || '/usr/bin/chromium';
   if (!existsSync(chromePath)) return skip(`no Chromium at ${chromePath} (set CHROME_PATH)`);
 
-  const site = await ensureSite(log, opts.build ?? false).catch(
-    (err: unknown) => `building the site failed: ${errText(err)}`,
-  );
+  const given = opts.site ? resolve(ROOT, opts.site) : undefined;
+  if (given && !existsSync(join(given, 'index.html')))
+    return skip(`--lh-site ${opts.site}: no index.html there`);
+  const site = await (given
+    ? Promise.resolve<{ root: string; site: LighthouseResult['site'] }>({
+        root: given,
+        site: {
+          dir: `${relative(ROOT, given)}/`,
+          builtNow: false,
+          builtAt: statSync(join(given, 'index.html')).mtime.toISOString(),
+        },
+      })
+    : ensureSite(log, opts.build ?? false)
+  ).catch((err: unknown) => `building the site failed: ${errText(err)}`);
   if (typeof site === 'string') return skip(site);
   result.site = site.site;
   const siteRoot = site.root;
   if (site.site.stale) log(`lighthouse: note: ${site.site.stale}`);
+  const wanted = opts.pages ?? DEFAULT_PAGES;
+  const pages =
+    wanted === 'lessons'
+      ? lessonPages(siteRoot)
+      : wanted === 'all'
+        ? ['/', ...lessonPages(siteRoot)]
+        : wanted;
+  if (typeof wanted === 'string') log(`lighthouse: ${wanted}: ${pages.join(', ')}`);
 
   const peer = await loadLighthouse();
   if (typeof peer === 'string') return skip(peer);
@@ -574,7 +688,10 @@ export async function benchLighthouse(
             if (rr.lhr.runtimeError)
               throw new Error(`${rr.lhr.runtimeError.code}: ${rr.lhr.runtimeError.message}`);
             result.benchmarkIndex ??= rr.lhr.environment?.benchmarkIndex;
-            row.push(summarizeRun(rr.lhr, server.origin, path, preset, secs));
+            const summary = summarizeRun(rr.lhr, server.origin, path, preset, secs);
+            // Lighthouse's presets: 4× CPU slowdown on mobile, none on desktop.
+            const cpu = cpuFigures(rr.artifacts?.Trace?.traceEvents, url, preset === 'mobile' ? 4 : 1);
+            row.push(cpu ? { ...summary, cpu } : summary);
             reports.push(Array.isArray(rr.report) ? (rr.report[0] ?? '') : rr.report);
             log(
               `lighthouse ${done}/${total}: ${path} ${preset}: performance ${row.at(-1)?.scores.performance ?? '–'} (${secs.toFixed(1)} s)`,

@@ -29,9 +29,13 @@ export interface BenchConfig {
   concurrency: number;
   /** Lighthouse runs per page and preset (the median one is reported). */
   lhRuns: number;
-  lhPages: string[];
+  /** Paths, or `lessons` / `all` (found in the built site). */
+  lhPages: string[] | 'lessons' | 'all';
+  lhPresets: readonly ('mobile' | 'desktop')[];
   /** Lighthouse measured a fresh build (in test-results/tmp/) instead of dist/. */
   lhBuild: boolean;
+  /** Lighthouse measured this built site instead of dist/ (`--lh-site`). */
+  lhSite?: string;
 }
 
 export interface Results {
@@ -329,7 +333,7 @@ function lhRow(r: LighthouseRow): string {
 
 function lighthouseSection(l: LighthouseResult): string[] {
   const out: string[] = [];
-  out.push('## Lighthouse: the built site, served statically');
+  out.push('## Lighthouse: the built site, served by our server');
   out.push('');
   if (l.skipped) {
     out.push(`Skipped: ${l.skipped}`);
@@ -340,7 +344,7 @@ function lighthouseSection(l: LighthouseResult): string[] {
     ? `built for this run, \`astro build\` ${fmt(l.site.buildSeconds, 0)} s`
     : `built ${l.site.builtAt ?? '?'}${l.site.stale ? ` — **may be stale**: ${l.site.stale}` : ''}`;
   out.push(
-    `Lighthouse ${l.lighthouse ?? '?'} (Node API) in headless Chromium ${l.chrome ?? '?'} (Lighthouse's CPU benchmark index here: ${fmt(l.benchmarkIndex, 0)}), against \`${l.site.dir ?? 'dist/'}\` (${site}) served by \`tests/site/static-server.ts\` on 127.0.0.1 — plain files, no compression, \`cache-control: no-store\`. **mobile** is Lighthouse's default (emulated Moto G Power, simulated slow 4G: 150 ms RTT, 1.6 Mbps, 4× CPU slowdown); **desktop** its desktop preset (40 ms RTT, 10 Mbps, no CPU slowdown). Throttling is simulated from one unthrottled load, so the machine's load moves the figures less than it moves wall times. ${l.runsPerRow} run(s) per row${l.runsPerRow > 1 ? ', the median by performance score shown with the range' : ''}. Chromium resolves no host but 127.0.0.1: nothing is fetched from the internet.`,
+    `Lighthouse ${l.lighthouse ?? '?'} (Node API) in headless Chromium ${l.chrome ?? '?'} (Lighthouse's CPU benchmark index here: ${fmt(l.benchmarkIndex, 0)}), against \`${l.site.dir ?? 'dist/'}\` (${site}) served by our server (\`server/src/main.ts\`, as \`npm start\` serves readers: gzip/brotli) on 127.0.0.1. **mobile** is Lighthouse's default (emulated Moto G Power, simulated slow 4G: 150 ms RTT, 1.6 Mbps, 4× CPU slowdown); **desktop** its desktop preset (40 ms RTT, 10 Mbps, no CPU slowdown). Throttling is simulated from one unthrottled load, so the machine's load moves the figures less than it moves wall times. ${l.runsPerRow} run(s) per row${l.runsPerRow > 1 ? ', the median by performance score shown with the range' : ''}. Chromium resolves no host but 127.0.0.1: nothing is fetched from the internet.`,
   );
   out.push('');
   out.push(`Target: performance ≥ ${TARGETS.lighthousePerf} on every page, both presets.`);
@@ -373,6 +377,23 @@ function lighthouseSection(l: LighthouseResult): string[] {
           ? top.map((f) => `${f.title}${savingText(f) ? ` (${savingText(f)})` : ''}`).join('; ')
           : 'nothing flagged'
       }`,
+    );
+  }
+  out.push('');
+
+  out.push(
+    "Where the main thread's time went during the load (Lighthouse's main-thread work breakdown from the trace, ms with the preset's CPU slowdown; then the long tasks, ≥ 50 ms):",
+  );
+  out.push('');
+  for (const r of l.rows) {
+    if (!r.runs || !r.mainThread) continue;
+    const groups = r.mainThread.map((g) => `${g.group} ${fmt(g.ms, 0)}`).join(', ');
+    const tasks = (r.longTasks ?? []).map((t) => `${fmt(t.ms, 0)}${t.url ? ` (${t.url})` : ''}`).join(', ');
+    const cpu = r.cpu
+      ? `; by CPU time: TBT ${fmt(r.cpu.tbtMs, 0)} ms, longest task ${fmt(r.cpu.longestTaskMs, 1)} ms unslowed`
+      : '';
+    out.push(
+      `- \`${r.path}\` ${r.preset} (TBT ${fmt(r.tbtMs, 0)} ms${cpu}): ${groups}; long tasks: ${tasks || 'none'}`,
     );
   }
   out.push('');
@@ -433,10 +454,10 @@ export function renderMarkdown(r: Results): string {
     c.only.includes('echo') ? `${c.keys} keys and ${c.size} × ${c.rounds} per terminal path` : '',
     c.only.includes('idle') ? `${c.idle} idle sessions` : '',
     c.only.includes('lighthouse')
-      ? `Lighthouse on ${c.lhPages.length} pages × mobile, desktop × ${c.lhRuns} run(s)${c.lhBuild ? ' of a fresh build' : ''}`
+      ? `Lighthouse on ${typeof c.lhPages === 'string' ? `${c.lhPages} pages` : `${c.lhPages.length} pages`} × ${(c.lhPresets ?? ['mobile', 'desktop']).join(', ')} × ${c.lhRuns} run(s)${c.lhBuild ? ' of a fresh build' : ''}`
       : '',
   ].filter(Boolean);
-  const flags = `${c.quick ? ' --quick' : ''}${c.only.length < SECTIONS.length ? ` --only ${c.only.join(',')}` : ''}${c.lhBuild ? ' --lh-build' : ''}${c.lhRuns !== 1 ? ` --lh-runs ${c.lhRuns}` : ''}`;
+  const flags = `${c.quick ? ' --quick' : ''}${c.only.length < SECTIONS.length ? ` --only ${c.only.join(',')}` : ''}${c.lhBuild ? ' --lh-build' : ''}${c.lhSite ? ` --lh-site ${c.lhSite}` : ''}${c.lhRuns !== 1 ? ` --lh-runs ${c.lhRuns}` : ''}`;
   out.push(`- Run: \`node bench/run.ts${flags}\` — ${what.join('; ')}`);
   out.push(
     '- One run on one machine that other work shares: the figures are noisy. Read them as sizes and ratios (all paths are measured in the same run, interleaved), not as exact values. Targets are printed next to them, never asserted.',

@@ -150,9 +150,11 @@ const EnvSchema = z.object({
   CL_POOL_SIZE: Int(0, 50).default(1),
   /** A pooled lab host older than this is replaced instead of handed out. */
   CL_POOL_MAX_AGE: Duration.default(parseDuration('15m')),
-  /** AppArmor profile of lab hosts: `auto` = `unconfined` on engines that apply AppArmor
-   *  (Docker's docker-default denies the mount(2) nested containers need), none elsewhere;
-   *  or the name of a profile loaded on the engine's host. */
+  /** AppArmor profile of lab hosts: `auto` = ours, `containerlabs-labhost`
+   *  (labs/apparmor/; Docker's docker-default denies the mount(2) nested containers need),
+   *  where the engine applies AppArmor, none elsewhere; or the name of a profile loaded on
+   *  the engine's host. The server checks at start that the engine can use it and refuses
+   *  to start in open and code modes if not. `unconfined`: local mode only. */
   CL_APPARMOR_PROFILE: z
     .string()
     .regex(/^[\w.-]+$/, 'a profile name, `auto` or `unconfined`')
@@ -184,6 +186,10 @@ const EnvSchema = z.object({
         .map((p) => p.trim())
         .join(',');
     }),
+  /** How long a quick engine call may take: the engine probe, an inspection snapshot or
+   *  check, the admin's resource figures. Raise it for slow or emulated engines (the host
+   *  suite runs its VMs under QEMU's TCG with it scaled). */
+  CL_ENGINE_TIMEOUT: Duration.default(parseDuration('5s')).refine((ms) => ms >= 500, 'at least 500ms'),
   /** Docker engine address; dockerode's own DOCKER_HOST handling applies (unix, tcp, ssh). */
   DOCKER_HOST: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -225,6 +231,7 @@ export interface Config {
   /** Fastify's trustProxy: true, false, or comma-separated proxy addresses. */
   readonly trustProxy: boolean | string;
   readonly dockerHost: string | undefined;
+  readonly engineTimeoutMs: number;
   readonly logLevel: string;
 }
 
@@ -252,6 +259,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.CL_MODE === 'code' && !e.CL_ACCESS_CODE) {
     throw new ConfigError(
       'invalid configuration:\n  CL_ACCESS_CODE: code mode needs a shared code (e.g. CL_ACCESS_CODE=$(openssl rand -hex 12))',
+    );
+  }
+  if (e.CL_APPARMOR_PROFILE === 'unconfined' && e.CL_MODE !== 'local') {
+    // Readers the operator does not control get lab hosts: where the engine applies
+    // AppArmor they run under an enforcing profile (ours by default) or not at all.
+    throw new ConfigError(
+      `invalid configuration:\n  CL_APPARMOR_PROFILE: unconfined is refused in ${e.CL_MODE} mode (only local mode may run lab hosts without AppArmor); leave it unset (auto) to use labs/apparmor/containerlabs-labhost`,
     );
   }
   if (e.CL_SESSION_TTL > e.CL_SESSION_MAX_LIFETIME) {
@@ -292,6 +306,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     instance: e.CL_INSTANCE ?? `${e.HOST}:${e.PORT}`,
     trustProxy: e.CL_TRUST_PROXY,
     dockerHost: e.DOCKER_HOST,
+    engineTimeoutMs: e.CL_ENGINE_TIMEOUT,
     logLevel: e.LOG_LEVEL,
   });
 }

@@ -11,6 +11,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { Drain, RESTART_NOTICE } from './ops/drain.ts';
 import { selectLabs } from './ops/lab-selection.ts';
 import { countingRuntime, Metrics } from './ops/metrics.ts';
+import { type ApparmorCheck, decideApparmor } from './runtime/docker/apparmor.ts';
 import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import { localRuntime } from './runtime/local/local-runtime.ts';
@@ -38,7 +39,11 @@ async function main(): Promise<void> {
   const drain = new Drain();
   // Set once everything is wired (below); the admin API's final shutdown calls it.
   let stop: (signal: string, how: 'restart' | 'end') => Promise<void> = async () => {};
-  const docker = new DockerRuntime({ apparmorProfile: config.apparmorProfile, labUids: config.labUids });
+  const docker = new DockerRuntime({
+    apparmorProfile: config.apparmorProfile,
+    labUids: config.labUids,
+    callTimeoutMs: config.engineTimeoutMs,
+  });
   const counted = countingRuntime(docker, metrics);
   // Local mode (a runtime chosen here, once): the `host` terminal is the learner's own
   // shell, behind a token printed at start.
@@ -93,13 +98,25 @@ async function main(): Promise<void> {
   const engine = await engineStatus.refresh();
   if (engine.reachable) {
     app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
-    if (engine.apparmor && config.apparmorProfile === 'auto') {
-      app.log.warn(
-        'the engine applies AppArmor: lab hosts run with apparmor=unconfined (docker-default denies the mount ' +
-          'nested containers need); seccomp, no capabilities and no-new-privileges still apply. For a public ' +
-          'site load a profile of your own and set CL_APPARMOR_PROFILE (docs/threat-model.md).',
-      );
+    // AppArmor (issue 11): where the engine applies it, lab hosts run under an enforcing
+    // profile, or in open and code modes the server does not start at all.
+    const lab = labs[0];
+    const check: ApparmorCheck = lab
+      ? await docker
+          .checkApparmor(lab, config.instance)
+          .catch((err: Error) => ({ engineApparmor: Boolean(engine.apparmor), detail: err.message }))
+      : { engineApparmor: Boolean(engine.apparmor), detail: 'no lab enabled' };
+    const apparmor = decideApparmor(config.mode, check);
+    if (apparmor.action === 'refuse') {
+      app.log.error({ apparmor: check }, 'refusing to start: AppArmor');
+      console.error(apparmor.message);
+      process.exit(2);
     }
+    docker.pinApparmorProfile(apparmor.profile);
+    if (apparmor.warn) app.log.warn({ apparmor: check }, apparmor.note);
+    else app.log.info({ apparmor: check }, apparmor.note);
+    // Local mode is the user's own machine: tell them on the console too.
+    if (config.mode === 'local' && apparmor.warn) console.log(`AppArmor: ${apparmor.note}`);
     // Before listening: a reader whose page reconnects first thing finds the session back.
     const r = await sessions.restore();
     if (r && (r.adopted > 0 || r.removed > 0 || r.dropped > 0))
@@ -111,7 +128,7 @@ async function main(): Promise<void> {
   } else {
     app.log.warn(
       { error: engine.error },
-      'no docker engine: the site works, labs answer 503 until one is reachable',
+      'no docker engine: the site works, labs answer 503 until one is reachable (its AppArmor is not checked then: a lab host that the engine cannot confine fails to start)',
     );
   }
 

@@ -4,7 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type Cast, CastFormatError, CastPlayer, type PlayerState, parseCast } from './cast-player.ts';
+import {
+  type Cast,
+  CastFormatError,
+  CastPlayer,
+  type PlayerClock,
+  type PlayerState,
+  parseCast,
+} from './cast-player.ts';
 
 const cast = (events: [number, string, string][], header: object = {}) =>
   [
@@ -38,7 +45,7 @@ test('refuses what is not an asciicast v2 file', () => {
   );
 });
 
-function play(casts: Cast[], opts: { idleTimeLimit?: number } = {}) {
+function play(casts: Cast[], opts: { idleTimeLimit?: number; clock?: PlayerClock } = {}) {
   const out: string[] = [];
   const states: PlayerState[] = [];
   let resets = 0;
@@ -85,22 +92,52 @@ test('long pauses are shortened to the idle time limit', () => {
   assert.equal(p.player.duration, 3);
 });
 
-test('pause stops the output; play resumes where it stopped; replay starts over', async () => {
+/** A clock the test moves: timers fire when `advance` passes their time, in order. */
+class HandClock implements PlayerClock {
+  t = 0;
+  #timers: { at: number; fn: () => void; id: number }[] = [];
+  #next = 1;
+  now = () => this.t;
+  setTimeout = (fn: () => void, ms: number) => {
+    const id = this.#next++;
+    this.#timers.push({ at: this.t + ms, fn, id });
+    return id;
+  };
+  clearTimeout = (id: unknown) => {
+    this.#timers = this.#timers.filter((x) => x.id !== id);
+  };
+  advance(ms: number): void {
+    const until = this.t + ms;
+    for (;;) {
+      this.#timers.sort((a, b) => a.at - b.at);
+      const due = this.#timers[0];
+      if (!due || due.at > until) break;
+      this.#timers.shift();
+      this.t = due.at;
+      due.fn();
+    }
+    this.t = until;
+  }
+}
+
+test('pause stops the output; play resumes where it stopped; replay starts over', () => {
   const a = parseCast(
     cast([
       [0.01, 'o', '1'],
       [2, 'o', '2'],
     ]),
   );
-  const p = play([a]);
+  const clock = new HandClock();
+  const p = play([a], { clock });
   p.player.play();
-  await new Promise((r) => setTimeout(r, 20));
+  clock.advance(20); // 20 ms at 20× speed: 0.4 s of the cast
   p.player.pause();
   assert.deepEqual(p.out, ['0:1']);
-  await new Promise((r) => setTimeout(r, 150));
+  clock.advance(150_000);
   assert.deepEqual(p.out, ['0:1'], 'nothing written while paused');
   p.player.toggle();
-  await p.ended();
+  clock.advance(80); // the remaining 1.6 s of the cast at 20×
+  assert.equal(p.player.state, 'ended');
   assert.deepEqual(p.out, ['0:1', '0:2']);
   p.player.play(); // replay
   assert.equal(p.resets(), 2);

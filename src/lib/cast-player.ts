@@ -74,7 +74,22 @@ export interface CastPlayerOptions {
   idleTimeLimit?: number;
   speed?: number;
   onState?(state: PlayerState): void;
+  /** Time and timers (default: the page's); tests pass a clock they move by hand. */
+  clock?: PlayerClock;
 }
+
+/** What the player needs of time: milliseconds, and one timer at a time. */
+export interface PlayerClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const pageClock: PlayerClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
 
 /** Plays tracks on one clock; owns its timer (dispose() stops it). */
 export class CastPlayer {
@@ -86,13 +101,15 @@ export class CastPlayer {
   /** Position in timeline seconds when the clock last (re)started. */
   #offset = 0;
   #startedAt = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timer: unknown;
   #state: PlayerState = 'ready';
+  readonly #clock: PlayerClock;
 
   constructor(tracks: CastTrack[], opts: CastPlayerOptions = {}) {
     this.#tracks = tracks;
     this.#speed = opts.speed ?? 1;
     this.#onState = opts.onState;
+    this.#clock = opts.clock ?? pageClock;
     const limit = opts.idleTimeLimit ?? tracks[0]?.cast.header.idle_time_limit ?? 1.5;
     const merged = tracks.flatMap((tr, track) =>
       tr.cast.events.map((e) => ({ t: e.t, track, data: e.data })),
@@ -122,14 +139,14 @@ export class CastPlayer {
   play(): void {
     if (this.#state === 'playing') return;
     if (this.#state === 'ended' || this.#state === 'ready') this.#rewind();
-    this.#startedAt = performance.now();
+    this.#startedAt = this.#clock.now();
     this.#setState('playing');
     this.#tick();
   }
 
   pause(): void {
     if (this.#state !== 'playing') return;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#offset = this.#now();
     this.#setState('paused');
   }
@@ -140,18 +157,18 @@ export class CastPlayer {
   }
 
   dispose(): void {
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
   }
 
   #rewind(): void {
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     this.#next = 0;
     this.#offset = 0;
     for (const tr of this.#tracks) tr.reset();
   }
 
   #now(): number {
-    return this.#offset + ((performance.now() - this.#startedAt) / 1000) * this.#speed;
+    return this.#offset + ((this.#clock.now() - this.#startedAt) / 1000) * this.#speed;
   }
 
   #tick = (): void => {
@@ -165,7 +182,7 @@ export class CastPlayer {
       this.#setState('ended');
       return;
     }
-    this.#timer = setTimeout(this.#tick, Math.max(0, ((upcoming.t - now) * 1000) / this.#speed));
+    this.#timer = this.#clock.setTimeout(this.#tick, Math.max(0, ((upcoming.t - now) * 1000) / this.#speed));
   };
 
   #setState(s: PlayerState): void {

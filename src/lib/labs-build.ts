@@ -27,8 +27,12 @@ export async function labDefinition(id: string): Promise<LabDef> {
   return lab;
 }
 
-/** URL of the recorded session of one terminal (`public/recordings/<lab>-<terminal>.cast`), if recorded. */
-export function recordingUrl(labId: string, terminal: string): string | undefined {
-  const file = `${labId}-${terminal}.cast`;
+/**
+ * URL of the recorded session of one terminal of a lesson's lab block
+ * (`public/recordings/<lesson>/<lab>-<terminal>.cast`, made by scripts/record-labs.ts from
+ * that lesson's own runnable blocks), if recorded.
+ */
+export function recordingUrl(lesson: string, labId: string, terminal: string): string | undefined {
+  const file = `${lesson}/${labId}-${terminal}.cast`;
   return existsSync(join(root, 'public', 'recordings', file)) ? `/recordings/${file}` : undefined;
 }

@@ -24,7 +24,12 @@ const EXPECTED_NOT_PASS: Record<string, string> = {
 };
 
 describe('CIS Docker Benchmark section 5 on live lab hosts (real engine)', () => {
-  const srv = useServer('abuse-cis', { CL_POOL_SIZE: '0' }, { engine: true });
+  const srv = useServer(
+    'abuse-cis',
+    // One session of every lab, from one client: above the per-client defaults.
+    { CL_POOL_SIZE: '0', CL_MAX_SESSIONS_PER_CLIENT: '50', CL_CREATE_PER_MINUTE: '100' },
+    { engine: true },
+  );
   const instance = srv.instance;
   const sessions: SessionInfo[] = [];
 

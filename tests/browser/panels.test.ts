@@ -241,7 +241,8 @@ describe('kernel view and step checks: real server, real engine', () => {
       new RegExp(`PID ${initHost?.pid} on the host = PID 1 in the container`),
     );
     assert.equal(await row.locator('[data-col="users"]').textContent(), 'reader → root');
-    assert.equal(await row.locator('[data-col="shared"]').textContent(), 'net, cgroup');
+    // (time: this kernel has time namespaces, and the lab hosts' seccomp profile refuses new ones)
+    assert.equal(await row.locator('[data-col="shared"]').textContent(), 'net, cgroup, time');
 
     // About once a second while open.
     const n0 = requests.processes;
@@ -354,12 +355,16 @@ describe('kernel view and step checks: real server, real engine', () => {
       'user:≠Separate',
       'net:=Shared',
       'cgroup:=Shared',
+      'time:=Shared',
     ]);
     // The inode numbers are the kernel's: the same on both sides exactly where shared.
     const snap = await api<ProcessSnapshot>(server, session, 'processes');
     const net = ns.locator('tr[data-ns-kind="net"] td.kv-num');
     assert.deepEqual(await net.allTextContents(), [snap.host.namespaces.net, snap.host.namespaces.net]);
-    assert.match((await ns.locator('.kv-summary').textContent()) ?? '', /Shared with the host: net, cgroup/);
+    assert.match(
+      (await ns.locator('.kv-summary').textContent()) ?? '',
+      /Shared with the host: net, cgroup, time/,
+    );
 
     await kv.scrollIntoViewIfNeeded();
     for (const theme of ['light', 'dark'] as const) {

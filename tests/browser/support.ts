@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { launchChromium } from '../site/site.ts';
 import { startServer } from '../support/server.ts';
+import { scaled } from '../support/slowness.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SCREENSHOTS = path.join(ROOT, 'test-results', 'screenshots');
@@ -159,7 +160,7 @@ export async function poll<T>(
   ms: number,
   everyMs: number,
 ): Promise<T> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   let v = await read();
   while (!done(v) && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, everyMs));
@@ -251,7 +252,7 @@ export interface PageSession {
 export async function nextSession(page: Page): Promise<PageSession> {
   const res = await page.waitForResponse(
     (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/api/v1/sessions',
-    { timeout: 30_000 },
+    { timeout: scaled(30_000) },
   );
   if (res.status() !== 201)
     throw new Error(`POST /api/v1/sessions answered ${res.status()}: ${await res.text()}`);

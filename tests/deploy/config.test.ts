@@ -19,6 +19,7 @@ import {
   SOURCES,
   serverDependencies,
 } from '../../deploy/assemble.ts';
+import { loadLabs } from '../../labs/load.ts';
 import { ConfigError, loadConfig } from '../../server/src/config.ts';
 import { ROOT } from './support.ts';
 
@@ -78,6 +79,13 @@ describe('configuration', () => {
     fails({ CL_TRUST_PROXY: '10.0.0.0/33' }, /CL_TRUST_PROXY/);
   });
 
+  test('CL_ENGINE_TIMEOUT: 5 s by default, a duration of at least 500 ms', () => {
+    assert.equal(loadConfig({}).engineTimeoutMs, 5000);
+    assert.equal(loadConfig({ CL_ENGINE_TIMEOUT: '90s' }).engineTimeoutMs, 90_000);
+    fails({ CL_ENGINE_TIMEOUT: '100ms' }, /CL_ENGINE_TIMEOUT: at least 500ms/);
+    fails({ CL_ENGINE_TIMEOUT: 'slow' }, /CL_ENGINE_TIMEOUT/);
+  });
+
   test('CL_LAB_UIDS: auto by default, or an inclusive range that never holds root', () => {
     assert.equal(loadConfig({}).labUids, 'auto');
     assert.equal(loadConfig({ CL_LAB_UIDS: ' auto ' }).labUids, 'auto');
@@ -108,10 +116,12 @@ describe('configuration', () => {
     );
   });
 
-  test('the server refuses to start on bad configuration: exit 2, the reason on stderr', () => {
+  test('the server refuses to start on bad configuration: exit 2, the reason on stderr', async () => {
+    // The reply lists the labs there are, so a reader of the log can fix the typo.
+    const ids = (await loadLabs()).map((l) => l.id).sort();
     for (const [env, re] of [
       [{ CL_MODE: 'code' }, /CL_ACCESS_CODE/],
-      [{ CL_LABS: 'processes,nope' }, /CL_LABS: no lab "nope" \(labs: cgroups, namespaces, processes\)/],
+      [{ CL_LABS: 'processes,nope' }, new RegExp(`CL_LABS: no lab "nope" \\(labs: ${ids.join(', ')}\\)`)],
       [{ CL_LAB_CPUS: '9' }, /CL_LAB_CPUS/],
     ] as const) {
       const r = spawnSync(process.execPath, ['server/src/main.ts'], {

@@ -66,6 +66,30 @@ describe('namespaces lab (real engine)', () => {
     );
   });
 
+  test('the shared-namespaces check accepts what /proc/1/ns shows on both sides, and its hint does not give it away', async () => {
+    const check = async (answer: string) => {
+      const r = await fetch(`${lab.base}/api/v1/sessions/${lab.s.id}/checks/shared-namespaces`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${lab.s.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ answer }),
+      });
+      assert.equal(r.status, 200);
+      return (await r.json()) as { passed: boolean; message: string; hint?: string };
+    };
+    // The reader's way: list /proc/1/ns on each side and keep the kinds whose numbers agree
+    // (readlink: ls -l lines are wider than the test's terminal).
+    const a = nsLinks(await inside.exec('readlink /proc/1/ns/*'));
+    const b = nsLinks(await host.exec('readlink /proc/1/ns/*'));
+    const shared = Object.keys(a).filter((k) => a[k] === b[k]);
+    assert.ok(shared.includes('net') && shared.includes('cgroup'), shared.join(', '));
+    const ok = await check(shared.join(', '));
+    assert.equal(ok.passed, true, `${shared.join(', ')}: ${ok.message}`);
+    const wrong = await check('pid, uts');
+    assert.equal(wrong.passed, false);
+    for (const k of shared)
+      assert.doesNotMatch(wrong.hint ?? '', new RegExp(`\\b${k}\\b`), `the hint names ${k}`);
+  });
+
   test('new network and cgroup namespaces are refused; user, UTS, IPC, mount and PID ones may be made', async () => {
     assert.match(await host.exec('unshare -n true 2>&1; echo "rc=$?"'), /rc=1/);
     assert.match(await host.exec('unshare -C true 2>&1; echo "rc=$?"'), /rc=1/);

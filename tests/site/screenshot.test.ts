@@ -97,6 +97,9 @@ async function shoot(theme: Theme): Promise<Shot> {
     // What a visitor sees first (readable at full size), and the whole page (for the pixel samples).
     const file = path.join(OUT, `${slug}-${theme}.png`);
     await writeFile(file, await page.screenshot());
+    // A full-page capture paints beyond the viewport, where content-visibility: auto
+    // (src/styles/lesson.css) skips the blocks a reader would see rendered on scrolling to them.
+    await page.addStyleTag({ content: '* { content-visibility: visible !important; }' });
     const png = await page.screenshot({ fullPage: true });
     await writeFile(path.join(OUT, `${slug}-${theme}-full.png`), png);
     // Sample a column of points along the right edge of the content pane and the bottom-left corner:

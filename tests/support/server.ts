@@ -13,6 +13,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import getPort from 'get-port';
+import { scaled } from './slowness.ts';
 
 export * from './api.ts';
 export * from './engine.ts';
@@ -61,7 +62,7 @@ const running = new Set<RunningServer>();
 export async function stopStartedServers(): Promise<void> {
   await Promise.all(
     [...running].map(async (srv) => {
-      const timer = setTimeout(() => srv.proc.kill('SIGKILL'), 15_000);
+      const timer = setTimeout(() => srv.proc.kill('SIGKILL'), scaled(15_000));
       await srv.stop('SIGTERM');
       clearTimeout(timer);
     }),
@@ -149,7 +150,7 @@ async function startOnce(
   void exited.then(() => running.delete(srv));
   if (opts.waitForHealth === false) return srv;
 
-  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timeoutMs = scaled(opts.timeoutMs ?? 30_000);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (proc.exitCode !== null) {

@@ -14,6 +14,7 @@
 import { WebSocket } from 'ws';
 import { type EndReason, TerminalClient, TerminalUrlRefused } from '../../src/lib/terminal-client.ts';
 import { type SessionInfo, type SocketUrlOptions, TicketRefused, terminalSocketUrl } from './api.ts';
+import { scaled } from './slowness.ts';
 
 // CSI, OSC (ended by BEL or ST), charset and keypad-mode sequences.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: terminal escapes are control characters
@@ -359,7 +360,8 @@ export class TermClient {
     detail: () => string = () => '',
     orEnd = false,
   ): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+    // Every wait stretches with the engine under test (CL_TEST_SLOWNESS, tests/support/slowness.ts).
+    const deadline = Date.now() + scaled(timeoutMs);
     for (;;) {
       const t0 = performance.now();
       if (cond()) return;

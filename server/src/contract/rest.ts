@@ -89,7 +89,8 @@ export type TicketReply = z.infer<typeof TicketReply>;
 
 // ---- inspection ---------------------------------------------------------------------
 
-export const NS_KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'] as const;
+// `time` exists since Linux 5.6; on older kernels its inode reads '' (no /proc/<pid>/ns/time).
+export const NS_KINDS = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup', 'time'] as const;
 export type NsKind = (typeof NS_KINDS)[number];
 const Namespaces = z.object(
   Object.fromEntries(NS_KINDS.map((k) => [k, z.string()])) as Record<NsKind, z.ZodString>,
@@ -113,6 +114,16 @@ export const ProcessInfo = z.object({
   sharedWithHost: z.array(z.enum(NS_KINDS)),
   /** In a nested PID namespace (i.e. inside the container). */
   inContainer: z.boolean(),
+  /** Its state letter from `/proc/<pid>/status` (`R`, `S`, `Z` for a zombie, …), if read. */
+  state: z.string().optional(),
+  /** Its effective capabilities, the hex mask of `CapEff:` (16 digits), if read. */
+  capEff: z.string().optional(),
+  /**
+   * Its root directory as `device:inode` (`stat -L /proc/<pid>/root`), if readable: two
+   * processes with the same value have the same root. (The link text cannot tell: it
+   * reads `/` for a root the reader's mount namespace does not reach.)
+   */
+  root: z.string().optional(),
 });
 export type ProcessInfo = z.infer<typeof ProcessInfo>;
 

@@ -1,7 +1,8 @@
 /**
  * Every command the server runs in a lab host through `docker exec`: the terminals'
- * `lab-shell <target>` (execSpec), `lab-lease` (the warm pool's lease renewal) and the fixed scripts of the process and cgroup panels,
- * the step checks and the admin API's resource figures.
+ * `lab-shell <target>` (execSpec), `lab-lease` (the warm pool's lease renewal) and the fixed
+ * scripts of the process and cgroup panels, the step checks (which also read mount tables)
+ * and the admin API's resource figures.
  *
  * They are taken from the code that runs them, not copied: the panels' and the admin
  * API's readers are called once with a runtime that only records the command, so a script
@@ -10,7 +11,7 @@
  * and fails on a command it does not know).
  */
 import { TerminalDef } from '../../../labs/schema.ts';
-import { readCgroup, readProcesses } from '../inspect/snapshot.ts';
+import { readCgroup, readMounts, readProcesses } from '../inspect/snapshot.ts';
 import { labHostResources } from '../ops/admin.ts';
 import { execSpec, LEASE_COMMAND } from '../runtime/docker/lab-host-spec.ts';
 import type { Runtime } from '../runtime/runtime.ts';
@@ -33,6 +34,7 @@ export async function knownCommands(): Promise<string[][]> {
   // Their output is empty here; only the command matters, so parse failures do not.
   await readProcesses(recorder, 'recorder').catch(() => {});
   await readCgroup(recorder, 'recorder').catch(() => {});
+  await readMounts(recorder, 'recorder').catch(() => {});
   await labHostResources(recorder, 'recorder');
   // The warm pool's lease renewal (DockerRuntime.renewLease; its seconds go in Env).
   commands.push([...LEASE_COMMAND]);

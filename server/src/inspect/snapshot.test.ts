@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CheckDef } from '../../../labs/schema.ts';
-import { type FakeProcess, processScriptOutput } from '../../../tests/unit-support/snapshot-fixture.ts';
+import {
+  type FakeProcess,
+  LAB_HOST_MOUNTS,
+  mountScriptOutput,
+  processScriptOutput,
+} from '../../../tests/unit-support/snapshot-fixture.ts';
 import { runCheck } from './checks.ts';
-import { parseCgroup, parseProcesses } from './snapshot.ts';
+import { overlayLowerDirs, parseCgroup, parseMounts, parseProcesses } from './snapshot.ts';
 
 // A processes lab host as seen on a real run (trimmed): lab-init, unshare, the app; the
 // inspector (40) and its child (41) must be left out.
@@ -132,7 +137,16 @@ const PASSWD = [
 const HOST_NS = { pid: '100', net: '200', mnt: '300', user: '400' };
 const BOX_NS = { pid: '101', net: '200', mnt: '301', user: '401' };
 const scene = (extra: FakeProcess[] = []): FakeProcess[] => [
-  { pid: 1, ppid: 0, uid: UID, ns: HOST_NS, argv: ['/bin/bash', '/usr/local/sbin/lab-init'] },
+  {
+    pid: 1,
+    ppid: 0,
+    uid: UID,
+    ns: HOST_NS,
+    state: 'S (sleeping)',
+    capEff: '0000000000000000',
+    root: '56:10',
+    argv: ['/bin/bash', '/usr/local/sbin/lab-init'],
+  },
   {
     pid: 12,
     ppid: 1,
@@ -148,6 +162,9 @@ const scene = (extra: FakeProcess[] = []): FakeProcess[] => [
     nspid: [13, 1],
     uidMap: [[0, UID, 1]],
     ns: BOX_NS,
+    state: 'S (sleeping)',
+    capEff: '000001ffffffffff',
+    root: '56:10',
     argv: ['busybox', 'httpd', '-f', '-p', '8080', '-h', '/srv/www'],
   },
   { pid: 30, ppid: 0, uid: UID, ns: HOST_NS, argv: ['/bin/bash', '-l'] },
@@ -170,6 +187,9 @@ const FORGED = [
   '/proc/13/status:NSpid:\t13',
   '\0CMD\x0013\0sleep 1000\0',
   'CMD 13 sleep 1000',
+  '\0STATUS\x0013\0State\0Z (zombie)\0',
+  '\0ROOT\0/proc/13/root\x0085:1\0',
+  'STATUS 13 CapEff 0000000000000000',
   '',
 ].join('\n');
 
@@ -210,13 +230,24 @@ test('parseProcesses: a command line shaped like records changes nothing but its
 test('checks: a forged record in a command line does not pass a step check', async () => {
   const hostile: FakeProcess = { pid: 35, ppid: 30, uid: UID, ns: HOST_NS, argv: [FORGED, '300'] };
   const snap = parseProcesses(processScriptOutput({ self: 40, passwd: PASSWD, procs: scene([hostile]) }));
-  const ctx = { processes: async () => snap, cgroup: async () => parseCgroup('version 2') };
+  const ctx = {
+    processes: async () => snap,
+    cgroup: async () => parseCgroup('version 2'),
+    mounts: async () => parseMounts(''),
+  };
   const base = { id: 'step', title: 't', hint: 'h' };
   const hostPid = CheckDef.parse({ ...base, kind: 'host-pid', command: '^sleep 1000$' });
   assert.equal((await runCheck(hostPid, ctx, '13')).passed, false, 'no sleep 1000 runs in the container');
   const shared = CheckDef.parse({ ...base, kind: 'shared-namespaces' });
   assert.equal((await runCheck(shared, ctx, 'net')).passed, true, 'the container shares only net');
   assert.equal((await runCheck(shared, ctx, 'net pid')).passed, false);
+  // Nor can it make a zombie, a root of its own or a powerless root appear.
+  for (const o of [
+    { kind: 'zombie', where: 'container' },
+    { kind: 'own-root' },
+    { kind: 'no-capabilities', command: 'httpd', where: 'container' },
+  ])
+    assert.equal((await runCheck(CheckDef.parse({ ...base, ...o }), ctx, undefined)).passed, false, o.kind);
 });
 
 test('parseProcesses: output cut short by the exec cap keeps the whole records before the cut', () => {
@@ -257,4 +288,63 @@ test('parseProcesses: passwd entries name a uid only if sane; the first entry of
   );
   const app = s.processes.find((p) => p.pid === 13)!;
   assert.deepEqual(app.users, ['reader', 'root']);
+});
+
+test('parseProcesses: state letter, CapEff and the root as device:inode, when the script read them', () => {
+  const s = parseProcesses(
+    processScriptOutput({
+      self: 40,
+      passwd: [],
+      procs: [
+        {
+          pid: 1,
+          ppid: 0,
+          uid: 1000,
+          state: 'S (sleeping)',
+          capEff: '0000000000000000',
+          root: '56:2261026',
+          argv: ['init'],
+        },
+        { pid: 9, ppid: 1, uid: 1000, nspid: [9, 4], state: 'Z (zombie)', argv: [] },
+        { pid: 10, ppid: 1, uid: 1000, state: 'banana', capEff: 'xyz', argv: ['x'] },
+      ],
+    }),
+  );
+  const [init, zombie, odd] = s.processes;
+  assert.equal(init!.state, 'S');
+  assert.equal(init!.capEff, '0000000000000000');
+  assert.equal(init!.root, '56:2261026');
+  assert.equal(zombie!.state, 'Z');
+  assert.equal(zombie!.root, undefined, 'no ROOT record (unreadable): no root');
+  assert.equal(odd!.state, undefined, 'a state that is not a letter is dropped');
+  assert.equal(odd!.capEff, undefined, 'CapEff must be 16 hex digits');
+});
+
+test('parseMounts: one table per mount namespace, fields unescaped; overlayLowerDirs counts layers', () => {
+  const m = parseMounts(
+    mountScriptOutput({
+      '300': LAB_HOST_MOUNTS,
+      '301': [
+        '230 190 0:83 / /tmp/my\\040merged rw,relatime shared:5 master:2 - overlay my\\040src rw,lowerdir=/a\\:b:/c,upperdir=/u,workdir=/w',
+        'not a mountinfo line',
+      ],
+    }),
+  );
+  assert.equal(m.tables['300']!.length, 4);
+  const root = m.tables['300']![0]!;
+  assert.deepEqual([root.mountPoint, root.fstype], ['/', 'overlay']);
+  assert.equal(overlayLowerDirs(root.superOptions).length, 6);
+  const mine = m.tables['301']!;
+  assert.equal(mine.length, 1, 'a line that is not mountinfo is skipped');
+  assert.equal(mine[0]!.mountPoint, '/tmp/my merged');
+  assert.equal(mine[0]!.source, 'my src');
+  assert.deepEqual(
+    overlayLowerDirs(mine[0]!.superOptions),
+    ['/a\\:b', '/c'],
+    'an escaped colon stays in its path',
+  );
+  assert.deepEqual(overlayLowerDirs('rw,upperdir=/u'), []);
+  // A record cut short by the output cap ends the table there.
+  const cut = ['MNT', '300', LAB_HOST_MOUNTS[0], 'MNT', '300', ''].join('\0');
+  assert.equal(parseMounts(cut).tables['300']!.length, 1);
 });

@@ -1,9 +1,10 @@
 /**
  * Snapshots of what the kernel says about a session, read inside its lab host by fixed
  * scripts (no reader input ever reaches them): every process with its PID at each
- * namespace level, its user at each level and its namespaces; and the lab host's
- * cgroup figures on cgroup v1 or v2. The scripts fork only a few times (grep, find), so
- * they still work near the pids limit most of the time.
+ * namespace level, its user at each level, its namespaces, state, capabilities and root;
+ * the mount table of every mount namespace; and the lab host's cgroup figures on cgroup
+ * v1 or v2. The scripts fork only a few times (grep, find), so they still work near the
+ * pids limit most of the time.
  */
 import {
   type CgroupSnapshot,
@@ -34,11 +35,13 @@ const PROCESS_SCRIPT = [
   '  p=${d#/proc/}',
   '  while read -r k v; do',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
-  '    case $k in PPid:|Uid:|NSpid:) printf \'STATUS\\0%s\\0%s\\0%s\\0\' "$p" "${k%:}" "$v" ;; esac',
+  '    case $k in PPid:|Uid:|NSpid:|State:|CapEff:) printf \'STATUS\\0%s\\0%s\\0%s\\0\' "$p" "${k%:}" "$v" ;; esac',
   '  done < "$d/status"',
   '  while read -r a b c; do printf \'UIDMAP\\0%s\\0%s\\0%s\\0%s\\0\' "$p" "$a" "$b" "$c"; done < "$d/uid_map"',
   'done',
   "find /proc/[0-9]*/ns -maxdepth 1 -type l -printf 'NS\\0%p\\0%l\\0'",
+  // -L: the device and inode of the directory each root link leads to.
+  "find -L /proc/[0-9]*/root -maxdepth 0 -printf 'ROOT\\0%p\\0%D:%i\\0'",
   'for d in /proc/[0-9]*; do',
   '  mapfile -d \'\' args < "$d/cmdline" || continue',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
@@ -50,7 +53,7 @@ const PROCESS_SCRIPT = [
 ].join('\n');
 
 /** Fields after the tag, per record kind of PROCESS_SCRIPT. */
-const ARITY: Record<string, number> = { SELF: 1, STATUS: 3, UIDMAP: 4, NS: 2, CMD: 2, PASSWD: 1 };
+const ARITY: Record<string, number> = { SELF: 1, STATUS: 3, UIDMAP: 4, NS: 2, ROOT: 2, CMD: 2, PASSWD: 1 };
 const DIGITS = /^\d+$/;
 // A user name as /etc/passwd may hold it: no separators, blanks or control characters.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
@@ -66,6 +69,9 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
     maps: [number, number, number][];
     ns: Partial<Record<NsKind, string>>;
     cmd?: string;
+    state?: string;
+    capEff?: string;
+    root?: string;
   };
   const raw = new Map<number, Raw>();
   const get = (pid: number): Raw => {
@@ -82,6 +88,14 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
         if (DIGITS.test(f[0]!)) self = Number(f[0]);
         return;
       case 'STATUS': {
+        if (f[1] === 'State' || f[1] === 'CapEff') {
+          if (!DIGITS.test(f[0]!)) return;
+          const v = f[2]!.trim();
+          // "Z (zombie)" → Z; CapEff: 16 hex digits.
+          if (f[1] === 'State' && /^[A-Z]\b/.test(v)) get(Number(f[0])).state = v[0];
+          if (f[1] === 'CapEff' && /^[0-9a-f]{16}$/.test(v)) get(Number(f[0])).capEff = v;
+          return;
+        }
         const nums = f[2]!.trim().split(/\s+/);
         if (!DIGITS.test(f[0]!) || !nums.every((n) => DIGITS.test(n))) return;
         const r = get(Number(f[0]));
@@ -100,6 +114,11 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
         const kind = path?.[2] as NsKind;
         if (path && link && (NS_KINDS as readonly string[]).includes(kind))
           get(Number(path[1])).ns[kind] = link[1]!;
+        return;
+      }
+      case 'ROOT': {
+        const path = /^\/proc\/(\d+)\/root$/.exec(f[0]!);
+        if (path && /^\d+:\d+$/.test(f[1]!)) get(Number(path[1])).root = f[1];
         return;
       }
       case 'CMD':
@@ -151,6 +170,9 @@ export function parseProcesses(text: string, now = new Date()): ProcessSnapshot 
       namespaces,
       sharedWithHost: NS_KINDS.filter((k) => namespaces[k] !== '' && namespaces[k] === host.namespaces[k]),
       inContainer: nspid.length > 1,
+      ...(r.state ? { state: r.state } : {}),
+      ...(r.capEff ? { capEff: r.capEff } : {}),
+      ...(r.root ? { root: r.root } : {}),
     });
   }
   return { takenAt: now.toISOString(), host, processes };
@@ -160,6 +182,82 @@ function fillNs(ns: Partial<Record<NsKind, string>>): Record<NsKind, string> {
   const out = {} as Record<NsKind, string>;
   for (const k of NS_KINDS) out[k] = ns[k] ?? '';
   return out;
+}
+
+// The mount table of each mount namespace, read once per namespace from the first process
+// found in it: NUL-terminated MNT records (namespace inode, one mountinfo line). The
+// kernel escapes blanks, newlines and backslashes in mountinfo fields, so a line is one
+// record. A reader may make many mounts: the caps keep the output far below the exec cap.
+const MOUNTS_PER_NS = 300;
+const MOUNTS_TOTAL = 1500;
+const MOUNTS_SCRIPT = [
+  'exec 2>/dev/null',
+  'declare -A seen; total=0',
+  'while read -r path link; do',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+  '  [[ $link =~ ^mnt:\\[([0-9]+)\\]$ ]] || continue; ns=${BASH_REMATCH[1]}',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+  '  [[ -n ${seen[$ns]} ]] && continue',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion
+  '  p=${path#/proc/}; p=${p%%/*}; n=0',
+  '  while IFS= read -r line; do',
+  `    ((n < ${MOUNTS_PER_NS} && total < ${MOUNTS_TOTAL})) || break`,
+  '    printf \'MNT\\0%s\\0%s\\0\' "$ns" "$line"; ((n++, total++))',
+  '  done < "/proc/$p/mountinfo"',
+  '  ((n > 0)) && seen[$ns]=1',
+  "done < <(find /proc/[0-9]*/ns/mnt -maxdepth 0 -printf '%p %l\\n')",
+].join('\n');
+
+/** One mount of a mount table: a line of `/proc/<pid>/mountinfo`, unescaped. */
+export interface MountEntry {
+  /** Where it is mounted, as the namespace's processes see it (relative to their root). */
+  mountPoint: string;
+  fstype: string;
+  source: string;
+  /** The filesystem's own options, e.g. an overlay's `lowerdir=…,upperdir=…,workdir=…`. */
+  superOptions: string;
+}
+
+/** The mount table of every mount namespace in the lab host, by namespace inode. */
+export interface MountSnapshot {
+  takenAt: string;
+  tables: Record<string, MountEntry[]>;
+}
+
+// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue"
+const MOUNTINFO = /^\d+ \d+ \d+:\d+ \S+ (\S+) \S+(?: \S+)*? - (\S+) (\S+) (\S+)$/;
+const unescapeOctal = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+
+export function parseMounts(text: string, now = new Date()): MountSnapshot {
+  const tables: Record<string, MountEntry[]> = {};
+  const fields = text.split('\0');
+  fields.pop();
+  // Records of three fields; a record cut short by the output cap is dropped.
+  for (let i = 0; i + 2 < fields.length; i += 3) {
+    if (fields[i] !== 'MNT' || !DIGITS.test(fields[i + 1]!)) break;
+    const m = MOUNTINFO.exec(fields[i + 2]!);
+    if (!m) continue;
+    const ns = fields[i + 1]!;
+    if (!tables[ns]) tables[ns] = [];
+    tables[ns].push({
+      mountPoint: unescapeOctal(m[1]!),
+      fstype: m[2]!,
+      source: unescapeOctal(m[3]!),
+      superOptions: m[4]!,
+    });
+  }
+  return { takenAt: now.toISOString(), tables };
+}
+
+/**
+ * The lower layers of an overlay mount, in its `lowerdir=` order (top first). Paths are
+ * separated by `:`; a `:` inside a path is escaped as `\:`.
+ */
+export function overlayLowerDirs(superOptions: string): string[] {
+  const m = /(?:^|,)lowerdir=((?:[^,\\]|\\.)*)/.exec(superOptions);
+  if (!m) return [];
+  return m[1]!.split(/(?<!\\):/).filter(Boolean);
 }
 
 // Prints "key value" lines; `read` is a builtin, so this script forks nothing.
@@ -237,11 +335,17 @@ function usec(v: number | null): number | null {
 }
 
 export async function readProcesses(runtime: Runtime, hostId: string): Promise<ProcessSnapshot> {
-  const r = await runtime.exec(hostId, ['/bin/bash', '-c', PROCESS_SCRIPT], { timeoutMs: 5000 });
+  // The runtime's own timeout for quick calls applies (CL_ENGINE_TIMEOUT).
+  const r = await runtime.exec(hostId, ['/bin/bash', '-c', PROCESS_SCRIPT]);
   return parseProcesses(r.stdout);
 }
 
+export async function readMounts(runtime: Runtime, hostId: string): Promise<MountSnapshot> {
+  const r = await runtime.exec(hostId, ['/bin/bash', '-c', MOUNTS_SCRIPT], { timeoutMs: 5000 });
+  return parseMounts(r.stdout);
+}
+
 export async function readCgroup(runtime: Runtime, hostId: string): Promise<CgroupSnapshot> {
-  const r = await runtime.exec(hostId, ['/bin/bash', '-c', CGROUP_SCRIPT], { timeoutMs: 5000 });
+  const r = await runtime.exec(hostId, ['/bin/bash', '-c', CGROUP_SCRIPT]);
   return parseCgroup(r.stdout);
 }

@@ -60,7 +60,7 @@ export async function labHostResources(
   hostId: string,
 ): Promise<LabHostResources | { error: string }> {
   try {
-    const r = await runtime.exec(hostId, ['sh', '-c', RESOURCE_SCRIPT], { timeoutMs: 3000 });
+    const r = await runtime.exec(hostId, ['sh', '-c', RESOURCE_SCRIPT]);
     if (r.code !== 0) return { error: `exit ${r.code}: ${r.stderr.trim().slice(0, 200)}` };
     return parseResources(r.stdout);
   } catch (err) {

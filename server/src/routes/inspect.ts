@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { CheckBody, type ChecksReply } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import { needsAnswer, runCheck } from '../inspect/checks.ts';
-import { type CgroupSnapshot, readCgroup, readProcesses } from '../inspect/snapshot.ts';
+import { type CgroupSnapshot, readCgroup, readMounts, readProcesses } from '../inspect/snapshot.ts';
 import { SnapshotCache } from '../inspect/snapshot-cache.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Session, SessionManager } from '../sessions/session-manager.ts';
@@ -30,6 +30,8 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
   const processes = (s: Session) => snapshots.get(s, 'processes', () => readProcesses(runtime, s.hostId!));
   const cgroup = (s: Session) =>
     snapshots.get(s, 'cgroup', async () => withCpuPercent(s, await readCgroup(runtime, s.hostId!)));
+  // Only checks read mount tables (no panel polls them).
+  const mounts = (s: Session) => snapshots.get(s, 'mounts', () => readMounts(runtime, s.hostId!));
 
   const session = (req: FastifyRequest): Session => {
     const { id } = parse(SessionParams, req.params, 'session id');
@@ -63,7 +65,11 @@ export async function inspectRoutes(app: FastifyInstance, deps: InspectDeps): Pr
     const body = CheckBody.safeParse(req.body ?? {});
     if (!body.success)
       throw new AppError('bad_request', 'Send {"answer": "..."} (a string of at most 200 characters).');
-    return runCheck(def, { processes: () => processes(s), cgroup: () => cgroup(s) }, body.data.answer);
+    return runCheck(
+      def,
+      { processes: () => processes(s), cgroup: () => cgroup(s), mounts: () => mounts(s) },
+      body.data.answer,
+    );
   });
 }
 

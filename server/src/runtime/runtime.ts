@@ -90,7 +90,8 @@ export interface Runtime {
     terminal: TerminalDef,
     size: { cols: number; rows: number },
   ): Promise<TerminalProcess>;
-  /** Run a command (no TTY) in the lab host as the reader; for checks and panels. */
+  /** Run a command (no TTY) in the lab host as the reader; for checks and panels. Without
+   *  `timeoutMs`, the runtime's own limit for quick calls applies (CL_ENGINE_TIMEOUT). */
   exec(
     hostId: string,
     cmd: string[],

@@ -315,6 +315,17 @@ describe('SessionManager', () => {
     await rejectsWith(mgr.create('processes', 'c'), 'out_of_capacity');
   });
 
+  test('shutdown during a Start waits for the engine and removes the host it made', async () => {
+    rt.createDelayMs = 30;
+    const start = mgr.create('processes', 'a');
+    await flush();
+    assert.equal(rt.created, 0, 'the engine is still creating it');
+    await mgr.shutdown();
+    assert.equal(rt.created, 1, 'shutdown waited for the create');
+    assert.equal(rt.hosts.size, 0, 'and the host it made is gone before shutdown resolves');
+    await rejectsWith(start, 'out_of_capacity');
+  });
+
   test('engine work is bounded: at most engineConcurrency creations at once', async () => {
     rt.createDelayMs = 20;
     const m = new SessionManager({
@@ -422,6 +433,17 @@ describe('SessionManager with a warm pool', () => {
     await settle(() => rt.leases.get(spare.id)?.getTime() !== t0 + 10 * MIN + 30_000);
     assert.equal(rt.leases.get(spare.id)?.getTime(), session.createdAt + limits.maxLifetimeMs);
     await mgr.shutdown();
+  });
+
+  test('shutdown during a refill waits for it: no pool host outlives the server', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    rt.createDelayMs = 30;
+    mgr.startPool();
+    await flush();
+    assert.equal(rt.created, 0, 'the refill is still with the engine');
+    await mgr.shutdown();
+    assert.equal(rt.created, 1, 'shutdown waited for the refill');
+    assert.equal(rt.hosts.size, 0, 'and its host is removed');
   });
 
   test('old pool members are recycled, not handed out', async () => {

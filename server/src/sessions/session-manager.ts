@@ -169,9 +169,9 @@ export class SessionManager {
   readonly #pending = new Map<string, StoredSession>();
   #loaded = false;
   #restored = false;
-  /** Starts between their engine call and their answer: shutdown waits for them. */
-  readonly #starting = new Set<Promise<unknown>>();
   #draining = false;
+  /** Starts the engine is still creating a host for (settled once it is kept or removed). */
+  readonly #creating = new Set<Promise<unknown>>();
 
   constructor(deps: {
     runtime: Runtime;
@@ -288,32 +288,26 @@ export class SessionManager {
     }
     const session = new Session({ id: randomToken(), token, lab, clientKey, now, ttlMs: this.#limits.ttlMs });
     this.#sessions.set(session.id, session);
-    const made = this.#makeHost(session, lab, now);
-    this.#starting.add(made);
+    const creating = this.#engine.run(() =>
+      this.#runtime.createLabHost({
+        lab,
+        sessionId: session.id,
+        instance: this.#instance,
+        expiresAt: new Date(session.expiresAt),
+        // The host's own deadline: it ends then by itself, and any reaper removes it after.
+        deadline: new Date(now + this.#limits.maxLifetimeMs),
+        pooled: false,
+      }),
+    );
+    // shutdown() waits for it, so a host the engine finishes after SIGTERM is still removed.
+    const settled = creating.then(
+      (host) => (session.ended ? this.#runtime.removeLabHost(host.id).catch(() => {}) : undefined),
+      () => {},
+    );
+    this.#creating.add(settled);
+    void settled.finally(() => this.#creating.delete(settled));
     try {
-      await made;
-    } finally {
-      this.#starting.delete(made);
-    }
-    await this.#persist(session);
-    this.#started(session, false, started);
-    return { session, token };
-  }
-
-  /** The lab host of a new session; removed again if the session ended meanwhile (shutdown). */
-  async #makeHost(session: Session, lab: LabDef, now: number): Promise<void> {
-    try {
-      const host = await this.#engine.run(() =>
-        this.#runtime.createLabHost({
-          lab,
-          sessionId: session.id,
-          instance: this.#instance,
-          expiresAt: new Date(session.expiresAt),
-          // The host's own deadline: it ends then by itself, and any reaper removes it after.
-          deadline: new Date(now + this.#limits.maxLifetimeMs),
-          pooled: false,
-        }),
-      );
+      const host = await creating;
       session.hostId = host.id;
     } catch (err) {
       this.#sessions.delete(session.id);
@@ -322,12 +316,15 @@ export class SessionManager {
       throw err;
     }
     if (session.ended) {
-      // Removed (shutdown) while the engine was creating it.
-      await this.#runtime.removeLabHost(session.hostId).catch(() => {});
+      // Removed (shutdown) while the engine was creating it: `settled` removes the host.
+      await settled;
       throw new AppError('out_of_capacity', 'The server is shutting down; try again in a minute.', {
         retryAfter: 60,
       });
     }
+    await this.#persist(session);
+    this.#started(session, false, started);
+    return { session, token };
   }
 
   /**
@@ -520,7 +517,7 @@ export class SessionManager {
     }
     // A Start still at the engine never answered its reader: nobody will come back for it.
     for (const s of live) if (!s.hostId) await this.remove(s, 'shutdown');
-    await Promise.allSettled([this.#pool.drain(), ...this.#starting]);
+    await Promise.allSettled([this.#pool.drain(), ...this.#creating]);
     for (const s of this.list()) this.#sessions.delete(s.id);
     return live.length;
   }
@@ -531,7 +528,7 @@ export class SessionManager {
     await Promise.allSettled([
       ...this.list().map((s) => this.remove(s, 'shutdown')),
       this.#pool.drain(),
-      ...this.#starting,
+      ...this.#creating,
     ]);
   }
 

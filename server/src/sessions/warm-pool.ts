@@ -41,7 +41,7 @@ export class WarmPool {
   readonly #ready = new Map<string, PooledHost[]>();
   /** Session ids of hosts being created right now (the reaper must not take them). */
   readonly #pending = new Set<string>();
-  /** The refill pass running now, if any: drain() waits for it (and the host it is making). */
+  #filling = false;
   #loop: Promise<void> | null = null;
   #stopped = false;
   #failures = 0;
@@ -88,12 +88,14 @@ export class WarmPool {
 
   /** Start a background refill pass if one is not running. */
   fill(): void {
-    if (this.#stopped || this.#loop || this.#d.size === 0) return;
+    if (this.#stopped || this.#filling || this.#d.size === 0) return;
     if (this.#d.now() < this.#retryAt) {
       this.#schedule(this.#retryAt - this.#d.now());
       return;
     }
+    this.#filling = true;
     this.#loop = this.#fillLoop().finally(() => {
+      this.#filling = false;
       this.#loop = null;
     });
   }
@@ -114,17 +116,13 @@ export class WarmPool {
     this.fill();
   }
 
-  /**
-   * Stop refilling and remove every ready host, and the one being made, if any.
-   * WARNING: the engine finishes a create it was asked for even when the asker exits, so
-   * a server that left before its refill came back would leave that host behind (running,
-   * or created and never started, which no deadline of its own ever ends).
-   */
+  /** Stop refilling and remove every ready host, waiting for a refill the engine is still
+   *  creating (it removes its own host once created), so none outlives the server. */
   async drain(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     const all = [...this.#ready.values()].flatMap((hosts) => hosts.splice(0));
-    await Promise.allSettled([this.#loop, ...all.map((h) => this.#d.runtime.removeLabHost(h.hostId))]);
+    await Promise.allSettled([...all.map((h) => this.#d.runtime.removeLabHost(h.hostId)), this.#loop]);
   }
 
   async #fillLoop(): Promise<void> {

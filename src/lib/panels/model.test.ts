@@ -33,6 +33,7 @@ const HOST_NS = {
   user: '4026531837',
   net: '4026532182',
   cgroup: '4026532251',
+  time: '4026531834',
 };
 const BOX_NS = {
   pid: '4026532256',
@@ -42,6 +43,7 @@ const BOX_NS = {
   user: '4026532252',
   net: '4026532182',
   cgroup: '4026532251',
+  time: '4026531834',
 };
 
 function proc(pid: number, ppid: number, cmd: string, inside?: number, ns = HOST_NS): ProcessInfo {
@@ -132,9 +134,9 @@ test('PIDs, users and shared namespaces in words', () => {
   assert.equal(insidePids(sleep), '9');
   assert.equal(insidePids(snap.processes[0]!), '');
   assert.equal(usersText(sleep), 'reader → root');
-  assert.equal(sharedText(sleep), 'net, cgroup');
+  assert.equal(sharedText(sleep), 'net, cgroup, time');
   assert.equal(sharedText(snap.processes[0]!), 'all');
-  assert.equal(sharedText(snap.processes[1]!), 'pid, net, cgroup');
+  assert.equal(sharedText(snap.processes[1]!), 'pid, net, cgroup, time');
 });
 
 test('the namespace diff: net and cgroup shared, the rest separate', () => {
@@ -149,12 +151,24 @@ test('the namespace diff: net and cgroup shared, the rest separate', () => {
       'user:separate',
       'net:shared',
       'cgroup:shared',
+      'time:shared',
     ],
   );
   assert.equal(rows[0]!.host, HOST_NS.pid);
   assert.equal(rows[0]!.container, BOX_NS.pid);
   assert.ok(rows.every((r) => r.isolates.length > 10));
   assert.equal(namespaceDiff({ ...snap, processes: [] }), undefined, 'no container, no diff');
+  // A kernel before 5.6 has no time namespaces: no row for them rather than "separate".
+  const noTime = (p: ProcessInfo): ProcessInfo => ({ ...p, namespaces: { ...p.namespaces, time: '' } });
+  const old = namespaceDiff({
+    ...snap,
+    host: { namespaces: { ...HOST_NS, time: '' } },
+    processes: snap.processes.map(noTime),
+  })!;
+  assert.deepEqual(
+    old.map((r) => r.kind),
+    ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'],
+  );
 });
 
 function reading(

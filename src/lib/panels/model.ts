@@ -68,7 +68,7 @@ export function usersText(p: ProcessInfo): string {
 
 /** Which namespaces it shares with the lab host, in words. */
 export function sharedText(p: ProcessInfo): string {
-  if (p.sharedWithHost.length === NS_KINDS.length) return 'all';
+  if (p.sharedWithHost.length === NS_KINDS.filter((k) => p.namespaces[k]).length) return 'all';
   if (p.sharedWithHost.length === 0) return 'none';
   return p.sharedWithHost.join(', ');
 }
@@ -76,7 +76,7 @@ export function sharedText(p: ProcessInfo): string {
 // ---- namespace diff ---------------------------------------------------------------------
 
 /** The namespace kinds, in the order of /proc/<pid>/ns listings in the lessons. */
-export const NS_KINDS: readonly NsKind[] = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup'];
+export const NS_KINDS: readonly NsKind[] = ['pid', 'mnt', 'uts', 'ipc', 'user', 'net', 'cgroup', 'time'];
 
 /** One line on what each kind isolates. */
 export const NS_ISOLATES: Record<NsKind, string> = {
@@ -87,6 +87,7 @@ export const NS_ISOLATES: Record<NsKind, string> = {
   user: 'user and group IDs, and what root may do',
   net: 'network interfaces, addresses, routes and ports',
   cgroup: 'which part of the cgroup tree it sees as its root',
+  time: 'offsets of the monotonic and boot-time clocks',
 };
 
 export interface NsRow {
@@ -101,10 +102,14 @@ export interface NsRow {
 export function namespaceDiff(snap: ProcessSnapshot): NsRow[] | undefined {
   const init = containerInit(snap);
   if (!init) return undefined;
-  return NS_KINDS.map((kind) => {
+  return NS_KINDS.flatMap((kind) => {
     const host = snap.host.namespaces[kind] ?? '';
     const container = init.namespaces[kind] ?? '';
-    return { kind, isolates: NS_ISOLATES[kind], host, container, shared: host !== '' && host === container };
+    // A kind the kernel does not have (time before Linux 5.6) is no row.
+    if (host === '' && container === '') return [];
+    return [
+      { kind, isolates: NS_ISOLATES[kind], host, container, shared: host !== '' && host === container },
+    ];
   });
 }
 

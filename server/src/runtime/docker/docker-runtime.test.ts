@@ -222,3 +222,42 @@ describe('DockerRuntime: a uid per lab host', () => {
     assert.equal(fake.creates.length, 1);
   });
 });
+
+describe('DockerRuntime: quick calls have a time limit (CL_ENGINE_TIMEOUT)', () => {
+  /** An engine whose execs never finish (a lab host too slow or stuck to answer). */
+  class StuckExecs extends FakeDocker {
+    override getContainer(hostId: string) {
+      const c = super.getContainer(hostId);
+      return {
+        ...c,
+        exec: async (opts: { User: string; Cmd: string[]; Env?: string[] }) => ({
+          ...(await c.exec(opts)),
+          start: async () => new PassThrough(), // never ends
+        }),
+      };
+    }
+  }
+
+  // A timed-out engine call is the engine failing to answer: 503, with the cause logged.
+  const timedOut = (ms: number) => (e: unknown) =>
+    e instanceof AppError &&
+    e.code === 'engine_unavailable' &&
+    (e.cause as Error | undefined)?.message === `timed out after ${ms} ms`;
+
+  it('an exec without a timeout of its own gives up after callTimeoutMs', async () => {
+    const fake = new StuckExecs();
+    const rt = runtime(fake, { callTimeoutMs: 200 });
+    const h = await rt.createLabHost(request('s'));
+    const t0 = performance.now();
+    await assert.rejects(rt.exec(h.id, ['true']), timedOut(200));
+    const took = performance.now() - t0;
+    assert.ok(took >= 190 && took < 5000, `gave up after ${took.toFixed(0)} ms`);
+  });
+
+  it('an exec with a timeout of its own keeps it', async () => {
+    const fake = new StuckExecs();
+    const rt = runtime(fake, { callTimeoutMs: 60_000 });
+    const h = await rt.createLabHost(request('s'));
+    await assert.rejects(rt.exec(h.id, ['true'], { timeoutMs: 100 }), timedOut(100));
+  });
+});

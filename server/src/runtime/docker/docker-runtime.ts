@@ -6,7 +6,7 @@
 import { PassThrough } from 'node:stream';
 import Docker from 'dockerode';
 import { labImageTag } from '../../../../labs/images.ts';
-import type { TerminalDef } from '../../../../labs/schema.ts';
+import type { LabDef, TerminalDef } from '../../../../labs/schema.ts';
 import { AppError, ENGINE_HELP } from '../../errors.ts';
 import type {
   EngineInfo,
@@ -16,6 +16,7 @@ import type {
   Runtime,
   TerminalProcess,
 } from '../runtime.ts';
+import { type ApparmorCheck, LAB_HOST_PROFILE, LOAD_PROFILE_COMMAND } from './apparmor.ts';
 import { execSpec, LAB_HOME, LEASE_COMMAND, labHostSpec, labUser } from './lab-host-spec.ts';
 import { fromLabels, LABELS } from './labels.ts';
 import { type ListedHost, UidAllocator, type UidRange } from './uid-allocator.ts';
@@ -82,16 +83,23 @@ export interface DockerRuntimeOptions {
   /** Which image tag runs a lab (default: labs/images.ts, from the lab's files). */
   imageFor?: (labId: string) => Promise<string>;
   /**
-   * AppArmor profile for lab hosts. `auto` (default): none where the engine has no
-   * AppArmor; `unconfined` where it has, since Docker's `docker-default` denies the mount(2)
-   * the nested container needs (the lab host keeps its seccomp filter, no capabilities and
-   * no-new-privileges). Any other value names a profile loaded on the engine's host.
+   * AppArmor profile for lab hosts. `auto` (default): ours (LAB_HOST_PROFILE, from
+   * labs/apparmor/) where the engine applies AppArmor, none elsewhere: Docker's
+   * `docker-default` denies the mount(2) the nested container needs. `unconfined` (local
+   * mode only: config.ts refuses it elsewhere) or the name of a profile loaded on the
+   * engine's host. `checkApparmor` finds out whether the engine can use it.
    */
   apparmorProfile?: string;
   /** The uids lab hosts run as, one per host (`auto`, the default: AUTO_LAB_UIDS). */
   labUids?: 'auto' | UidRange;
   /** The clock a lab host's lifetime is counted from (default: Date.now). */
   now?: () => number;
+  /**
+   * How long a quick engine call may take (CL_ENGINE_TIMEOUT, default 5 s): the engine
+   * probe (version + info) and an exec that names no timeout of its own (the inspection
+   * snapshots, checks, the admin's resource figures). Slow or emulated engines need more.
+   */
+  callTimeoutMs?: number;
 }
 
 /** `uid:gid` or `uid` of a container's Config.User, if numeric. */
@@ -106,8 +114,10 @@ export class DockerRuntime implements Runtime {
   readonly #imageCache = new Map<string, Promise<string>>();
   readonly #apparmorSetting: string;
   #apparmor: Promise<string | undefined> | null = null;
+  #pinned: { profile: string | undefined } | undefined;
   readonly #uidSetting: 'auto' | UidRange;
   readonly #uids: UidAllocator;
+  readonly #callTimeoutMs: number;
   /** hostId → the uid its processes run as (from create, a listing's label, or inspect). */
   readonly #hostUids = new Map<string, { uid: number; seq: number }>();
   #seq = 0;
@@ -119,6 +129,7 @@ export class DockerRuntime implements Runtime {
     this.#apparmorSetting = opts.apparmorProfile ?? 'auto';
     this.#uidSetting = opts.labUids ?? 'auto';
     this.#now = opts.now ?? Date.now;
+    this.#callTimeoutMs = opts.callTimeoutMs ?? 5000;
     this.#uids = new UidAllocator({ range: () => this.labUidRange(), list: () => this.#listUids() });
   }
 
@@ -178,10 +189,11 @@ export class DockerRuntime implements Runtime {
 
   /** The AppArmor profile lab hosts get (see DockerRuntimeOptions.apparmorProfile). */
   apparmorProfile(): Promise<string | undefined> {
+    if (this.#pinned) return Promise.resolve(this.#pinned.profile);
     if (this.#apparmorSetting !== 'auto') return Promise.resolve(this.#apparmorSetting);
     if (!this.#apparmor) {
       const asked = this.info();
-      this.#apparmor = asked.then((i) => (i.apparmor ? 'unconfined' : undefined));
+      this.#apparmor = asked.then((i) => (i.apparmor ? LAB_HOST_PROFILE : undefined));
       // Ask again next time if the engine could not be reached this time.
       asked.then((i) => {
         if (!i.reachable) this.#apparmor = null;
@@ -190,11 +202,93 @@ export class DockerRuntime implements Runtime {
     return this.#apparmor;
   }
 
+  /**
+   * From now on lab hosts get exactly this profile (undefined: no AppArmor option): what
+   * the server decided after `checkApparmor` (server/src/runtime/docker/apparmor.ts).
+   */
+  pinApparmorProfile(profile: string | undefined): void {
+    this.#pinned = { profile };
+  }
+
+  /**
+   * Whether the engine can run lab hosts under their AppArmor profile. The engine may be
+   * on another machine, so this asks it the only way that works from here: a throwaway lab
+   * host of `lab` (the real spec, its init swapped for `cat /proc/self/attr/current`) is
+   * created with the profile and started; runc refuses a profile its host has not loaded.
+   * It carries a deadline a minute away, so any server's reaper removes it should this
+   * process die before it does.
+   */
+  async checkApparmor(lab: LabDef, instance: string): Promise<ApparmorCheck> {
+    const i = await this.info();
+    if (!i.reachable) {
+      throw new AppError('engine_unavailable', `The Docker engine is not reachable. ${ENGINE_HELP}`, {
+        cause: new Error(i.error),
+      });
+    }
+    if (!i.apparmor) return { engineApparmor: false };
+    const profile = await this.apparmorProfile();
+    if (!profile || profile === 'unconfined') {
+      return {
+        engineApparmor: true,
+        profile: profile ?? 'unconfined',
+        loaded: true,
+        confinement: 'unconfined',
+      };
+    }
+    let image: string;
+    try {
+      image = await this.#image(lab.id);
+    } catch (err) {
+      return { engineApparmor: true, profile, detail: message(err) };
+    }
+    const uid = await this.#uids.reserve();
+    let container: Docker.Container | undefined;
+    try {
+      const deadline = new Date(this.#now() + 60_000);
+      const spec = labHostSpec({
+        apparmorProfile: profile,
+        lab,
+        image,
+        sessionId: 'apparmor-check',
+        uid,
+        instance,
+        pooled: false,
+        expiresAt: deadline,
+        deadline,
+        hardDeadlineSeconds: 60,
+      });
+      spec.Entrypoint = ['/bin/cat', '/proc/self/attr/current'];
+      spec.Tty = true; // plain output, no stream headers
+      spec.HostConfig.AutoRemove = false; // its output is read after it exits
+      try {
+        container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
+      } catch (err) {
+        return { engineApparmor: true, profile, detail: message(err) };
+      }
+      try {
+        await container.start();
+      } catch (err) {
+        const detail = message(err);
+        // "unable to apply apparmor profile: apparmor failed to apply profile: write
+        // /proc/self/attr/apparmor/exec: no such file or directory" (runc 1.1, Docker 26).
+        return /apparmor/i.test(detail)
+          ? { engineApparmor: true, profile, loaded: false, detail }
+          : { engineApparmor: true, profile, detail };
+      }
+      await container.wait();
+      const confinement = String(await container.logs({ stdout: true, stderr: true })).trim();
+      return { engineApparmor: true, profile, loaded: true, confinement };
+    } finally {
+      await container?.remove({ force: true }).catch(() => {});
+      this.#uids.release(uid);
+    }
+  }
+
   async info(): Promise<EngineInfo> {
     try {
       const [version, info] = await withTimeout(
         Promise.all([this.#docker.version(), this.#docker.info() as Promise<Record<string, unknown>>]),
-        3000,
+        this.#callTimeoutMs,
       );
       const security = Array.isArray(info.SecurityOptions) ? (info.SecurityOptions as string[]) : [];
       return {
@@ -260,6 +354,17 @@ export class DockerRuntime implements Runtime {
       await container.start();
     } catch (err) {
       await this.removeLabHost(container.id).catch(() => {});
+      if (apparmorProfile && /apparmor/i.test(message(err))) {
+        // The profile was unloaded after the start-up check (or never checked: no engine then).
+        throw new AppError(
+          'engine_unavailable',
+          `Lab hosts cannot start: the AppArmor profile ${apparmorProfile} is not loaded on the engine's host. ` +
+            (apparmorProfile === LAB_HOST_PROFILE
+              ? `The operator loads it with ${LOAD_PROFILE_COMMAND}.`
+              : ''),
+          { cause: err, retryAfter: 60 },
+        );
+      }
       throw mapError(err, 'starting the lab host');
     }
     return { id: container.id, sessionId: req.sessionId };
@@ -402,7 +507,7 @@ export class DockerRuntime implements Runtime {
           stream.once('close', resolve);
           stream.once('error', resolve);
         }),
-        opts.timeoutMs ?? 5000,
+        opts.timeoutMs ?? this.#callTimeoutMs,
       ).catch((e) => {
         stream.destroy();
         throw e;
