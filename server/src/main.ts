@@ -124,6 +124,7 @@ async function main(): Promise<void> {
         r,
         `took back ${r.adopted} session(s) of an earlier run, removed ${r.removed} leftover lab host(s)`,
       );
+    sessions.watchHosts();
     sessions.startPool();
   } else {
     app.log.warn(

@@ -8,6 +8,7 @@ import { AppError } from '../../server/src/errors.ts';
 import type {
   EngineInfo,
   LabHost,
+  LabHostEvent,
   LabHostRequest,
   LabHostSummary,
   Runtime,
@@ -24,6 +25,28 @@ export class FakeRuntime implements Runtime {
   readonly leases = new Map<string, Date>();
   created = 0;
   #next = 1;
+  readonly #watchers = new Set<(e: LabHostEvent) => void>();
+
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void {
+    this.#watchers.add(on);
+    return () => this.#watchers.delete(on);
+  }
+
+  /** The engine lost a host (it restarted, someone removed it): said at once, or `quietly`
+   *  (while the watch was down), its shells' streams end with no exit code. */
+  vanish(id: string, opts: { quietly?: boolean } = {}): void {
+    const h = this.hosts.get(id);
+    this.hosts.delete(id);
+    for (const t of this.terminals) if (t.hostId === id) t.kill(null);
+    if (h && !opts.quietly)
+      for (const w of this.#watchers)
+        w({ type: 'gone', hostId: id, sessionId: h.sessionId, instance: h.instance });
+  }
+
+  /** The watch came back (after the engine restarted): what it missed is not known. */
+  resync(): void {
+    for (const w of this.#watchers) w({ type: 'resync' });
+  }
 
   async info(): Promise<EngineInfo> {
     return this.reachable
@@ -119,7 +142,7 @@ export class FakeTerminal implements TerminalProcess {
     this.size = { cols, rows };
   }
 
-  kill(code: number): void {
+  kill(code: number | null): void {
     this.stream.push(null);
     this.#resolve(code);
   }

@@ -25,6 +25,7 @@ export async function knownCommands(): Promise<string[][]> {
     removeLabHost: unused,
     renewLease: unused,
     listLabHosts: unused,
+    watchLabHosts: () => () => {},
     openTerminal: unused,
     exec: async (_hostId, cmd) => {
       commands.push([...cmd]);

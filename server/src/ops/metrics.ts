@@ -231,6 +231,7 @@ export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
     removeLabHost: wrap('removeLabHost', (id) => runtime.removeLabHost(id)),
     renewLease: wrap('renewLease', (id, until) => runtime.renewLease(id, until)),
     listLabHosts: wrap('listLabHosts', () => runtime.listLabHosts()),
+    watchLabHosts: (on) => runtime.watchLabHosts(on),
     openTerminal: wrap('openTerminal', async (id, t, size) =>
       countingTerminal(await runtime.openTerminal(id, t, size)),
     ),

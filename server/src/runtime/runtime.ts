@@ -60,6 +60,14 @@ export interface LabHostSummary {
   running?: boolean;
 }
 
+/** What the runtime saw happen to lab hosts, in our terms. */
+export type LabHostEvent =
+  /** The host stopped or was removed (by us, by its own deadline, by the engine restarting). */
+  | { type: 'gone'; hostId: string; sessionId: string; instance: string }
+  /** The watch (re)connected: what happened while it was down is not known; compare with
+   *  listLabHosts. */
+  | { type: 'resync' };
+
 /** A running shell with a TTY. Closing `stream` or calling `close()` ends it. */
 export interface TerminalProcess {
   /** Raw bytes both ways (TTY: stdout and stderr are merged). */
@@ -85,6 +93,12 @@ export interface Runtime {
   renewLease(id: string, until: Date): Promise<void>;
   /** Lab hosts this runtime manages (by label), whichever server instance made them. */
   listLabHosts(): Promise<LabHostSummary[]>;
+  /**
+   * Calls `on` as lab hosts go, from now on, until the returned function is called. Never
+   * throws: a watch that breaks (the engine restarting) reconnects by itself and then says
+   * `resync`.
+   */
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void;
   openTerminal(
     hostId: string,
     terminal: TerminalDef,

@@ -6,7 +6,7 @@ import { AppError } from '../errors.ts';
 import { MemorySessionStore, type SessionStore } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
-import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
+import { HOST_GONE_MESSAGE, type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
 
 const lab = testLab();
 
@@ -587,5 +587,57 @@ describe('SessionManager across a restart (the session store)', () => {
     const { session } = await mgr.create('processes', 'a');
     assert.ok(session.hostId);
     assert.ok(events.some(([n, f]) => n === 'store.failed' && String(f.error).includes('disk full')));
+  });
+});
+
+describe('lab hosts that vanish (the engine restarted, or a host was removed under us)', () => {
+  const settle = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(cond(), 'condition reached');
+  };
+
+  test('the runtime says a host is gone: its session ends at once, saying so; a gone spare is made again', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    mgr.startPool();
+    mgr.watchHosts();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const { session, token } = await mgr.create('processes', 'a');
+    const term = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s = sink();
+    term.attach(s);
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const spare = [...rt.hosts.values()].find((h) => h.sessionId !== session.id)!;
+    rt.vanish(session.hostId!);
+    await flush();
+    assert.deepEqual(s.msgs.at(-1), { type: 'error', code: 'session_ended', message: HOST_GONE_MESSAGE });
+    assert.equal(s.closed, CloseCode.sessionEnded);
+    // A page that reconnects (its socket may have dropped before the word came) hears why.
+    assert.throws(() => mgr.authorize(session.id, token), {
+      code: 'session_ended',
+      message: HOST_GONE_MESSAGE,
+    });
+    assert.throws(() => mgr.redeem(session.id, 'host', 'x'), { code: 'session_ended' });
+    assert.equal(mgr.count, 0);
+    const created = rt.created;
+    rt.vanish(spare.id);
+    await settle(() => rt.created === created + 1 && mgr.poolStats().ready.processes === 1);
+    await mgr.shutdown();
+  });
+
+  test('events lost while the watch was down: on its reconnect the listing decides', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 0 });
+    mgr.watchHosts();
+    const { session } = await mgr.create('processes', 'a');
+    const { session: other } = await mgr.create('processes', 'b');
+    rt.vanish(session.hostId!, { quietly: true });
+    await flush();
+    assert.equal(mgr.count, 2, 'nothing was said yet');
+    rt.resync();
+    await settle(() => mgr.count === 1);
+    assert.ok(
+      mgr.list().some((s) => s.id === other.id),
+      'the session whose host runs stays',
+    );
+    await mgr.shutdown();
   });
 });

@@ -54,6 +54,12 @@ export interface SessionEvents {
   event(name: string, fields: Record<string, unknown>): void;
 }
 
+/** What a reader is told when the lab host under their session vanished. */
+export const HOST_GONE_MESSAGE = 'The lab machine restarted: press Start for a fresh sandbox.';
+
+/** How long a session ended by its host vanishing answers 410 with HOST_GONE_MESSAGE. */
+const VANISHED_KEPT_MS = 10 * 60_000;
+
 export type EndReason = 'stopped' | 'expired' | 'idle' | 'shutdown' | 'host_gone' | 'admin';
 
 export class Session {
@@ -170,6 +176,9 @@ export class SessionManager {
   #loaded = false;
   #restored = false;
   #draining = false;
+  #unwatch: (() => void) | undefined;
+  /** Sessions ended because their host vanished (id → when), so a reconnect hears why. */
+  readonly #vanished = new Map<string, number>();
   /** Starts the engine is still creating a host for (settled once it is kept or removed). */
   readonly #creating = new Set<Promise<unknown>>();
 
@@ -206,6 +215,50 @@ export class SessionManager {
       instance: this.#instance,
       events: this.#events,
     });
+  }
+
+  /**
+   * Follow the runtime's word on lab hosts that go: a session whose host vanished (the
+   * engine restarted without live-restore, someone removed it) ends at once and its reader
+   * is told to press Start, instead of terminals that reconnect to nothing until the
+   * reaper's next pass; a vanished spare is made again.
+   */
+  watchHosts(): void {
+    this.#unwatch?.();
+    this.#unwatch = this.#runtime.watchLabHosts((e) => {
+      if (e.type === 'gone') this.#hostGone(e.hostId);
+      else void this.#resync();
+    });
+  }
+
+  #hostGone(hostId: string): void {
+    if (this.#pool.forget(hostId)) return;
+    const s = this.list().find((x) => x.hostId === hostId);
+    if (!s || s.ended) return; // ours: removed on purpose, or not a host of this server
+    this.#events.event('session.host_gone', { session: s.id, lab: s.lab.id });
+    const now = this.#clock.now();
+    for (const [id, at] of this.#vanished) if (now - at > VANISHED_KEPT_MS) this.#vanished.delete(id);
+    if (this.#vanished.size < 10_000) this.#vanished.set(s.id, now);
+    for (const t of s.terminals.values())
+      t.broadcast({ type: 'error', code: 'session_ended', message: HOST_GONE_MESSAGE });
+    this.remove(s, 'host_gone').catch(() => {});
+  }
+
+  /** After a gap in the watch: whatever the listing does not show running is gone. */
+  async #resync(): Promise<void> {
+    let hosts: LabHostSummary[];
+    try {
+      hosts = await this.#runtime.listLabHosts();
+    } catch {
+      return; // the engine is still coming back: the reaper's pass looks again
+    }
+    this.#endVanished(hosts);
+  }
+
+  #endVanished(hosts: LabHostSummary[]): void {
+    const running = new Set(hosts.filter((h) => h.running !== false).map((h) => h.id));
+    this.#pool.prune(running);
+    for (const s of this.list()) if (s.hostId && !running.has(s.hostId)) this.#hostGone(s.hostId);
   }
 
   /** Start filling the warm pool (after leftovers of an earlier run are gone). */
@@ -344,6 +397,7 @@ export class SessionManager {
   /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */
   authorize(id: string, token: string | undefined): Session {
     this.#notPending(id);
+    this.#notVanished(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!token || !s.tokenMatches(token)) throw new AppError('bad_token', 'Missing or wrong session token.');
@@ -361,6 +415,7 @@ export class SessionManager {
   /** The session a terminal ticket opens: 404 for an unknown session, 401 for a bad ticket. */
   redeem(id: string, terminal: string, ticket: string | undefined): Session {
     this.#notPending(id);
+    this.#notVanished(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!ticket || !s.redeemTicket(ticket, terminal, this.#clock.now())) {
@@ -452,7 +507,10 @@ export class SessionManager {
    */
   async reap(): Promise<{ expired: number; idle: number; leftovers: number }> {
     // Started without an engine: take back the stored sessions once it answers.
-    if (!this.#restored && (await this.restore())) this.startPool();
+    if (!this.#restored && (await this.restore())) {
+      this.watchHosts();
+      this.startPool();
+    }
     const now = this.#clock.now();
     let expired = 0;
     let idle = 0;
@@ -486,7 +544,8 @@ export class SessionManager {
       return 0; // engine down: nothing to reap now
     }
     const now = this.#clock.now();
-    this.#pool.prune(new Set(hosts.map((h) => h.id)));
+    // Also what the watch may have missed (the engine filter refuses events).
+    this.#endVanished(hosts);
     const owned = new Set<string>();
     for (const s of this.#sessions.values()) owned.add(s.id);
     const doomed = hosts.filter((h) => {
@@ -507,6 +566,7 @@ export class SessionManager {
    */
   async detachAll(notice: string): Promise<number> {
     this.#draining = true;
+    this.#unwatch?.();
     const live = this.list();
     for (const s of live) {
       for (const t of s.terminals.values()) {
@@ -525,6 +585,7 @@ export class SessionManager {
   /** Refuse new sessions and end every live one (and the ones being made: their hosts too). */
   async shutdown(): Promise<void> {
     this.#draining = true;
+    this.#unwatch?.();
     await Promise.allSettled([
       ...this.list().map((s) => this.remove(s, 'shutdown')),
       this.#pool.drain(),
@@ -605,6 +666,12 @@ export class SessionManager {
     await Promise.allSettled(doomed.map((h) => this.#runtime.removeLabHost(h.id)));
     this.#events.event('sessions.restored', { adopted: adopted.size, removed: doomed.length, dropped });
     return { adopted: adopted.size, removed: doomed.length, dropped };
+  }
+
+  /** A session whose lab host vanished: 410 and why (ids are unguessable; nothing leaks). */
+  #notVanished(id: string): void {
+    if (this.#vanished.has(id) && !this.#sessions.has(id))
+      throw new AppError('session_ended', HOST_GONE_MESSAGE);
   }
 
   /** A stored session that is not taken back yet: try again soon (503), not "gone" (404). */

@@ -100,6 +100,18 @@ export class WarmPool {
     });
   }
 
+  /** A ready host the runtime says is gone: forgotten, and made again (true if it was one). */
+  forget(hostId: string): boolean {
+    for (const hosts of this.#ready.values()) {
+      const i = hosts.findIndex((h) => h.hostId === hostId);
+      if (i < 0) continue;
+      hosts.splice(i, 1);
+      this.fill();
+      return true;
+    }
+    return false;
+  }
+
   /** Forget members whose container is gone; recycle old ones. */
   prune(liveHostIds: ReadonlySet<string>): void {
     const now = this.#d.now();

@@ -11,6 +11,7 @@ import { AppError, ENGINE_HELP } from '../../errors.ts';
 import type {
   EngineInfo,
   LabHost,
+  LabHostEvent,
   LabHostRequest,
   LabHostSummary,
   Runtime,
@@ -393,6 +394,77 @@ export class DockerRuntime implements Runtime {
     this.#hostUids.delete(id);
   }
 
+  /**
+   * The Engine API's events stream, for our containers' `die` and `destroy`: a host that
+   * goes is known at once, not at the reaper's next listing. The stream ends when dockerd
+   * restarts; it is opened again with a backoff (1 s doubling to 15 s), and each reopening
+   * says `resync` (events in the gap are lost). An engine that refuses events (403: the
+   * engine filter in front of it) is not asked again: the reaper's listing covers it.
+   */
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void {
+    let stopped = false;
+    let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let delay = 1000;
+    const again = (connected: boolean) => {
+      stream = undefined;
+      if (stopped) return;
+      if (connected) delay = 1000;
+      timer = setTimeout(() => void open(true), delay);
+      timer.unref();
+      delay = Math.min(delay * 2, 15_000);
+    };
+    const open = async (reopening: boolean) => {
+      let s: NodeJS.ReadableStream;
+      try {
+        s = (await this.#docker.getEvents({
+          filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.managed}=true`] },
+        })) as NodeJS.ReadableStream;
+      } catch (err) {
+        if ((err as DockerErrorLike).statusCode === 403) return;
+        return again(false);
+      }
+      if (stopped) return (s as { destroy?: () => void }).destroy?.();
+      stream = s;
+      if (reopening) on({ type: 'resync' });
+      let buf = '';
+      s.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        // Newline-delimited JSON; a line may arrive in pieces.
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i).trim();
+          buf = buf.slice(i + 1);
+          if (!line) continue;
+          try {
+            const e = JSON.parse(line) as { Actor?: { ID?: string; Attributes?: Record<string, string> } };
+            const id = e.Actor?.ID;
+            if (!id) continue;
+            const l = fromLabels(e.Actor?.Attributes);
+            on({ type: 'gone', hostId: id, sessionId: l.sessionId, instance: l.instance });
+          } catch {
+            // Not an event we can read: the next listing decides.
+          }
+        }
+        if (buf.length > 1 << 20) buf = ''; // no line is this long: not an events stream
+      });
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        again(true);
+      };
+      s.once('end', end);
+      s.once('close', end);
+      s.once('error', end);
+    };
+    void open(false);
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      stream?.destroy?.();
+    };
+  }
+
   async listLabHosts(): Promise<LabHostSummary[]> {
     let list: Docker.ContainerInfo[];
     const started = ++this.#seq;
@@ -457,7 +529,27 @@ export class DockerRuntime implements Runtime {
         for (let i = 0; i < 5; i++) {
           try {
             const s = await exec.inspect();
-            if (!s.Running) return resolve(typeof s.ExitCode === 'number' ? s.ExitCode : null);
+            if (!s.Running) {
+              // A host removed under the shell ends its exec too: that is the host going (the
+              // session layer hears it from the events), not the shell exiting.
+              // The engine may say "running" for a moment after it killed the exec with the
+              // host: a shell killed by a signal (code >= 128) gets a second look.
+              const running = () =>
+                this.#docker
+                  .getContainer(hostId)
+                  .inspect()
+                  .then(
+                    (c) => Boolean(c.State?.Running) && !c.State?.Restarting,
+                    () => false,
+                  );
+              const code = typeof s.ExitCode === 'number' ? s.ExitCode : null;
+              let alive = await running();
+              if (alive && code !== null && code >= 128) {
+                await new Promise((r) => setTimeout(r, 300));
+                alive = await running();
+              }
+              return resolve(alive ? code : null);
+            }
           } catch {
             return resolve(null);
           }

@@ -17,6 +17,7 @@ export function localRuntime(
     removeLabHost: (id) => engine.removeLabHost(id),
     renewLease: (id, until) => engine.renewLease(id, until),
     listLabHosts: () => engine.listLabHosts(),
+    watchLabHosts: (on) => engine.watchLabHosts(on),
     openTerminal: async (hostId: string, terminal: TerminalDef, size: { cols: number; rows: number }) =>
       terminal.target === 'host' ? hostShell(size) : engine.openTerminal(hostId, terminal, size),
     exec: (hostId, cmd, opts) => engine.exec(hostId, cmd, opts),
