@@ -14,7 +14,9 @@ stopServersAfterTests();
 describe('server lifecycle (real engine)', () => {
   test('the warm pool: one ready lab host per lab, taken by a Start, refilled, removed at SIGTERM', async () => {
     const instance = `it-pool-${process.pid}`;
-    await withServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1' }, async (srv) => {
+    // Three labs, so the count below is the pool's and not the course's.
+    const env = { CL_INSTANCE: instance, CL_POOL_SIZE: '1', CL_LABS: 'processes,namespaces,cgroups' };
+    await withServer(env, async (srv) => {
       const readyPerLab = async () =>
         (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()).pool.ready;
       const until = async (cond: () => Promise<boolean>) => {

@@ -101,6 +101,9 @@ async function startOnce(
       LOG_LEVEL: 'info',
       // No drain grace (CL_DRAIN_GRACE, issue 7) unless a caller asks for one.
       CL_DRAIN_GRACE: '0',
+      // No warm pool unless a caller asks for one: a spare per lab (seven labs) for every
+      // server a test starts is load the test does not look at.
+      CL_POOL_SIZE: '0',
       ...env,
       CL_INSTANCE: instance,
     },
