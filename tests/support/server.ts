@@ -74,7 +74,7 @@ export async function stopStartedServers(): Promise<void> {
  * (CL_INSTANCE: the label its containers carry, cleanup goes by it, default
  * `test-<pid>-<port>`; CL_DATA_DIR: its own session store, dataDirOf(instance); CL_SITE_DIR:
  * the built site to serve; LOG_LEVEL info; no drain grace; CL_ON_SIGTERM=end, so SIGTERM
- * removes what the server made). A PORT in `env` is used as given
+ * removes what the server made; no warm pool). A PORT in `env` is used as given
  * (a restart on the port of the server it replaces), not retried elsewhere.
  */
 export async function startServer(
@@ -119,6 +119,9 @@ async function startOnce(
       // SIGTERM ends everything, so that stop() leaves nothing running; the restart tests
       // ask for CL_ON_SIGTERM=restart (issue 15).
       CL_ON_SIGTERM: 'end',
+      // No warm pool unless a caller asks for one: a spare per lab (seven labs) for every
+      // server a test starts is load the test does not look at.
+      CL_POOL_SIZE: '0',
       ...env,
       CL_INSTANCE: instance,
       CL_DATA_DIR: dataDir,
