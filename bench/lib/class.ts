@@ -227,7 +227,8 @@ export async function benchClass(opts: {
 
   log(`class: ${opts.n} readers pressing Start within 1 s, then spread over ${opts.spreadMs / 1000} s`);
   // Room for the whole class and then some: a refusal would be the server's, not the quota's.
-  const srv = await startOurs('class', benchEnv(opts.n * 2 + 10));
+  // The server's default pool (CL_POOL_SIZE 1): the test servers' starter turns it off.
+  const srv = await startOurs('class', { ...benchEnv(opts.n * 2 + 10), CL_POOL_SIZE: '1' });
   const stop = track(`server ${srv.instance}`, () => srv.stop());
   try {
     await settle(srv);
