@@ -6,8 +6,9 @@
  * (With --live-restore, Docker 20.10 with its own managed containerd, as here, cleaned the
  * lab host up when it came back: that case is not claimed.)
  *
- * WARNING: needs root (it starts dockerd). The second engine gets no bridge, no iptables
- * rules and no IP forwarding, so it touches nothing of the machine's network.
+ * WARNING: needs root (it starts dockerd). The second engine runs in a network namespace of
+ * its own (unshare --net) with no bridge, no iptables rules and no IP forwarding, so it
+ * touches nothing of the machine's network.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -62,7 +63,10 @@ class SecondEngine {
       '--ip-forward=false',
       ...(this.#liveRestore ? ['--live-restore'] : []),
     ];
-    const p = spawn('dockerd', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // WARNING: a network namespace of its own. A dockerd with --bridge=none removes the
+    // default bridge `docker0` as stale at start: in the machine's namespace that is the
+    // shared engine's bridge (seen: every later `docker run` on the default network failed).
+    const p = spawn('unshare', ['--net', 'dockerd', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout?.on('data', (d) => (this.#log += d));
     p.stderr?.on('data', (d) => (this.#log += d));
     this.#proc = p;
