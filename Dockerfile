@@ -41,7 +41,8 @@ ARG APP_UID=10001
 RUN set -eu; \
     grep -q '^containerlabs:' /etc/group || echo "containerlabs:x:${APP_UID}:" >> /etc/group; \
     grep -q '^containerlabs:' /etc/passwd || \
-      echo "containerlabs:x:${APP_UID}:${APP_UID}:Container Labs:/app:/usr/sbin/nologin" >> /etc/passwd
+      echo "containerlabs:x:${APP_UID}:${APP_UID}:Container Labs:/app:/usr/sbin/nologin" >> /etc/passwd; \
+    install -d -o "${APP_UID}" -g "${APP_UID}" -m 0700 /var/lib/container-labs
 # Empty in the registry build (the base image has Node); the Node binary offline.
 COPY --from=build /src/.prebuilt/node /opt/node
 COPY --from=build /src/.prebuilt/app /app
@@ -49,7 +50,11 @@ ENV PATH=/opt/node/bin:$PATH \
     NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=4321 \
-    CL_SITE_DIR=/app/dist
+    CL_SITE_DIR=/app/dist \
+    CL_DATA_DIR=/var/lib/container-labs
+# The session store (sessions.db): compose mounts a volume here, so a new container of a
+# new image takes the sessions back.
+VOLUME /var/lib/container-labs
 WORKDIR /app
 USER ${APP_UID}:${APP_UID}
 EXPOSE 4321

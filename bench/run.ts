@@ -3,12 +3,15 @@
  * figures and the targets next to them, and never fails on a figure. See bench/README.md.
  *
  *   --quick              small N everywhere (a smoke run, a minute or two)
- *   --only a,b           sections: start, echo (the terminal path: echo + throughput), idle,
+ *   --only a,b           sections: start, class (the class burst), echo (the terminal path: echo + throughput), idle,
  *                        lighthouse (the built site in Lighthouse, mobile and desktop),
  *                        browser (a lab in the tab's VM beside our server, in Chromium)
  *   --idle N             idle sessions (default 200)
  *   --starts N           sequential starts per series (default 10)
  *   --burst N            readers starting at once (default 10)
+ *   --class N            readers in the class burst (default 30)
+ *   --spread S           the class's Starts spread over S seconds in its last series (default 10)
+ *   --read S             seconds the class reads the lesson between page view and Start (default 15)
  *   --keys N             keystrokes per path (default 600)
  *   --size S             throughput output size for head -c (default 50M)
  *   --rounds N           interleaved rounds of the terminal path (default 3)
@@ -30,6 +33,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { benchBrowser } from './lib/browser.ts';
+import { benchClass } from './lib/class.ts';
 import { stopAll } from './lib/cleanup.ts';
 import { engineVersion, managedContainers, removeContainers } from './lib/engine.ts';
 import { benchIdle } from './lib/idle.ts';
@@ -49,6 +53,9 @@ function config(): BenchConfig & { out: string } {
       idle: { type: 'string' },
       starts: { type: 'string' },
       burst: { type: 'string' },
+      class: { type: 'string' },
+      spread: { type: 'string' },
+      read: { type: 'string' },
       keys: { type: 'string' },
       size: { type: 'string' },
       rounds: { type: 'string' },
@@ -65,7 +72,7 @@ function config(): BenchConfig & { out: string } {
   });
   if (values.help) {
     process.stdout.write(
-      'usage: node bench/run.ts [--quick] [--only start,echo,idle,lighthouse] [--idle N] (see bench/README.md)\n',
+      'usage: node bench/run.ts [--quick] [--only start,class,echo,idle,lighthouse] [--idle N] (see bench/README.md)\n',
     );
     process.exit(0);
   }
@@ -79,6 +86,7 @@ function config(): BenchConfig & { out: string } {
   const aliases: Record<string, (typeof SECTIONS)[number]> = {
     start: 'start',
     starts: 'start',
+    class: 'class',
     echo: 'echo',
     throughput: 'echo',
     terminal: 'echo',
@@ -107,6 +115,9 @@ function config(): BenchConfig & { out: string } {
     only,
     starts: int('starts', values.starts, quick ? 3 : 10),
     burst: int('burst', values.burst, quick ? 4 : 10),
+    classSize: int('class', values.class, quick ? 6 : 30),
+    classSpreadMs: 1000 * int('spread', values.spread, quick ? 3 : 10),
+    classReadMs: 1000 * int('read', values.read, quick ? 5 : 15, 0),
     keys: int('keys', values.keys, quick ? 100 : 600, 2),
     rounds: int('rounds', values.rounds, quick ? 1 : 3),
     size,
@@ -194,6 +205,12 @@ async function main(): Promise<number> {
   try {
     if (cfg.only.includes('start'))
       results.start = await benchStart({ starts: cfg.starts, burst: cfg.burst });
+    if (cfg.only.includes('class'))
+      results.class = await benchClass({
+        n: cfg.classSize,
+        spreadMs: cfg.classSpreadMs,
+        readMs: cfg.classReadMs,
+      });
     if (cfg.only.includes('echo')) {
       log(`terminal path: ${cfg.keys} keys and ${cfg.size} × ${cfg.rounds} per path (ours, floor, peer)`);
       results.terminal = await benchTerminal({ keys: cfg.keys, size: cfg.size, rounds: cfg.rounds });

@@ -3,6 +3,8 @@
  *
  *   npm run admin -- list [--json]     live sessions: age, lab, client, memory, pids, CPU
  *   npm run admin -- end <session-id>  end one session (its lab host is removed)
+ *   npm run admin -- shutdown          a final shutdown: every session ends, the server exits
+ *                                      (SIGTERM, by default, is a restart that keeps them)
  *
  * Options: --url <base> (default CL_ADMIN_URL, else http://127.0.0.1:$PORT, PORT 4321).
  * The token comes from CL_ADMIN_TOKEN when the server has one (never from the command
@@ -50,7 +52,8 @@ export function safeJson(v: unknown): string {
   );
 }
 
-const USAGE = 'usage: npm run admin -- list [--json] | end <session-id>   [--url http://127.0.0.1:4321]';
+const USAGE =
+  'usage: npm run admin -- list [--json] | end <session-id> | shutdown   [--url http://127.0.0.1:4321]';
 
 function mib(n: number | null): string {
   return n === null ? '-' : `${(n / 1024 / 1024).toFixed(1)}`;
@@ -151,6 +154,15 @@ async function main(argv: string[]): Promise<number> {
       .join(', ');
     console.log(
       `\n${body.sessions.length} session(s); warm pool (${body.pool.size} per lab): ${ready || 'none'}${body.draining ? '; DRAINING' : ''}`,
+    );
+    return 0;
+  }
+  if (cmd === 'shutdown' && id === undefined) {
+    const res = await call(base, 'POST', '/api/v1/admin/shutdown');
+    if (res.status !== 202) throw await failure(res);
+    const body = (await res.json().catch(() => ({}))) as { sessions?: unknown };
+    console.log(
+      `final shutdown: the server ends its ${typeof body.sessions === 'number' ? body.sessions : '?'} session(s) and exits`,
     );
     return 0;
   }

@@ -83,8 +83,14 @@ ensure_engine() {
   if is_root && have apt-get; then
     if ! have dockerd; then apt_install docker.io || { fail "could not install docker.io"; return 1; }; fi
     if ! pgrep -x dockerd >/dev/null; then
-      say "starting dockerd (log: $cache/dockerd.log)"
-      nohup dockerd >"$cache/dockerd.log" 2>&1 &
+      # live-restore: dockerd is asked to leave running lab hosts (and the readers' shells)
+      # alone when it restarts (an engine upgrade). Not as a flag when daemon.json sets it:
+      # dockerd refuses a setting given both ways. Where the hosts go anyway, the server ends
+      # their sessions with a message (tests/integration/engine-restart.test.ts).
+      local flags=()
+      grep -qs '"live-restore"' /etc/docker/daemon.json || flags+=(--live-restore)
+      say "starting dockerd${flags[*]:+ ${flags[*]}} (log: $cache/dockerd.log)"
+      nohup dockerd "${flags[@]}" >"$cache/dockerd.log" 2>&1 &
     fi
     for _ in $(seq 1 60); do engine_up && return 0; sleep 0.5; done
     fail "dockerd did not answer within 30 s; see $cache/dockerd.log"

@@ -2,6 +2,7 @@
 
 import type { Summary } from '../../tests/support/stats.ts';
 import type { BrowserResult } from './browser.ts';
+import type { ClassResult, ClassSeries } from './class.ts';
 import type { IdleResult, MemorySnapshot } from './idle.ts';
 import type { Finding, LighthouseResult, LighthouseRow } from './lighthouse.ts';
 import type { MachineInfo } from './machine.ts';
@@ -11,13 +12,17 @@ import type { PathResult, TerminalResult } from './terminal.ts';
 import { fmt } from './util.ts';
 
 /** The sections of a full run, in order (`--only` picks some). */
-export const SECTIONS = ['start', 'echo', 'idle', 'lighthouse', 'browser'] as const;
+export const SECTIONS = ['start', 'class', 'echo', 'idle', 'lighthouse', 'browser'] as const;
 
 export interface BenchConfig {
   quick: boolean;
   only: string[];
   starts: number;
   burst: number;
+  /** Readers in the class burst, their Starts' spread (ms) in the spread series, reading time (ms). */
+  classSize: number;
+  classSpreadMs: number;
+  classReadMs: number;
   keys: number;
   rounds: number;
   size: string;
@@ -39,6 +44,7 @@ export interface Results {
   config: BenchConfig;
   durationSeconds?: number;
   start?: StartResult;
+  class?: ClassResult;
   terminal?: TerminalResult;
   idle?: IdleResult;
   lighthouse?: LighthouseResult;
@@ -114,6 +120,65 @@ function startSection(r: StartResult): string[] {
   );
   for (const e of [...r.errors, ...(r.cold?.errors ?? []), ...(r.warm?.errors ?? [])])
     out.push(`- error: ${e}`);
+  out.push('');
+  return out;
+}
+
+function classRow(s: ClassSeries, ok: boolean | undefined): string {
+  const served = s.phases.length === s.n ? `${s.n}` : `${s.phases.length} of ${s.n}`;
+  const hits = `${s.poolHits.pooled}/${s.poolHits.pooled + s.poolHits.cold}`;
+  return `| ${s.label} | ${served} | ${fmt(s.total.p50, 0)} | ${fmt(s.total.p95, 0)} | ${fmt(s.total.max, 0)} | ${hits} | ${s.poolBefore ?? '–'} | ${mark(ok)} |`;
+}
+
+function classSection(r: ClassResult): string[] {
+  const out: string[] = [];
+  out.push(`## A class at once (${r.n} readers)`);
+  out.push('');
+  out.push(
+    `One server with its default pool settings (per-client limits raised: the bench is one loopback client playing every reader; \`CL_MAX_SESSIONS\` ${r.n * 2 + 10}). Start → prompt as above, per reader. "After page views": each reader's lesson page first sent its lab's hint (\`POST /api/v1/labs/:id/hint\`, as the page does when the lab comes into view), then the class read for ${fmt(r.readMs / 1000, 0)} s before pressing Start. Target: p95 ≤ ${TARGETS.classP95} ms within one second, every reader served.`,
+  );
+  out.push('');
+  out.push('| series | served | p50 ms | p95 ms | max ms | pool hits | ready before | p95 met |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|:-:|');
+  for (const s of r.series) {
+    const atOnce = s.label.startsWith('at once');
+    const ok = atOnce ? (s.phases.length === s.n ? atMost(s.total.p95, TARGETS.classP95) : false) : undefined;
+    out.push(classRow(s, ok));
+  }
+  out.push('');
+  out.push(
+    'Where the time went (medians, ms; the server columns are its own account of each Start, from its log):',
+  );
+  out.push('');
+  const serverKeys = [...new Set(r.series.flatMap((s) => Object.keys(s.server ?? {})))].filter(
+    (k) => k !== 'ms',
+  );
+  out.push(
+    `| series | POST → 201 | → WS open | → \`attached\` | → first byte | → prompt | total |${serverKeys.map((k) => ` server ${k} |`).join('')}`,
+  );
+  out.push(`|---|---:|---:|---:|---:|---:|---:|${serverKeys.map(() => '---:|').join('')}`);
+  for (const s of r.series) {
+    const m = s.medians;
+    out.push(
+      `| ${s.label} | ${fmt(m.post, 0)} | ${fmt(m.upgrade, 0)} | ${fmt(m.attach, 0)} | ${fmt(m.firstByte, 0)} | ${fmt(m.prompt, 0)} | ${fmt(m.total, 0)} |${serverKeys.map((k) => ` ${fmt(s.server?.[k], 0)} |`).join('')}`,
+    );
+  }
+  out.push('');
+  const f = r.floor;
+  out.push(
+    `Floor (node-pty + ws, bench/floor-server.ts), connect → prompt: p50 ${fmt(f?.p50, 0)} ms, p95 ${fmt(f?.p95, 0)} ms (n=${f?.n ?? 0}); a warm start's target is within ${TARGETS.warmVsFloor}× of it.`,
+  );
+  for (const s of r.series) {
+    if (s.hints)
+      out.push(
+        `- ${s.label}: ${s.hints.sent} page views, answered ${Object.entries(s.hints.answers)
+          .map(([k, v]) => `${k} ×${v}`)
+          .join(', ')}.`,
+      );
+    for (const e of s.errors.slice(0, 5)) out.push(`- ${s.label}: error: ${e}`);
+    if (s.errors.length > 5) out.push(`- ${s.label}: … ${s.errors.length - 5} more errors`);
+  }
+  for (const e of r.errors) out.push(`- error: ${e}`);
   out.push('');
   return out;
 }
@@ -385,6 +450,9 @@ export function renderMarkdown(r: Results): string {
   const c = r.config;
   const what = [
     c.only.includes('start') ? `${c.starts} sequential starts per series, ${c.burst} at once` : '',
+    c.only.includes('class')
+      ? `a class of ${c.classSize} (within 1 s, and over ${c.classSpreadMs / 1000} s; ${c.classReadMs / 1000} s of reading after the page views)`
+      : '',
     c.only.includes('echo') ? `${c.keys} keys and ${c.size} × ${c.rounds} per terminal path` : '',
     c.only.includes('idle') ? `${c.idle} idle sessions` : '',
     c.only.includes('lighthouse')
@@ -398,6 +466,7 @@ export function renderMarkdown(r: Results): string {
   );
   out.push('');
   if (r.start) out.push(...startSection(r.start));
+  if (r.class) out.push(...classSection(r.class));
   if (r.terminal) out.push(...terminalSection(r.terminal, c));
   if (r.idle) out.push(...idleSection(r.idle));
   if (r.lighthouse) out.push(...lighthouseSection(r.lighthouse));

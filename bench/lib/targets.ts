@@ -3,6 +3,10 @@ export const TARGETS = {
   warmP50: 150,
   warmP95: 250,
   coldP50: 600,
+  /** A class of readers pressing Start within one second: p95 start → prompt (ms). */
+  classP95: 1500,
+  /** A warm start → prompt, as a multiple of the floor's connect → prompt (same run). */
+  warmVsFloor: 2,
   echoP50: 1.5,
   echoP99: 10,
   throughputMBps: 18,

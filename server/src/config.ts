@@ -65,6 +65,10 @@ const EnvSchema = z.object({
   PORT: Int(0, 65535).default(4321),
   /** Built site to serve (output of `npm run build`). */
   CL_SITE_DIR: z.string().default('dist'),
+  /** Where the server keeps its sessions across restarts (`sessions.db`, SQLite): a
+   *  directory it may create and write, the owner's only. Relative to the working
+   *  directory (the checkout, for `npm start`); compose: a volume; systemd: StateDirectory. */
+  CL_DATA_DIR: z.string().min(1).default('data'),
   /** The access mode. `open`: labs for anyone who reaches the server (rate limited).
    *  `code`: reading stays open; labs need the shared CL_ACCESS_CODE (an invite link
    *  `/?access=<code>` sets a cookie). `local`: single-user mode on loopback only;
@@ -114,8 +118,14 @@ const EnvSchema = z.object({
       }
     })
     .transform((s) => (s.trim() === 'auto' ? ('auto' as const) : parseUidRange(s))),
-  /** On SIGTERM: refuse new sessions, tell live ones, and wait this long before ending
-   *  them (0: at once). */
+  /** What SIGTERM means. `restart` (an upgrade, systemd's or compose's stop): refuse new
+   *  sessions, close terminal sockets with 4013 (the pages reconnect), remove the warm pool
+   *  and exit, leaving the sessions' lab hosts running for the next server to take back.
+   *  `end`: a final shutdown, every session ends (after CL_DRAIN_GRACE). SIGINT (Ctrl-C)
+   *  and `npm run admin -- shutdown` always end everything. */
+  CL_ON_SIGTERM: z.enum(['restart', 'end']).default('restart'),
+  /** On a final shutdown: refuse new sessions, tell live ones, and wait this long before
+   *  ending them (0: at once). */
   CL_DRAIN_GRACE: Duration.default(parseDuration('10s')),
   /** Bearer token for GET /metrics; unset: /metrics answers loopback only. */
   CL_METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
@@ -189,6 +199,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly siteDir: string;
+  /** The data directory (absolute): the session store lives there. */
+  readonly dataDir: string;
   readonly mode: 'open' | 'code' | 'local';
   /** `code` mode only. */
   readonly accessCode: string | undefined;
@@ -200,6 +212,7 @@ export interface Config {
   /** uids for lab hosts (CL_LAB_UIDS): `auto` (the runtime decides) or an inclusive range. */
   readonly labUids: 'auto' | Readonly<{ first: number; last: number }>;
   readonly drainGraceMs: number;
+  readonly onSigterm: 'restart' | 'end';
   readonly metricsToken: string | undefined;
   readonly adminToken: string | undefined;
   readonly sessionTtlMs: number;
@@ -262,6 +275,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     port: e.PORT,
     siteDir: resolve(e.CL_SITE_DIR),
+    dataDir: resolve(e.CL_DATA_DIR),
     mode: e.CL_MODE,
     accessCode: e.CL_MODE === 'code' ? e.CL_ACCESS_CODE : undefined,
     accessContact: e.CL_ACCESS_CONTACT,
@@ -274,6 +288,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }),
     labUids: e.CL_LAB_UIDS === 'auto' ? 'auto' : Object.freeze({ ...e.CL_LAB_UIDS }),
     drainGraceMs: e.CL_DRAIN_GRACE,
+    onSigterm: e.CL_ON_SIGTERM,
     metricsToken: e.CL_METRICS_TOKEN,
     adminToken: e.CL_ADMIN_TOKEN,
     sessionTtlMs: e.CL_SESSION_TTL,

@@ -8,7 +8,7 @@ import { homedir } from 'node:os';
 import { loadLabs } from '../../labs/load.ts';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
-import { Drain } from './ops/drain.ts';
+import { Drain, RESTART_NOTICE } from './ops/drain.ts';
 import { selectLabs } from './ops/lab-selection.ts';
 import { countingRuntime, Metrics } from './ops/metrics.ts';
 import { type ApparmorCheck, decideApparmor } from './runtime/docker/apparmor.ts';
@@ -17,6 +17,9 @@ import { EngineStatus } from './runtime/engine-status.ts';
 import { localRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
 import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
+import type { SessionStore } from './store/session-store.ts';
+import { SqliteSessionStore } from './store/sqlite-store.ts';
+import { CloseCode } from './terminal/protocol.ts';
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -34,6 +37,8 @@ async function main(): Promise<void> {
 
   const metrics = new Metrics({ labs: labs.map((l) => l.id), mode: config.mode });
   const drain = new Drain();
+  // Set once everything is wired (below); the admin API's final shutdown calls it.
+  let stop: (signal: string, how: 'restart' | 'end') => Promise<void> = async () => {};
   const docker = new DockerRuntime({
     apparmorProfile: config.apparmorProfile,
     labUids: config.labUids,
@@ -51,11 +56,21 @@ async function main(): Promise<void> {
     accessToken = randomBytes(16).toString('base64url');
   }
   const engineStatus = new EngineStatus(runtime);
+  let store: SessionStore;
+  try {
+    store = new SqliteSessionStore(config.dataDir);
+  } catch (err) {
+    console.error(
+      `cannot open the session store in CL_DATA_DIR=${config.dataDir}: ${(err as Error).message}`,
+    );
+    process.exit(2);
+  }
   let log: { info: (o: object, m: string) => void } = { info: () => {} };
   const sessions = new SessionManager({
     runtime,
     labs,
     instance: config.instance,
+    store,
     limits: sessionLimits(config),
     events: {
       event: (name, fields) => {
@@ -69,7 +84,7 @@ async function main(): Promise<void> {
     runtime,
     sessions,
     accessToken,
-    ops: { metrics, drain },
+    ops: { metrics, drain, shutdown: () => void stop('admin', 'end') },
     engine: engineStatus,
   });
   log = app.log;
@@ -102,8 +117,14 @@ async function main(): Promise<void> {
     else app.log.info({ apparmor: check }, apparmor.note);
     // Local mode is the user's own machine: tell them on the console too.
     if (config.mode === 'local' && apparmor.warn) console.log(`AppArmor: ${apparmor.note}`);
-    const removed = await sessions.removeLeftovers({ all: true });
-    if (removed > 0) app.log.info({ removed }, 'removed leftover lab hosts of an earlier run');
+    // Before listening: a reader whose page reconnects first thing finds the session back.
+    const r = await sessions.restore();
+    if (r && (r.adopted > 0 || r.removed > 0 || r.dropped > 0))
+      app.log.info(
+        r,
+        `took back ${r.adopted} session(s) of an earlier run, removed ${r.removed} leftover lab host(s)`,
+      );
+    sessions.watchHosts();
     sessions.startPool();
   } else {
     app.log.warn(
@@ -118,7 +139,7 @@ async function main(): Promise<void> {
   reaper.unref();
 
   let stopping = 0;
-  const stop = async (signal: string) => {
+  stop = async (signal: string, how: 'restart' | 'end') => {
     // A second signal ends the grace period; one within a second is the same signal
     // delivered twice (npm and its child both get it from a terminal or systemd).
     if (stopping) {
@@ -127,18 +148,33 @@ async function main(): Promise<void> {
     }
     stopping = Date.now();
     clearInterval(reaper);
+    const hardExit = setTimeout(() => process.exit(1), 20_000 + (how === 'end' ? config.drainGraceMs : 0));
+    hardExit.unref();
+    if (how === 'restart') {
+      // An upgrade: no grace to wait (nothing ends); the pages reconnect to the next server.
+      await drain.start(sessions, 0);
+      const n = await sessions.detachAll(RESTART_NOTICE);
+      app.log.info(
+        { signal, sessions: n, code: CloseCode.serverRestarting },
+        'restarting: closed terminals for a restart, lab hosts left running for the next server',
+      );
+      await app.close();
+      await store.close();
+      process.exit(0);
+    }
     // Drain: refuse new sessions, tell live ones, wait CL_DRAIN_GRACE (none if idle).
     app.log.info({ signal, sessions: sessions.count, graceMs: config.drainGraceMs }, 'draining');
     await drain.start(sessions, config.drainGraceMs);
     app.log.info({ signal, sessions: sessions.count }, 'shutting down: ending every session');
-    const hardExit = setTimeout(() => process.exit(1), 20_000);
-    hardExit.unref();
     await sessions.shutdown();
     await app.close();
+    await store.close();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // SIGTERM is what an upgrade sends (systemd, compose): CL_ON_SIGTERM says what it means.
+  // Ctrl-C in a terminal is someone stopping their own server: it ends everything.
+  process.on('SIGTERM', () => void stop('SIGTERM', config.onSigterm));
+  process.on('SIGINT', () => void stop('SIGINT', 'end'));
 
   await app.listen({ host: config.host, port: config.port });
   const addr = app.server.address();

@@ -116,7 +116,8 @@ function socketUrls(session: LabSession, t: SessionTerminal): () => Promise<stri
       } catch (err) {
         const status = err instanceof LabApiError ? err.status : 0;
         if (status === 404) throw new TerminalUrlRefused('not-found', 'session unknown');
-        if (status === 410) throw new TerminalUrlRefused('session-ended', 'session ended');
+        // The server's words say why (e.g. the lab machine restarted under it).
+        if (status === 410) throw new TerminalUrlRefused('session-ended', (err as Error).message);
         if (status === 401) throw new TerminalUrlRefused('bad-token', (err as Error).message);
         throw err;
       }
@@ -500,10 +501,16 @@ export class LabController implements Disposable {
             ? (o) => vm.terminal(index, o)
             : (o) => new TerminalClient({ ...o, url: socketUrls(session, t) }),
           {
-            onStatus: (status, attempt) => {
+            onStatus: (status, attempt, info) => {
               if (status === 'attached') send({ type: 'attached', run, terminal: pane.name });
               if (status === 'reconnecting')
-                send({ type: 'reconnecting', run, terminal: pane.name, attempt });
+                send({
+                  type: 'reconnecting',
+                  run,
+                  terminal: pane.name,
+                  attempt,
+                  restarting: info.restarting,
+                });
             },
             onMessage: (msg) => {
               if (msg.type === 'attached' || msg.type === 'expiring')
@@ -512,7 +519,7 @@ export class LabController implements Disposable {
               else if (msg.type === 'error')
                 console.warn(`lab ${this.labId}/${pane.name}: ${msg.code}: ${msg.message}`);
             },
-            onEnd: (reason) => send({ type: 'ended', run, terminal: pane.name, reason }),
+            onEnd: (reason, message) => send({ type: 'ended', run, terminal: pane.name, reason, message }),
           },
         ),
       );

@@ -7,7 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { beforeEach, describe, test } from 'node:test';
-import { DID_NOT_CONNECT, type LabEffect, type LabEvent, LabMachine, LOW_TIME_MS } from './lab-machine.ts';
+import {
+  DID_NOT_CONNECT,
+  type LabEffect,
+  type LabEvent,
+  LabMachine,
+  LOW_TIME_MS,
+  RESTARTING,
+} from './lab-machine.ts';
 import type { EndReason } from './terminal-client.ts';
 
 interface Sess {
@@ -281,6 +288,45 @@ describe('while ready', () => {
     const gone = m.dispatch({ type: 'probed', run, result: 'gone' });
     assert.equal(m.state, 'expired');
     assert.match(said(gone)[0]!, /This sandbox has ended/);
+  });
+
+  test('a server restart (4013) is told as such, once, and the sandbox stays; the way back as ever', () => {
+    const { m } = ready();
+    const run = m.run;
+    const e = m.dispatch({ type: 'reconnecting', run, terminal: 'host', attempt: 0, restarting: true });
+    assert.deepEqual(said(e), [RESTARTING]);
+    assert.equal(m.state, 'ready', 'nothing ended: the next server has the same session');
+    assert.ok(!types(e).includes('end-run') && !types(e).includes('delete'));
+    assert.deepEqual(
+      said(m.dispatch({ type: 'reconnecting', run, terminal: 'container', attempt: 0, restarting: true })),
+      [],
+    );
+    assert.deepEqual(
+      said(m.dispatch({ type: 'reconnecting', run, terminal: 'host', attempt: 1, restarting: true })),
+      [],
+    );
+    m.dispatch({ type: 'attached', run, terminal: 'host' });
+    assert.deepEqual(said(m.dispatch({ type: 'attached', run, terminal: 'container' })), [
+      'Reconnected: same shells as before.',
+    ]);
+    // A plain drop after a restart reads as a plain drop again.
+    assert.deepEqual(said(m.dispatch({ type: 'reconnecting', run, terminal: 'host', attempt: 0 })), [
+      'Connection lost: reconnecting…',
+    ]);
+  });
+
+  test("a drop that turns out to be a restart says so; the server's own words end a session", () => {
+    const { m } = ready();
+    const run = m.run;
+    m.dispatch({ type: 'reconnecting', run, terminal: 'host', attempt: 0 });
+    assert.deepEqual(
+      said(m.dispatch({ type: 'reconnecting', run, terminal: 'host', attempt: 1, restarting: true })),
+      [RESTARTING],
+    );
+    const message = 'The lab machine restarted: press Start for a fresh sandbox.';
+    const e = m.dispatch({ type: 'ended', run, terminal: 'host', reason: 'session-ended', message });
+    assert.equal(m.state, 'expired');
+    assert.deepEqual(said(e), [message]);
   });
 
   test('the countdown: low time told once, a lost close frame past the deadline ends it', () => {

@@ -52,9 +52,10 @@ export type LabEvent<S> =
   /** A delete the machine waited for (Reset) has settled. */
   | { type: 'deleted'; run: number }
   | { type: 'attached'; run: number; terminal: string }
-  | { type: 'reconnecting'; run: number; terminal: string; attempt: number }
-  /** A terminal stopped for good: the refusal or ending the client reported. */
-  | { type: 'ended'; run: number; terminal: string; reason: EndReason }
+  /** `restarting`: the server said it is restarting (an upgrade): the shells wait for it. */
+  | { type: 'reconnecting'; run: number; terminal: string; attempt: number; restarting?: boolean }
+  /** A terminal stopped for good: the refusal or ending the client reported, in the server's words if any. */
+  | { type: 'ended'; run: number; terminal: string; reason: EndReason; message?: string }
   | { type: 'attach-timeout'; run: number }
   /** The server's deadline (`attached`), or its warning that the end is near (`expiring`). */
   | { type: 'expiry'; run: number; expiresAt: string; warn: boolean }
@@ -104,6 +105,8 @@ const LOST_CLOSE_MS = 5000;
 const PROBE_AFTER_ATTEMPTS = 3;
 
 export const DID_NOT_CONNECT = 'The terminals did not connect. Press Retry, or reload the page.';
+/** While the lab server restarts (an upgrade): the sandbox and its shells wait for it. */
+export const RESTARTING = 'The lab server is restarting: your sandbox is kept. Reconnecting in a moment…';
 
 export function minutesText(ms: number): string {
   const m = Math.round(ms / 60_000);
@@ -188,7 +191,8 @@ export class LabMachine<S> {
   #focus = false;
   #resetting = false;
   #lowTimeTold = false;
-  #reconnectTold = false;
+  /** What the reader was told while terminals are down: nothing, a lost connection, a restart. */
+  #reconnectTold: false | 'lost' | 'restarting' = false;
   #probing = false;
   #extending = false;
   #leftPage = false;
@@ -289,8 +293,11 @@ export class LabMachine<S> {
         return;
       case 'reconnecting':
         this.#down.add(ev.terminal);
-        if (this.#state === 'ready' && !this.#reconnectTold) {
-          this.#reconnectTold = true;
+        if (this.#state === 'ready' && ev.restarting && this.#reconnectTold !== 'restarting') {
+          this.#reconnectTold = 'restarting';
+          this.#say(RESTARTING);
+        } else if (this.#state === 'ready' && !this.#reconnectTold) {
+          this.#reconnectTold = 'lost';
           this.#say('Connection lost: reconnecting…');
         }
         if (ev.attempt >= PROBE_AFTER_ATTEMPTS && !this.#probing && this.#session) {
@@ -303,7 +310,7 @@ export class LabMachine<S> {
         if (ev.result === 'gone') this.#gone(endedMessage('session-ended', this.#timeUp())!.message);
         return;
       case 'ended':
-        this.#ended(ev.terminal, ev.reason);
+        this.#ended(ev.terminal, ev.reason, ev.message);
         return;
       case 'attach-timeout':
         if (this.#state === 'starting' && this.#session) this.#fail(DID_NOT_CONNECT, true);
@@ -366,7 +373,7 @@ export class LabMachine<S> {
     if (ev.type === 'probed') this.#probing = false;
   }
 
-  #ended(terminal: string, reason: EndReason): void {
+  #ended(terminal: string, reason: EndReason, serverMessage?: string): void {
     if (reason === 'closed') return;
     if (this.#state === 'starting' && this.#waiting.has(terminal) && reason === 'shell-exited') {
       this.#fail(DID_NOT_CONNECT, true);
@@ -374,7 +381,10 @@ export class LabMachine<S> {
     }
     const end = endedMessage(reason, this.#timeUp());
     if (!end) return;
-    if (end.kind === 'gone') this.#gone(end.message);
+    // A session the server ended with a reason of its own (the lab machine restarted) says it.
+    if (end.kind === 'gone' && reason === 'session-ended' && serverMessage && !this.#timeUp())
+      this.#gone(serverMessage);
+    else if (end.kind === 'gone') this.#gone(end.message);
     // Another window holds the session now: ending it here would end theirs.
     else this.#fail(end.message, reason !== 'replaced');
   }

@@ -75,7 +75,11 @@ interface Harness {
   pending: (() => void)[];
   resets: number;
   statuses: TerminalStatus[];
+  /** `restarting` with each status. */
+  restarting: boolean[];
   ends: EndReason[];
+  /** The server's words with each end. */
+  messages: (string | undefined)[];
 }
 
 function harness(
@@ -87,7 +91,9 @@ function harness(
     pending: [],
     resets: 0,
     statuses: [],
+    restarting: [],
     ends: [],
+    messages: [],
   };
   h.client = new TerminalClient({
     url: opts.url ?? 'ws://x/t?ticket=k',
@@ -100,8 +106,14 @@ function harness(
       },
       reset: () => h.resets++,
     },
-    onStatus: (s) => h.statuses.push(s),
-    onEnd: (r) => h.ends.push(r),
+    onStatus: (s, _a, info) => {
+      h.statuses.push(s);
+      h.restarting.push(info.restarting);
+    },
+    onEnd: (r, _c, message) => {
+      h.ends.push(r);
+      h.messages.push(message);
+    },
     WebSocket: FakeSocket as unknown as typeof WebSocket,
     backoff: { initialMs: 1, maxMs: 4, maxAttempts: opts.maxAttempts ?? 5 },
     pingMs: 0,
@@ -228,6 +240,71 @@ test('after shell-exited, connect() opens a fresh socket', () => {
   h.client.connect();
   assert.equal(FakeSocket.all.length, 2);
   assert.equal(h.client.status, 'connecting');
+});
+
+test('4013 (server restarting) is not an end: it keeps reconnecting past maxAttempts until the server answers', async () => {
+  const h = harness({ maxAttempts: 2 });
+  h.client.connect();
+  last().open();
+  last().text(attached);
+  last().drop(CloseCode.serverRestarting);
+  assert.equal(h.client.status, 'reconnecting');
+  assert.equal(h.restarting.at(-1), true, 'the status says the server is restarting');
+  // The server is down a while: many more failed attempts than maxAttempts.
+  for (let i = 0; i < 6; i++) {
+    await tick(20);
+    last().drop(1006);
+  }
+  assert.deepEqual(h.ends, [], 'it did not give up');
+  await tick(20);
+  last().open();
+  last().text({ ...attached, replay: false });
+  assert.equal(h.client.status, 'attached');
+  assert.equal(h.restarting.at(-1), false, 'back: no longer restarting');
+  // An ordinary drop afterwards has the ordinary budget again.
+  last().drop(1006);
+  for (let i = 0; i < 3; i++) {
+    await tick(20);
+    last().drop(1006);
+  }
+  await tick(20);
+  assert.deepEqual(h.ends, ['gave-up']);
+});
+
+test('a restart outlasting its budget gives up like any reconnect', async () => {
+  FakeSocket.all = [];
+  const ends: EndReason[] = [];
+  const client = new TerminalClient({
+    url: 'ws://x/t?ticket=k',
+    size: () => ({ cols: 80, rows: 24 }),
+    sink: { write: (_d, done) => done(), reset: () => {} },
+    onEnd: (r) => ends.push(r),
+    WebSocket: FakeSocket as unknown as typeof WebSocket,
+    backoff: { initialMs: 1, maxMs: 4, maxAttempts: 1 },
+    restartBudgetMs: 30,
+    pingMs: 0,
+  });
+  client.connect();
+  last().open();
+  last().text(attached);
+  last().drop(CloseCode.serverRestarting);
+  for (let i = 0; i < 20 && ends.length === 0; i++) {
+    await tick(10);
+    last().drop(1006);
+  }
+  assert.deepEqual(ends, ['gave-up']);
+});
+
+test("a final close passes on the server's last error message", async () => {
+  const h = harness();
+  h.client.connect();
+  last().open();
+  last().text(attached);
+  last().text({ type: 'error', code: 'host_gone', message: 'The lab machine restarted.' });
+  last().drop(CloseCode.sessionEnded);
+  await tick(5);
+  assert.deepEqual(h.ends, ['session-ended']);
+  assert.deepEqual(h.messages, ['The lab machine restarted.']);
 });
 
 test('gives up after maxAttempts failed reconnects', async () => {

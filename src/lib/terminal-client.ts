@@ -59,17 +59,27 @@ export interface TerminalClientOptions {
   sink: TerminalSink;
   /** Current size, sent on every (re)open. */
   size(): { cols: number; rows: number };
-  onStatus?(status: TerminalStatus, attempt: number): void;
+  /** `restarting`: the server said it is restarting (4013); the reconnects wait for it. */
+  onStatus?(status: TerminalStatus, attempt: number, info: { restarting: boolean }): void;
   /** Control messages other than attached/replayed/pong (exit, expiring, notice, error). */
   onMessage?(msg: ServerMessage): void;
-  /** Called once per end; the client stays usable: connect() opens a fresh socket. */
-  onEnd?(reason: EndReason, code: number): void;
+  /**
+   * Called once per end; the client stays usable: connect() opens a fresh socket.
+   * `message`: the server's own words, when it gave any (its last `error` message on the
+   * socket, or the refusal of a ticket).
+   */
+  onEnd?(reason: EndReason, code: number, message?: string): void;
   /** Injectable for tests. */
   WebSocket?: typeof WebSocket;
   /** Reconnect backoff; defaults: 300 ms doubling to 8 s, 12 attempts (about a minute). */
   backoff?: { initialMs: number; maxMs: number; maxAttempts: number };
   /** Keep-alive ping interval (ms); 0 disables. Default 25 s. */
   pingMs?: number;
+  /**
+   * After the server said it is restarting (4013), reconnects go on (with the backoff) for
+   * this long, however many attempts that takes: an upgrade may take a while. Default 10 min.
+   */
+  restartBudgetMs?: number;
 }
 
 /**
@@ -129,6 +139,10 @@ export class TerminalClient implements TerminalConnection {
   #attached = false;
   /** Counts opens, so a URL that arrives after a newer open (or an end) is dropped. */
   #opens = 0;
+  /** Date.now() of the server's 4013 until the next attach: reconnects then wait for it. */
+  #restartingSince: number | undefined;
+  /** The server's last `error` message on the current socket (said on a final close). */
+  #lastError: string | undefined;
   #queued: Uint8Array[] = [];
   #queuedBytes = 0;
   /** Output bytes handed to the sink whose `done` has not fired yet. */
@@ -213,7 +227,7 @@ export class TerminalClient implements TerminalConnection {
       },
       (err: unknown) => {
         if (open !== this.#opens || this.#status === 'ended') return;
-        if (err instanceof TerminalUrlRefused) this.#end(err.reason, 0);
+        if (err instanceof TerminalUrlRefused) this.#end(err.reason, 0, err.message);
         else this.#scheduleReconnect();
       },
     );
@@ -230,6 +244,7 @@ export class TerminalClient implements TerminalConnection {
     ws.binaryType = 'arraybuffer';
     this.#ws = ws;
     this.#attached = false;
+    this.#lastError = undefined;
     ws.onopen = () => {
       if (ws !== this.#ws) return;
       // A fresh socket starts unpaused on the server; pause again if xterm is still busy.
@@ -255,7 +270,9 @@ export class TerminalClient implements TerminalConnection {
       // and if the session itself is gone that fetch says so (TerminalUrlRefused).
       const final =
         ev.code === CloseCode.badToken && typeof this.#opts.url === 'function' ? undefined : FINAL[ev.code];
-      if (final) this.#end(final, ev.code);
+      // An upgrade: the next server has the same session and shells; wait for it.
+      if (ev.code === CloseCode.serverRestarting) this.#restartingSince ??= Date.now();
+      if (final) this.#end(final, ev.code, this.#lastError);
       else this.#scheduleReconnect();
     };
     // onerror is always followed by onclose; nothing to do here.
@@ -276,12 +293,17 @@ export class TerminalClient implements TerminalConnection {
         if (msg.replay) this.#opts.sink.reset();
         this.#attached = true;
         this.#attempt = 0;
+        this.#restartingSince = undefined;
         this.#setStatus('attached');
         this.#flushQueue();
         this.#opts.onMessage?.(msg);
         break;
       case 'replayed':
       case 'pong':
+        break;
+      case 'error':
+        this.#lastError = msg.message;
+        this.#opts.onMessage?.(msg);
         break;
       default:
         this.#opts.onMessage?.(msg);
@@ -320,7 +342,10 @@ export class TerminalClient implements TerminalConnection {
       maxMs: 8000,
       maxAttempts: 12,
     };
-    if (this.#attempt >= maxAttempts) {
+    const restarting =
+      this.#restartingSince !== undefined &&
+      Date.now() - this.#restartingSince < (this.#opts.restartBudgetMs ?? 10 * 60_000);
+    if (this.#attempt >= maxAttempts && !restarting) {
       this.#end('gave-up', 1006);
       return;
     }
@@ -331,9 +356,10 @@ export class TerminalClient implements TerminalConnection {
     this.#retryTimer = setTimeout(() => this.#open('reconnecting'), delay);
   }
 
-  #end(reason: EndReason, code: number): void {
+  #end(reason: EndReason, code: number, message?: string): void {
     this.#clearTimers();
     this.#opens++;
+    this.#restartingSince = undefined;
     const ws = this.#ws;
     this.#ws = null;
     this.#attached = false;
@@ -342,7 +368,7 @@ export class TerminalClient implements TerminalConnection {
     if (ws && ws.readyState <= this.#WS.OPEN) ws.close(CloseCode.normal);
     const wasEnded = this.#status === 'ended';
     this.#setStatus('ended');
-    if (!wasEnded || reason !== 'closed') this.#opts.onEnd?.(reason, code);
+    if (!wasEnded || reason !== 'closed') this.#opts.onEnd?.(reason, code, message);
   }
 
   #clearTimers(): void {
@@ -354,6 +380,6 @@ export class TerminalClient implements TerminalConnection {
   #setStatus(status: TerminalStatus): void {
     if (status === this.#status && status !== 'reconnecting') return;
     this.#status = status;
-    this.#opts.onStatus?.(status, this.#attempt);
+    this.#opts.onStatus?.(status, this.#attempt, { restarting: this.#restartingSince !== undefined });
   }
 }

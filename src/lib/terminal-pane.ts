@@ -11,9 +11,10 @@ import type { EndReason, TerminalConnection, TerminalConnector, TerminalStatus }
 import { openTerminal, terminalText, type XTerm } from './xterm-setup.ts';
 
 export interface PaneEvents {
-  onStatus(status: TerminalStatus, attempt: number): void;
+  onStatus(status: TerminalStatus, attempt: number, info: { restarting: boolean }): void;
   onMessage(msg: ServerMessage): void;
-  onEnd(reason: EndReason): void;
+  /** `message`: the server's own words for the end, if it gave any. */
+  onEnd(reason: EndReason, message?: string): void;
 }
 
 export class TerminalPane implements Disposable {
@@ -63,16 +64,17 @@ export class TerminalPane implements Disposable {
         },
         reset: () => x.term.reset(),
       },
-      onStatus: (status, attempt) => {
+      onStatus: (status, attempt, info) => {
         if (status === 'attached') this.#setBadge('');
-        else if (status === 'reconnecting') this.#setBadge('Reconnecting…');
+        else if (status === 'reconnecting')
+          this.#setBadge(info.restarting ? 'Server restarting…' : 'Reconnecting…');
         else if (status === 'connecting') this.#expectOutput();
-        events.onStatus(status, attempt);
+        events.onStatus(status, attempt, info);
       },
       onMessage: (msg) => events.onMessage(msg),
-      onEnd: (reason) => {
+      onEnd: (reason, _code, message) => {
         if (reason === 'shell-exited') this.#shellExited();
-        events.onEnd(reason);
+        events.onEnd(reason, message);
       },
     });
     this.#client = client;

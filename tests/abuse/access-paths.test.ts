@@ -160,6 +160,8 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, base: s
   out.push({ guard: 'operator', method: 'GET', path: '/metrics', headers: relayed });
   out.push({ guard: 'operator', method: 'GET', path: '/api/v1/admin/sessions', headers: relayed });
   out.push({ guard: 'operator', method: 'DELETE', path: `/api/v1/admin/sessions/${id}`, headers: relayed });
+  // A spelling that got through would end every session and stop the server: the test would see it.
+  out.push({ guard: 'operator', method: 'POST', path: '/api/v1/admin/shutdown', headers: relayed });
   for (const r of sessionRoutes.slice(-1)) {
     if (mode !== 'open') out.push({ guard: 'access', ...r, headers: bearer });
     out.push({ guard: 'token', ...r, headers: cred });

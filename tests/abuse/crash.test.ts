@@ -1,8 +1,10 @@
 /**
  * Crash safety with the server gone for good: after SIGKILL (no restart, so no start-up
  * cleanup and no reaper of ours), every lab host of that server (its session's and any
- * warm-pool spares) ends by itself at its own deadline: lab-init exits 0, AutoRemove deletes
- * the container. Watched through the Engine API only (events and the container list). That
+ * warm-pool spares) ends by itself when its lease runs out (/run/lab/lease, read through
+ * the engine; never later than its deadline label): lab-init exits 0, AutoRemove deletes
+ * the container. A spare's lease is the pool's maximum age (and a grace), a session's its
+ * lifetime. Watched through the Engine API only (events and the container list). That
  * a restart removes leftovers at once is tests/integration/lifecycle.test.ts.
  *
  * WARNING: other servers on the same engine (other engineers' tests, benchmarks) run
@@ -21,6 +23,19 @@ import { sleep } from './support.ts';
 
 stopServersAfterTests();
 
+/** A lab host's lease (ms since the epoch): /run/lab/lease, read by an exec through the engine. */
+async function leaseOf(docker: Docker, id: string): Promise<number> {
+  const exec = await docker.getContainer(id).exec({ Cmd: ['cat', '/run/lab/lease'], AttachStdout: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  stream.on('data', (c: Buffer) => chunks.push(c));
+  await new Promise((r) => stream.once('end', r));
+  // The multiplexed stream: 8-byte frame headers before the text.
+  const text = Buffer.concat(chunks).subarray(8).toString().trim();
+  assert.match(text, /^\d+$/, `${id.slice(0, 12)}: /run/lab/lease holds ${JSON.stringify(text)}`);
+  return Number(text) * 1000;
+}
+
 const instance = `abuse-crash-${process.pid}`;
 const LIFETIME_S = 12;
 const POOL_MAX_AGE_S = 6;
@@ -38,7 +53,7 @@ describe('crash safety (real engine)', () => {
     await removeInstanceContainers(instance);
   });
 
-  test('SIGKILLed server, never restarted: its lab hosts end by themselves at their deadline', async () => {
+  test('SIGKILLed server, never restarted: its lab hosts end by themselves when their lease runs out', async () => {
     const docker = new Docker();
     // Engine events of this instance's containers, from before anything is created.
     const events: EngineEvent[] = [];
@@ -60,7 +75,7 @@ describe('crash safety (real engine)', () => {
         CL_POOL_MAX_AGE: `${POOL_MAX_AGE_S}s`,
       });
       const t0 = Date.now();
-      await createSession(srv.base, 'processes');
+      const session = await createSession(srv.base, 'processes');
       // Kill it when no container is half made (created, not started: such a one never
       // runs, so it cannot end by itself). The pool, if there is one, is full again then.
       for (let i = 0; i < 50; i++) {
@@ -75,9 +90,20 @@ describe('crash safety (real engine)', () => {
 
       const left = await labContainers(instance);
       assert.ok(left.length >= 1, 'no container outlived the killed server');
-      const deadlineOf = (c: (typeof left)[number]) => Date.parse(c.Labels['containerlabs.deadline'] ?? '');
-      for (const c of left) assert.ok(Number.isFinite(deadlineOf(c)), 'a container without a deadline label');
-      // Generous: the deadline, plus lab-init's 1 s tick, plus removal, on a busy machine.
+      const labelOf = (c: (typeof left)[number]) => Date.parse(c.Labels['containerlabs.deadline'] ?? '');
+      for (const c of left) assert.ok(Number.isFinite(labelOf(c)), 'a container without a deadline label');
+      const leases = new Map<string, number>();
+      for (const c of left) {
+        const lease = await leaseOf(docker, c.Id);
+        // lab-init counts its lease in whole seconds from its own start, which comes a moment
+        // after the create that set the label: a few seconds past it at most (the reapers
+        // remove the host at the label anyway). A spare's lease is minutes before it.
+        const past = lease - labelOf(c);
+        assert.ok(past <= 5000, `${c.Id.slice(0, 12)}: its lease runs ${past} ms past its deadline label`);
+        leases.set(c.Id, lease);
+      }
+      const deadlineOf = (c: (typeof left)[number]) => leases.get(c.Id)!;
+      // Generous: the lease, plus lab-init's 1 s tick, plus removal, on a busy machine.
       const giveUp = Math.max(...left.map(deadlineOf)) + 30_000;
       const gone = new Map<string, number>();
       while (gone.size < left.length && Date.now() < giveUp) {
@@ -97,9 +123,14 @@ describe('crash safety (real engine)', () => {
         const self = die !== undefined && exit === '0' && kill === undefined;
         if (self) selfExits++;
         const at = gone.get(c.Id);
-        const kind = c.Labels['containerlabs.pool'] === 'true' ? 'pool spare' : 'session   ';
+        const kind =
+          c.Labels['containerlabs.session'] === session.id
+            ? 'session   '
+            : c.Labels['containerlabs.pool'] === 'true'
+              ? 'pool spare'
+              : 'other     ';
         lines.push(
-          `  ${kind} ${c.Labels['containerlabs.lab']}: deadline ${((deadlineOf(c) - t0) / 1000).toFixed(1)} s after start, ` +
+          `  ${kind} ${c.Labels['containerlabs.lab']}: lease ${((deadlineOf(c) - t0) / 1000).toFixed(1)} s, deadline label ${((labelOf(c) - t0) / 1000).toFixed(1)} s after start, ` +
             (at
               ? `gone ${((at - t0) / 1000).toFixed(1)} s after start (${((at - killedAt) / 1000).toFixed(1)} s after the kill), `
               : 'STILL THERE, ') +
@@ -117,8 +148,8 @@ describe('crash safety (real engine)', () => {
         } else {
           assert.ok(self, `${c.Id.slice(0, 12)} did not end by itself with status 0 (exit ${exit})`);
         }
-        // (lab-init counts whole seconds from its own start: it may end up to 1 s before the label.)
-        if (at) assert.ok(at >= deadlineOf(c) - 1500, `${c.Id.slice(0, 12)} ended before its deadline`);
+        // (lab-init looks once a second, in whole seconds: it may end up to 1 s early.)
+        if (at) assert.ok(at >= deadlineOf(c) - 1500, `${c.Id.slice(0, 12)} ended before its lease ran out`);
       }
       console.log(
         `\n--- crash safety: ${left.length} lab host(s) left by the killed server ---\n${lines.join('\n')}\n`,
@@ -128,5 +159,62 @@ describe('crash safety (real engine)', () => {
     } finally {
       stream.destroy();
     }
+  });
+});
+
+describe('crash safety of the warm pool (real engine)', () => {
+  const poolInstance = `abuse-crash-pool-${process.pid}`;
+  const MAX_AGE_S = 5;
+
+  after(async () => {
+    await removeInstanceContainers(poolInstance);
+  });
+
+  test("SIGKILLed server: an unused pool host ends at the pool's maximum age, a taken one lives on", async () => {
+    const srv = await startServer({
+      CL_INSTANCE: poolInstance,
+      CL_LABS: 'processes',
+      CL_POOL_SIZE: '1',
+      CL_POOL_MAX_AGE: `${MAX_AGE_S}s`,
+      // The hard deadline (label) of a pool host: 10 min + 5 s. Far beyond what the test waits.
+      CL_SESSION_MAX_LIFETIME: '10m',
+      CL_SESSION_TTL: '10m',
+    });
+    const ready = async () => {
+      const h = (await (await fetch(`${srv.base}/api/v1/admin/status`)).json()) as {
+        pool: { ready: Record<string, number> };
+      };
+      return h.pool.ready.processes ?? 0;
+    };
+    const poolFull = async () => {
+      for (let i = 0; i < 100 && (await ready()) < 1; i++) await sleep(100);
+      assert.equal(await ready(), 1, 'the pool filled');
+    };
+    await poolFull();
+    const s = await createSession(srv.base, 'processes');
+    await poolFull(); // a fresh spare behind the reader
+    const spare = (await labContainers(poolInstance)).find((c) => c.Labels['containerlabs.session'] !== s.id);
+    assert.ok(spare, 'a spare besides the session');
+    await srv.stop('SIGKILL');
+    const killedAt = Date.now();
+
+    // lab-init ticks every second; the engine removes an exited container a moment later.
+    const giveUp = killedAt + (2 * MAX_AGE_S + 20) * 1000;
+    let spareGoneAt: number | undefined;
+    while (Date.now() < giveUp && spareGoneAt === undefined) {
+      const live = new Set((await labContainers(poolInstance)).map((c) => c.Id));
+      if (!live.has(spare.Id)) spareGoneAt = Date.now();
+      else await sleep(500);
+    }
+    const left = await labContainers(poolInstance);
+    console.log(
+      `\n--- crash safety of the pool: spare ${spareGoneAt ? `gone ${((spareGoneAt - killedAt) / 1000).toFixed(1)} s after the kill` : 'STILL THERE'}, ` +
+        `the session's host ${left.some((c) => c.Labels['containerlabs.session'] === s.id) ? 'still running' : 'GONE'} ---\n`,
+    );
+    assert.ok(spareGoneAt, `the unused pool host outlived the pool's maximum age (${MAX_AGE_S} s) by 20 s`);
+    assert.ok(
+      left.some((c) => c.Labels['containerlabs.session'] === s.id),
+      "the taken pool host ended with the pool's maximum age instead of living on with its session",
+    );
   });
 });

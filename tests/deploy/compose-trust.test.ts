@@ -115,9 +115,13 @@ describe('compose stack: forwarded addresses only from its own proxy path (real 
     assert.match(again.body.error?.message ?? '', /already have 1 live lab session/);
     assert.equal((await labContainers(instance)).length, 3);
 
+    // The end, as compose.yaml says: the final shutdown, then `down` (a plain `down` is a
+    // restart, CL_ON_SIGTERM=restart, which leaves the sessions' lab hosts for a next server).
+    const shutdown = stack.run(['exec', '-T', 'server', 'node', 'scripts/admin.ts', 'shutdown']);
+    assert.equal(shutdown.code, 0, shutdown.out);
     const down = stack.run(['down', '-t', '30']);
     assert.equal(down.code, 0, down.out);
     stack.up = false;
-    assert.deepEqual(await labContainers(instance), [], 'the lab hosts were removed on the way down');
+    assert.deepEqual(await labContainers(instance), [], 'the lab hosts were removed on the way out');
   });
 });

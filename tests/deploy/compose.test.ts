@@ -3,7 +3,7 @@
  * from this machine's files (reused when its inputs are unchanged), `up` the compose stack
  * on a free loopback port, wait for Docker to call it healthy, run a lab through it
  * (POST, the host terminal's WebSocket, `ps -ef`), list it with the admin CLI inside the
- * container, then `down`: the server drains and removes its lab hosts on the way out.
+ * container, then the final shutdown (admin CLI) and `down`: the lab hosts are removed.
  * The server reaches the engine only through the engine filter's socket: it has no engine
  * socket of its own, and the filter refused nothing it asked for.
  */
@@ -105,11 +105,16 @@ describe('compose stack (real engine)', () => {
     assert.match(filterLog, /engine filter listening/);
     assert.doesNotMatch(filterLog, /"msg":"refused"/, 'the filter refused nothing the server asked for');
 
+    // The end of a course, as compose.yaml says: the final shutdown, then `down` (a plain
+    // `down` is a restart, CL_ON_SIGTERM=restart, which leaves the sessions' lab hosts).
+    const shutdown = stack.run(['exec', '-T', 'server', 'node', 'scripts/admin.ts', 'shutdown']);
+    assert.equal(shutdown.code, 0, shutdown.out);
+    assert.match(shutdown.out, /final shutdown: the server ends its 1 session/);
     const down = stack.run(['down', '-v', '-t', '30']);
     assert.equal(down.code, 0, down.out);
     stack.up = false;
     t.diagnostic(`compose down in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-    assert.deepEqual(await labContainers(instance), [], 'the lab host was removed on the way down');
+    assert.deepEqual(await labContainers(instance), [], 'the lab host was removed on the way out');
     assert.equal(
       run(['docker', 'ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`]).out.trim(),
       '',

@@ -15,7 +15,13 @@ stopServersAfterTests();
 describe('graceful drain (real engine)', () => {
   test('SIGTERM: notice to live terminals, 503 for new sessions during the grace, all removed, exit 0', async () => {
     const instance = `deploy-drain-${process.pid}`;
-    const srv = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '1', CL_DRAIN_GRACE: '3s' });
+    // Three labs: a pool of one each, plus the reader's host, is four containers.
+    const srv = await startServer({
+      CL_INSTANCE: instance,
+      CL_POOL_SIZE: '1',
+      CL_LABS: 'processes,namespaces,cgroups',
+      CL_DRAIN_GRACE: '3s',
+    });
     const s = await createSession(srv.base, 'processes');
     const host = await TermClient.open(srv.base, s, 'host');
     await host.ready();

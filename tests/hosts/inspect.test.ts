@@ -11,6 +11,7 @@ import {
   createSession,
   deleteSession,
   type RunningServer,
+  runCheck,
   type SessionInfo,
   startServer,
   TermClient,
@@ -46,15 +47,7 @@ describe(`inspection, checks and limits on the ${kind} host`, () => {
     assert.equal(r.status, 200, `${path}: ${r.status} ${await r.clone().text()}`);
     return (await r.json()) as T;
   };
-  const check = async (s: SessionInfo, id: string, answer?: string) => {
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(answer === undefined ? {} : { answer }),
-    });
-    assert.equal(r.status, 200);
-    return (await r.json()) as { passed: boolean; message: string };
-  };
+  const check = (s: SessionInfo, id: string, answer?: string) => runCheck(srv.base, s, id, answer);
 
   test('processes: the map shows a sleep started inside, with both of its PIDs', async () => {
     const s = await createSession(srv.base, 'processes');

@@ -5,53 +5,25 @@
  * and passes after.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { SNAPSHOT_MAX_AGE_MS } from '../../server/src/inspect/snapshot-cache.ts';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { useLab } from '../support/fixtures.ts';
+import { runCheck } from '../support/server.ts';
 
 const afterSnapshotAge = () => new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
 const SERVER = 'httpd -f -p 8081 -h /www';
 
 describe('by-hand lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  let inside: TermClient;
-  let host: TermClient;
-
-  const check = async (id: string) => {
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: '{}',
-    });
-    assert.equal(r.status, 200);
-    return (await r.json()) as { passed: boolean; message: string; hint?: string };
-  };
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: `it-by-hand-${process.pid}`, CL_POOL_SIZE: '0' });
-    s = await createSession(srv.base, 'by-hand');
-    inside = await TermClient.open(srv.base, s, 'container');
-    host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/# $/m);
-    await host.waitFor(/\$ $/m);
+  const lab = useLab('it-by-hand', 'by-hand', {
+    env: { CL_POOL_SIZE: '0' },
+    terminals: ['container', 'host'],
   });
-  after(async () => {
-    await inside?.close();
-    await host?.close();
-    if (s) await deleteSession(srv.base, s);
-    await srv?.stop();
-  });
+  const check = (id: string, answer?: string) => runCheck(lab.base, lab.s, id, answer);
+  const inside = () => lab.term('container');
+  const host = () => lab.term('host');
 
   test("own-root: fails for the lab's own container, which has the lab host's root", async () => {
-    const roots = await host.exec(
+    const roots = await host().exec(
       "stat -Lc '%d:%i' / /proc/$(pgrep -x -f '/bin/sh /usr/local/bin/box-idle')/root",
     );
     const [a, b] = roots.trim().split('\n');
@@ -62,56 +34,56 @@ describe('by-hand lab (real engine)', () => {
   });
 
   test("own-root: fails for a container of one's own that has not pivoted", async () => {
-    await inside.exec('unshare -m -p -u -f --kill-child sleep 4000 & true');
-    await inside.exec('sleep 0.5');
+    await inside().exec('unshare -m -p -u -f --kill-child sleep 4000 & true');
+    await inside().exec('sleep 0.5');
     await afterSnapshotAge();
     const r = await check('own-root');
     assert.equal(r.passed, false);
     assert.match(r.message, /no pivot_root yet/);
-    await inside.exec("kill -KILL $(pgrep -x -f 'sleep 4000'); sleep 0.3");
+    await inside().exec("kill -KILL $(pgrep -x -f 'sleep 4000'); sleep 0.3");
   });
 
   test('a root filesystem without its libraries: exec reports "not found"; with them it runs', async () => {
-    await inside.exec(
+    await inside().exec(
       'mkdir /tmp/rootfs && mount -t tmpfs -o size=6m rootfs /tmp/rootfs && mkdir -p /tmp/rootfs/bin /tmp/rootfs/proc /tmp/rootfs/old /tmp/rootfs/www',
     );
-    await inside.exec(
+    await inside().exec(
       'cp /bin/busybox /tmp/rootfs/bin/ && for a in sh ls ps cat mount umount hostname httpd; do ln -s busybox /tmp/rootfs/bin/$a; done && cp /opt/lab/index.html /tmp/rootfs/www/',
     );
     const run =
       "unshare -m -p -u -f --kill-child sh -c 'cd /tmp/rootfs && pivot_root . old && exec /bin/busybox echo hello from my own root'";
-    assert.match(await inside.exec(run), /exec: \/bin\/busybox: not found/);
-    await inside.exec(
+    assert.match(await inside().exec(run), /exec: \/bin\/busybox: not found/);
+    await inside().exec(
       "for f in $(ldd /tmp/rootfs/bin/busybox | grep -o '/[^ ]*'); do mkdir -p /tmp/rootfs$(dirname $f) && cp $f /tmp/rootfs$f; done",
     );
-    assert.match(await inside.exec(run), /^hello from my own root$/m);
+    assert.match(await inside().exec(run), /^hello from my own root$/m);
   });
 
   test('own-root passes once the server runs in its own root; its mount table is its own', async () => {
-    await inside.exec(
+    await inside().exec(
       'mkdir -p /tmp/layer/upper /tmp/layer/work /tmp/newroot && mount -t overlay box -o lowerdir=/tmp/rootfs,upperdir=/tmp/layer/upper,workdir=/tmp/layer/work /tmp/newroot',
     );
-    await inside.exec(
+    await inside().exec(
       `unshare -m -p -u -f --kill-child sh -c 'cd /tmp/newroot && pivot_root . old && exec /bin/busybox sh -c "mount -t proc proc /proc && umount -l /old && hostname handmade && exec ${SERVER}"' & true`,
     );
-    const p = (await inside.exec(`sleep 0.5; pgrep -x -f '${SERVER}'`)).trim();
+    const p = (await inside().exec(`sleep 0.5; pgrep -x -f '${SERVER}'`)).trim();
     assert.match(p, /^\d+$/);
-    assert.equal((await inside.exec(`nsenter -t ${p} -u hostname`)).trim(), 'handmade');
-    const mounts = (await inside.exec(`nsenter -t ${p} -m -p cat /proc/self/mounts`)).trim().split('\n');
+    assert.equal((await inside().exec(`nsenter -t ${p} -u hostname`)).trim(), 'handmade');
+    const mounts = (await inside().exec(`nsenter -t ${p} -m -p cat /proc/self/mounts`)).trim().split('\n');
     assert.deepEqual(
       mounts.map((l) => l.split(' ').slice(1, 3).join(' ')),
       ['/ overlay', '/proc proc'],
     );
     assert.match(
-      await host.exec('busybox wget -qO- http://127.0.0.1:8081/'),
+      await host().exec('busybox wget -qO- http://127.0.0.1:8081/'),
       /Served from a root filesystem built by hand/,
     );
     await afterSnapshotAge();
     const ok = await check('own-root');
     assert.equal(ok.passed, true, ok.message);
     // A write lands in the upper layer, not in the root filesystem below.
-    await inside.exec(`nsenter -t ${p} -m -p sh -c 'echo x > /www/note.txt'`);
-    assert.equal((await inside.exec('ls /tmp/layer/upper/www')).trim(), 'note.txt');
-    assert.equal((await inside.exec('ls /tmp/rootfs/www')).trim(), 'index.html');
+    await inside().exec(`nsenter -t ${p} -m -p sh -c 'echo x > /www/note.txt'`);
+    assert.equal((await inside().exec('ls /tmp/layer/upper/www')).trim(), 'note.txt');
+    assert.equal((await inside().exec('ls /tmp/rootfs/www')).trim(), 'index.html');
   });
 });

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SNAPSHOT_MAX_AGE_MS } from '../../server/src/inspect/snapshot-cache.ts';
 import { useServer } from '../support/fixtures.ts';
-import type { SessionInfo } from '../support/server.ts';
+import { runCheck, type SessionInfo } from '../support/server.ts';
 
 /** Lets the snapshots taken before a step expire. */
 const afterSnapshotAge = () => new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
@@ -22,15 +22,7 @@ describe('inspection API and step checks (real engine)', () => {
 
   const get = async (s: SessionInfo, path: string, token = s.token) =>
     fetch(`${srv.base}/api/v1/sessions/${s.id}/${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const check = async (s: SessionInfo, id: string, answer?: string) => {
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(answer === undefined ? {} : { answer }),
-    });
-    assert.equal(r.status, 200);
-    return (await r.json()) as { passed: boolean; message: string; hint?: string };
-  };
+  const check = (s: SessionInfo, id: string, answer?: string) => runCheck(srv.base, s, id, answer);
 
   test('processes: the map shows a sleep started inside with its PID at both levels', async () => {
     const s = await srv.session('processes');

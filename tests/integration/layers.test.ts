@@ -5,18 +5,12 @@
  * step and passes after.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { labImageTag } from '../../labs/images.ts';
 import { SNAPSHOT_MAX_AGE_MS } from '../../server/src/inspect/snapshot-cache.ts';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { useLab } from '../support/fixtures.ts';
+import { runCheck } from '../support/server.ts';
 
 /** Lets the snapshots taken before a step expire (server/src/inspect/snapshot-cache.ts). */
 const afterSnapshotAge = () => new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
@@ -24,39 +18,14 @@ const MOUNT =
   'mount -t overlay layers -o lowerdir=/tmp/image/layer2:/tmp/image/layer1,upperdir=/tmp/c/upper,workdir=/tmp/c/work /tmp/c/merged';
 
 describe('layers lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  let inside: TermClient;
-  let host: TermClient;
-
-  const check = async (id: string, answer?: string) => {
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(answer === undefined ? {} : { answer }),
-    });
-    assert.equal(r.status, 200);
-    return (await r.json()) as { passed: boolean; message: string; hint?: string };
-  };
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: `it-layers-${process.pid}`, CL_POOL_SIZE: '0' });
-    s = await createSession(srv.base, 'layers');
-    inside = await TermClient.open(srv.base, s, 'container');
-    host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/# $/m);
-    await host.waitFor(/\$ $/m);
-  });
-  after(async () => {
-    await inside?.close();
-    await host?.close();
-    if (s) await deleteSession(srv.base, s);
-    await srv?.stop();
-  });
+  const lab = useLab('it-layers', 'layers', { env: { CL_POOL_SIZE: '0' }, terminals: ['container', 'host'] });
+  const check = (id: string, answer?: string) => runCheck(lab.base, lab.s, id, answer);
+  const inside = () => lab.term('container');
+  const host = () => lab.term('host');
 
   test('overlay-mounted: fails before the mount (the root overlay does not count) and after a failed one; passes after', async () => {
     assert.equal(
-      (await inside.exec('findmnt -no FSTYPE /')).trim(),
+      (await inside().exec('findmnt -no FSTYPE /')).trim(),
       'overlay',
       'the root is an overlay inside too',
     );
@@ -66,7 +35,7 @@ describe('layers lab (real engine)', () => {
     // A mount point named like a mountinfo line of an overlay: the kernel escapes the
     // newline and blanks (\012, \040), so no line of the mount snapshot reads as one.
     const forged = "$'/tmp/f\\n230 190 0:83 / /tmp/fake rw - overlay overlay rw,lowerdir=/a:/b'";
-    assert.match(await inside.exec(`mkdir -p ${forged} && mount -t tmpfs t ${forged} && echo ok`), /^ok$/m);
+    assert.match(await inside().exec(`mkdir -p ${forged} && mount -t tmpfs t ${forged} && echo ok`), /^ok$/m);
     await afterSnapshotAge();
     const forgedCheck = await check('overlay-mounted');
     assert.equal(
@@ -74,28 +43,28 @@ describe('layers lab (real engine)', () => {
       false,
       `a tmpfs named like an overlay is no overlay: ${forgedCheck.message}`,
     );
-    await inside.exec(
+    await inside().exec(
       'cp -r /opt/image /tmp/image && mkdir -p /tmp/c/upper /tmp/c/work /tmp/c/merged /root/work',
     );
     // The lesson's broken thing: workdir on another filesystem than upperdir.
-    const wrong = await inside.exec(
+    const wrong = await inside().exec(
       `${MOUNT.replace('workdir=/tmp/c/work', 'workdir=/root/work')}; echo "rc=$?"`,
     );
     assert.match(wrong, /wrong fs type, bad option[\s\S]*rc=32/);
     await afterSnapshotAge();
     assert.equal((await check('overlay-mounted')).passed, false, 'a failed mount is no mount');
-    assert.match(await inside.exec(`${MOUNT} && echo mounted`), /^mounted$/m);
+    assert.match(await inside().exec(`${MOUNT} && echo mounted`), /^mounted$/m);
     await afterSnapshotAge();
     const ok = await check('overlay-mounted');
     assert.equal(ok.passed, true, ok.message);
     assert.match(ok.message, /\/tmp\/c\/merged/);
     // Hundreds of mounts more: the snapshot reads at most 300 lines per mount namespace,
     // the check still answers, and quickly.
-    await inside.exec(
+    await inside().exec(
       'mkdir -p /tmp/many && for i in $(seq 400); do mkdir /tmp/many/$i && mount -t tmpfs -o size=4k m /tmp/many/$i; done',
       60_000,
     );
-    assert.equal((await inside.exec('grep -c " /tmp/many/" /proc/self/mountinfo')).trim(), '400');
+    assert.equal((await inside().exec('grep -c " /tmp/many/" /proc/self/mountinfo')).trim(), '400');
     await afterSnapshotAge();
     const t0 = Date.now();
     const still = await check('overlay-mounted');
@@ -104,22 +73,24 @@ describe('layers lab (real engine)', () => {
   });
 
   test('the top layer wins; a write copies up, a delete leaves a whiteout; the layers never change', async () => {
-    assert.equal((await inside.exec('cat /tmp/c/merged/app/config.txt')).trim(), 'colour=green');
-    await inside.exec('echo colour=red > /tmp/c/merged/app/config.txt && rm /tmp/c/merged/app/notes.txt');
-    assert.equal((await inside.exec('cat /tmp/c/upper/app/config.txt')).trim(), 'colour=red');
+    assert.equal((await inside().exec('cat /tmp/c/merged/app/config.txt')).trim(), 'colour=green');
+    await inside().exec('echo colour=red > /tmp/c/merged/app/config.txt && rm /tmp/c/merged/app/notes.txt');
+    assert.equal((await inside().exec('cat /tmp/c/upper/app/config.txt')).trim(), 'colour=red');
     assert.equal(
-      (await inside.exec("stat -c '%F %t,%T' /tmp/c/upper/app/notes.txt")).trim(),
+      (await inside().exec("stat -c '%F %t,%T' /tmp/c/upper/app/notes.txt")).trim(),
       'character special file 0,0',
     );
-    assert.equal((await inside.exec('cat /tmp/image/layer2/app/config.txt')).trim(), 'colour=green');
-    assert.match(await inside.exec('ls /tmp/image/layer1/app'), /notes\.txt/);
-    assert.doesNotMatch(await inside.exec('ls /tmp/c/merged/app'), /notes\.txt/);
+    assert.equal((await inside().exec('cat /tmp/image/layer2/app/config.txt')).trim(), 'colour=green');
+    assert.match(await inside().exec('ls /tmp/image/layer1/app'), /notes\.txt/);
+    assert.doesNotMatch(await inside().exec('ls /tmp/c/merged/app'), /notes\.txt/);
   });
 
   test("root-layers: the lab host's root has the image's layers plus Docker's init layer", async () => {
     const count = Number(
       (
-        await host.exec("findmnt -no OPTIONS / | tr , '\\n' | sed -n 's/^lowerdir=//p' | tr : '\\n' | wc -l")
+        await host().exec(
+          "findmnt -no OPTIONS / | tr , '\\n' | sed -n 's/^lowerdir=//p' | tr : '\\n' | wc -l",
+        )
       ).trim(),
     );
     const image = await new Docker().getImage(labImageTag('layers')).inspect();

@@ -13,6 +13,7 @@
 
 import type { RunBlock } from '../../src/plugins/run-block-index.ts';
 import { plain, type SessionInfo, TermClient } from '../support/server.ts';
+import { scaled } from '../support/slowness.ts';
 
 export const READY = '\x1b[?2004h';
 export const ACCEPTED = '\x1b[?2004l';
@@ -167,7 +168,7 @@ async function waitRaw(
   what: string,
   typed = true,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   for (;;) {
     const raw = term.output.slice(from);
     const accepted = typed ? raw.indexOf(ACCEPTED) : 0;

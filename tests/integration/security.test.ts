@@ -5,55 +5,27 @@
  * powerless-root and mapped-uid checks fail before and pass after.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { SNAPSHOT_MAX_AGE_MS } from '../../server/src/inspect/snapshot-cache.ts';
-import {
-  createSession,
-  deleteSession,
-  type RunningServer,
-  type SessionInfo,
-  startServer,
-  TermClient,
-} from '../support/server.ts';
+import { useLab } from '../support/fixtures.ts';
+import { runCheck } from '../support/server.ts';
 
 const afterSnapshotAge = () => new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
 const DROP = 'setpriv --bounding-set=-all --inh-caps=-all --ambient-caps=-all';
 
 describe('security lab (real engine)', () => {
-  let srv: RunningServer;
-  let s: SessionInfo;
-  let inside: TermClient;
-  let host: TermClient;
-
-  const check = async (id: string, answer?: string) => {
-    const r = await fetch(`${srv.base}/api/v1/sessions/${s.id}/checks/${id}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(answer === undefined ? {} : { answer }),
-    });
-    assert.equal(r.status, 200);
-    return (await r.json()) as { passed: boolean; message: string; hint?: string };
-  };
-
-  before(async () => {
-    srv = await startServer({ CL_INSTANCE: `it-security-${process.pid}`, CL_POOL_SIZE: '0' });
-    s = await createSession(srv.base, 'security');
-    inside = await TermClient.open(srv.base, s, 'container');
-    host = await TermClient.open(srv.base, s, 'host');
-    await inside.waitFor(/# $/m);
-    await host.waitFor(/\$ $/m);
+  const lab = useLab('it-security', 'security', {
+    env: { CL_POOL_SIZE: '0' },
+    terminals: ['container', 'host'],
   });
-  after(async () => {
-    await inside?.close();
-    await host?.close();
-    if (s) await deleteSession(srv.base, s);
-    await srv?.stop();
-  });
+  const check = (id: string, answer?: string) => runCheck(lab.base, lab.s, id, answer);
+  const inside = () => lab.term('container');
+  const host = () => lab.term('host');
 
   test("mapped-uid: 0 and other numbers fail; the lab host's uid passes", async () => {
-    const uid = (await host.exec('id -u')).trim();
+    const uid = (await host().exec('id -u')).trim();
     assert.match(uid, /^[1-9]\d*$/);
-    assert.match(await inside.exec('cat /proc/1/uid_map'), new RegExp(`^\\s*0\\s+${uid}\\s+1$`, 'm'));
+    assert.match(await inside().exec('cat /proc/1/uid_map'), new RegExp(`^\\s*0\\s+${uid}\\s+1$`, 'm'));
     const zero = await check('mapped-uid', '0');
     assert.equal(zero.passed, false);
     assert.match(zero.message, /inside the container/);
@@ -63,17 +35,17 @@ describe('security lab (real engine)', () => {
   });
 
   test('every capability, and still EPERM or EROFS for what belongs to the lab host', async () => {
-    assert.match(await inside.exec('grep CapEff /proc/self/status'), /000001ffffffffff/);
-    assert.match(await inside.exec('date -s @0 2>&1'), /cannot set date: Operation not permitted/);
-    assert.match(await inside.exec('mknod /tmp/null c 1 3 2>&1'), /Operation not permitted/);
-    assert.match(await inside.exec('chmod 600 /dev/null 2>&1'), /Operation not permitted/);
+    assert.match(await inside().exec('grep CapEff /proc/self/status'), /000001ffffffffff/);
+    assert.match(await inside().exec('date -s @0 2>&1'), /cannot set date: Operation not permitted/);
+    assert.match(await inside().exec('mknod /tmp/null c 1 3 2>&1'), /Operation not permitted/);
+    assert.match(await inside().exec('chmod 600 /dev/null 2>&1'), /Operation not permitted/);
     assert.match(
-      await inside.exec('chroot / true 2>&1'),
+      await inside().exec('chroot / true 2>&1'),
       /cannot change root directory to '\/': Operation not permitted/,
     );
-    assert.match(await inside.exec('touch /usr/local/bin/x 2>&1'), /Read-only file system/);
+    assert.match(await inside().exec('touch /usr/local/bin/x 2>&1'), /Read-only file system/);
     assert.match(
-      await inside.exec('mount -t tmpfs none /media && echo mounted && umount /media'),
+      await inside().exec('mount -t tmpfs none /media && echo mounted && umount /media'),
       /^mounted$/m,
     );
   });
@@ -81,23 +53,23 @@ describe('security lab (real engine)', () => {
   test('powerless-root: plain root and an inheritable-only drop fail; an empty bounding set passes', async () => {
     const before = await check('powerless-root');
     assert.equal(before.passed, false, before.message);
-    await inside.exec('sleep 3000 & true');
+    await inside().exec('sleep 3000 & true');
     await afterSnapshotAge();
     const full = await check('powerless-root');
     assert.equal(full.passed, false);
     assert.match(full.message, /still holds capabilities/);
-    await inside.exec('kill %1; setpriv --inh-caps=-all sleep 3000 & true');
+    await inside().exec('kill %1; setpriv --inh-caps=-all sleep 3000 & true');
     await afterSnapshotAge();
     assert.equal(
       (await check('powerless-root')).passed,
       false,
       'the inheritable set alone changes nothing for root',
     );
-    await inside.exec(`kill %2; ${DROP} sleep 3000 & true`);
-    assert.match(await inside.exec(`sleep 0.3; grep CapEff /proc/$!/status`), /CapEff:\s+0{16}/);
+    await inside().exec(`kill %2; ${DROP} sleep 3000 & true`);
+    assert.match(await inside().exec(`sleep 0.3; grep CapEff /proc/$!/status`), /CapEff:\s+0{16}/);
     await afterSnapshotAge();
     const ok = await check('powerless-root');
     assert.equal(ok.passed, true, ok.message);
-    assert.match(await inside.exec(`${DROP} mount -t tmpfs none /media 2>&1`), /permission denied/);
+    assert.match(await inside().exec(`${DROP} mount -t tmpfs none /media 2>&1`), /permission denied/);
   });
 });

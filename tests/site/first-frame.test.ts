@@ -1,7 +1,7 @@
 /**
  * What a lesson's first frame has to render, in Chromium at a phone's viewport (412 × 823, as
  * Lighthouse's mobile preset): the heavy blocks of the page — Expressive Code blocks, the
- * inline SVG diagrams, a lab block that has not started — are rendered when they are on or
+ * inline SVG diagrams, lesson 8's saved-image figure, a lab block that has not started — are rendered when they are on or
  * near the screen and skipped (`content-visibility: auto`, src/styles/lesson.css) when they
  * are far below it, so the first style and layout pass stays small however long the lesson
  * (Lighthouse's total blocking time, issue 17). Prints, per lesson, how many elements the
@@ -25,7 +25,7 @@ import { type StaticServer, serveStatic } from './static-server.ts';
 
 const VIEWPORT = { width: 412, height: 823 };
 const HEAVY =
-  '.sl-markdown-content .expressive-code, .sl-markdown-content svg[role="img"], .lab[data-state="idle"]';
+  '.sl-markdown-content .expressive-code, .sl-markdown-content svg[role="img"], figure.image-on-disk, .lab[data-state="idle"]';
 
 let server: StaticServer;
 let browser: Browser;

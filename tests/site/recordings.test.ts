@@ -9,36 +9,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { before, test } from 'node:test';
-import { loadAllLabs } from '../../labs/load.ts';
+import { test } from 'node:test';
 import { parseCast } from '../../src/lib/cast-player.ts';
-import { labBlocks, type RunBlock, runBlockIndex, serverBlocks } from '../../src/plugins/run-block-index.ts';
+import { labBlocks, type RunBlock } from '../../src/plugins/run-block-index.ts';
 import { plain } from '../support/server.ts';
-import {
-  attr,
-  DIST,
-  findAll,
-  lessons,
-  listPages,
-  type Page,
-  ROOT,
-  readPage,
-  requireDist,
-  siteBase,
-} from './site.ts';
+import { attr, DIST, findAll, type Page, readPage, useLessonPages } from './site.ts';
 
-let base: string;
-let pages: Page[];
-let index: RunBlock[];
-
-before(async () => {
-  requireDist();
-  base = await siteBase();
-  pages = lessons(listPages(DIST, base));
-  // Recordings are made on a lab server: a browser-only lab has none.
-  const labs = await loadAllLabs(path.join(ROOT, 'labs'));
-  index = serverBlocks(await runBlockIndex({ root: ROOT, labs }), labs);
-});
+const site = useLessonPages();
 
 /** What the reader sees typed, without spaces (readline may redraw a long line at the margin). */
 const squash = (s: string) => s.replace(/\s+/g, '');
@@ -59,14 +36,14 @@ function segments(text: string): Map<string, string> {
 }
 
 function lessonOf(page: Page): string {
-  return page.path.slice(base.length).replace(/^\/|\/$/g, '');
+  return page.path.slice(site.base.length).replace(/^\/|\/$/g, '');
 }
 
 test('every lab block with runnable blocks has a recording of each of them, in order', () => {
   const problems: string[] = [];
   let checked = 0;
-  for (const g of labBlocks(index)) {
-    const page = pages.find((p) => lessonOf(p) === g.lesson);
+  for (const g of labBlocks(site.index)) {
+    const page = site.pages.find((p) => lessonOf(p) === g.lesson);
     if (!page) {
       problems.push(`${g.lesson}: in the index, but no such page in dist/`);
       continue;
@@ -83,7 +60,7 @@ test('every lab block with runnable blocks has a recording of each of them, in o
     for (const fig of findAll(section, (el) => attr(el, 'data-terminal') !== undefined)) {
       const name = attr(fig, 'data-terminal') ?? '';
       const url = attr(fig, 'data-recording');
-      const file = url && path.join(DIST, url.slice(base.length));
+      const file = url && path.join(DIST, url.slice(site.base.length));
       if (!url || !file || !existsSync(file)) {
         problems.push(
           `${g.lesson} <Lab id="${g.lab}">, terminal "${name}": no recording (${url ?? 'none'}); run node scripts/record-labs.ts ${g.lesson}`,
@@ -165,12 +142,12 @@ test('no recording is left that no lab block plays', () => {
         .map((e) => path.relative(DIST, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
     : [];
   const used = new Set<string>();
-  for (const page of pages)
+  for (const page of site.pages)
     for (const el of findAll(
       readPage(page),
       (e) => attr(e, 'data-recording') !== undefined && attr(e, 'data-terminal') !== undefined,
     ))
-      used.add((attr(el, 'data-recording') ?? '').slice(base.length).replace(/^\//, ''));
+      used.add((attr(el, 'data-recording') ?? '').slice(site.base.length).replace(/^\//, ''));
   const stale = files.filter((f) => !used.has(f));
   assert.deepEqual(stale, [], 'recordings no lab block uses (remove them from public/recordings/)');
 });

@@ -6,47 +6,24 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { before, test } from 'node:test';
-import { loadAllLabs } from '../../labs/load.ts';
-import { type RunBlock, runBlockIndex } from '../../src/plugins/run-block-index.ts';
-import {
-  attr,
-  DIST,
-  find,
-  findAll,
-  hasClass,
-  lessons,
-  listPages,
-  type Page,
-  ROOT,
-  readPage,
-  requireDist,
-  siteBase,
-} from './site.ts';
+import { test } from 'node:test';
+import { attr, DIST, find, findAll, hasClass, listPages, readPage, useLessonPages } from './site.ts';
 
-let base: string;
-let pages: Page[];
-let index: RunBlock[];
-
-before(async () => {
-  requireDist();
-  base = await siteBase();
-  pages = lessons(listPages(DIST, base));
-  index = await runBlockIndex({ root: ROOT, labs: await loadAllLabs(path.join(ROOT, 'labs')) });
-});
+const site = useLessonPages();
 
 test('each lesson page has exactly the runnable blocks of the index, in order, in Expressive Code', () => {
-  assert.ok(index.length > 0, 'the index has no runnable blocks');
+  assert.ok(site.index.length > 0, 'the index has no runnable blocks');
   const problems: string[] = [];
-  for (const page of pages) {
-    const lesson = page.path.slice(base.length).replace(/^\/|\/$/g, '');
+  for (const page of site.pages) {
+    const lesson = page.path.slice(site.base.length).replace(/^\/|\/$/g, '');
     const onPage = findAll(readPage(page), (el) => hasClass(el, 'run-block')).map((el) => ({
       target: attr(el, 'data-run'),
       code: attr(el, 'data-run-code'),
       framed: find(el, (x) => hasClass(x, 'expressive-code')) !== undefined,
     }));
-    const indexed = index.filter((b) => b.lesson === lesson).map((b) => ({ target: b.target, code: b.code }));
+    const indexed = site.index
+      .filter((b) => b.lesson === lesson)
+      .map((b) => ({ target: b.target, code: b.code }));
     const same =
       JSON.stringify(onPage.map(({ target, code }) => ({ target, code }))) === JSON.stringify(indexed);
     if (!same)
@@ -61,7 +38,7 @@ test('each lesson page has exactly the runnable blocks of the index, in order, i
 });
 
 test('expect= never reaches a page', () => {
-  const leaks = listPages(DIST, base).filter((p) => /\bexpect=/.test(readFileSync(p.abs, 'utf8')));
+  const leaks = listPages(DIST, site.base).filter((p) => /\bexpect=/.test(readFileSync(p.abs, 'utf8')));
   assert.deepEqual(
     leaks.map((p) => p.file),
     [],

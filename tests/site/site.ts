@@ -10,7 +10,9 @@ import { after, before } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type DefaultTreeAdapterMap, parse as parseHtml } from 'parse5';
 import type { Browser, BrowserContext, LaunchOptions } from 'playwright-core';
+import { loadAllLabs } from '../../labs/load.ts';
 import { listHtmlFiles, sitePathOf } from '../../scripts/site-report.ts';
+import { type RunBlock, runBlockIndex } from '../../src/plugins/run-block-index.ts';
 import { type StaticServer, serveStatic } from './static-server.ts';
 
 export type Node = DefaultTreeAdapterMap['node'];
@@ -282,4 +284,16 @@ export function useBuiltSite(opts: { serve?: boolean; browser?: boolean } = {}):
     await it.server?.close();
   });
   return it;
+}
+
+/** The built lesson pages and the runnable-block index they must match, read before a file's tests. */
+export function useLessonPages(): { base: string; pages: Page[]; index: RunBlock[] } {
+  const held = { base: '', pages: [] as Page[], index: [] as RunBlock[] };
+  before(async () => {
+    requireDist();
+    held.base = await siteBase();
+    held.pages = lessons(listPages(DIST, held.base));
+    held.index = await runBlockIndex({ root: ROOT, labs: await loadAllLabs(path.join(ROOT, 'labs')) });
+  });
+  return held;
 }

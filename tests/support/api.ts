@@ -36,6 +36,30 @@ export async function deleteSession(base: string, s: SessionInfo): Promise<numbe
   return r.status;
 }
 
+/** What a step check answers (POST …/checks/:id). */
+export interface CheckResult {
+  passed: boolean;
+  message: string;
+  hint?: string;
+}
+
+/** Runs one step check of the session (with the reader's answer, if the check asks one); throws unless 200. */
+export async function runCheck(
+  base: string,
+  s: SessionInfo,
+  id: string,
+  answer?: string,
+): Promise<CheckResult> {
+  const r = await fetch(`${base}/api/v1/sessions/${s.id}/checks/${id}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${s.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(answer === undefined ? {} : { answer }),
+  });
+  const body = await r.json();
+  if (r.status !== 200) throw new Error(`check ${id}: ${r.status} ${JSON.stringify(body)}`);
+  return body as CheckResult;
+}
+
 /** Thrown when the server will not hand out a ticket (its HTTP status and answer). */
 export class TicketRefused extends Error {
   readonly status: number;

@@ -40,12 +40,19 @@ export interface RunningServer {
   base: string;
   port: number;
   instance: string;
+  /** Its data directory (CL_DATA_DIR: the session store). */
+  dataDir: string;
   proc: ChildProcess;
   pid: number;
   /** Everything the server printed so far (its JSON log). */
   logs(): string;
   /** Signal it (SIGTERM: it removes its containers) and wait for its exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The data directory a test server of `instance` gets by default (git-ignored test-results/). */
+export function dataDirOf(instance: string): string {
+  return join(ROOT, 'test-results', 'tmp', 'data', instance.replace(/[^A-Za-z0-9_.-]/g, '_'));
 }
 
 /** Servers started here that still run (stopServersAfterTests stops what a failed test left). */
@@ -65,7 +72,10 @@ export async function stopStartedServers(): Promise<void> {
 /**
  * Starts the server with `env` over this process's environment and the defaults below
  * (CL_INSTANCE: the label its containers carry, cleanup goes by it, default
- * `test-<pid>-<port>`; CL_SITE_DIR: the built site to serve; LOG_LEVEL info; no drain grace).
+ * `test-<pid>-<port>`; CL_DATA_DIR: its own session store, dataDirOf(instance); CL_SITE_DIR:
+ * the built site to serve; LOG_LEVEL info; no drain grace; CL_ON_SIGTERM=end, so SIGTERM
+ * removes what the server made; no warm pool). A PORT in `env` is used as given
+ * (a restart on the port of the server it replaces), not retried elsewhere.
  */
 export async function startServer(
   env: Record<string, string> = {},
@@ -73,6 +83,8 @@ export async function startServer(
 ): Promise<RunningServer> {
   // WARNING: a free port can be taken by another process (other tests share this machine)
   // between the check and the server's listen: then try another one.
+  // A restart test gives the port of the server it replaces: the page reconnects there.
+  if (env.PORT) return startOnce(Number(env.PORT), env, opts);
   for (let attempt = 1; ; attempt++) {
     try {
       return await startOnce(await freePort(), env, opts);
@@ -91,6 +103,9 @@ async function startOnce(
   opts: StartOptions,
 ): Promise<RunningServer> {
   const instance = env.CL_INSTANCE ?? `test-${process.pid}-${port}`;
+  // Each instance its own session store, so test servers never share one; a restart test
+  // passes the same CL_INSTANCE (and so finds the same store).
+  const dataDir = env.CL_DATA_DIR ?? dataDirOf(instance);
   let out = '';
   const proc = spawn(process.execPath, ['server/src/main.ts'], {
     cwd: ROOT,
@@ -101,8 +116,15 @@ async function startOnce(
       LOG_LEVEL: 'info',
       // No drain grace (CL_DRAIN_GRACE, issue 7) unless a caller asks for one.
       CL_DRAIN_GRACE: '0',
+      // SIGTERM ends everything, so that stop() leaves nothing running; the restart tests
+      // ask for CL_ON_SIGTERM=restart (issue 15).
+      CL_ON_SIGTERM: 'end',
+      // No warm pool unless a caller asks for one: a spare per lab (seven labs) for every
+      // server a test starts is load the test does not look at.
+      CL_POOL_SIZE: '0',
       ...env,
       CL_INSTANCE: instance,
+      CL_DATA_DIR: dataDir,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -117,6 +139,7 @@ async function startOnce(
     base: `http://127.0.0.1:${port}`,
     port,
     instance,
+    dataDir,
     proc,
     pid: proc.pid ?? -1,
     logs: () => out,

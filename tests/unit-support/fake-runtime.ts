@@ -8,6 +8,7 @@ import { AppError } from '../../server/src/errors.ts';
 import type {
   EngineInfo,
   LabHost,
+  LabHostEvent,
   LabHostRequest,
   LabHostSummary,
   Runtime,
@@ -20,8 +21,32 @@ export class FakeRuntime implements Runtime {
   createDelayMs = 0;
   readonly hosts = new Map<string, LabHostSummary>();
   readonly terminals: FakeTerminal[] = [];
+  /** Each host's lease (LabHostRequest.lease, then renewLease), for the pool's tests. */
+  readonly leases = new Map<string, Date>();
   created = 0;
   #next = 1;
+  readonly #watchers = new Set<(e: LabHostEvent) => void>();
+
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void {
+    this.#watchers.add(on);
+    return () => this.#watchers.delete(on);
+  }
+
+  /** The engine lost a host (it restarted, someone removed it): said at once, or `quietly`
+   *  (while the watch was down), its shells' streams end with no exit code. */
+  vanish(id: string, opts: { quietly?: boolean } = {}): void {
+    const h = this.hosts.get(id);
+    this.hosts.delete(id);
+    for (const t of this.terminals) if (t.hostId === id) t.kill(null);
+    if (h && !opts.quietly)
+      for (const w of this.#watchers)
+        w({ type: 'gone', hostId: id, sessionId: h.sessionId, instance: h.instance });
+  }
+
+  /** The watch came back (after the engine restarted): what it missed is not known. */
+  resync(): void {
+    for (const w of this.#watchers) w({ type: 'resync' });
+  }
 
   async info(): Promise<EngineInfo> {
     return this.reachable
@@ -34,6 +59,7 @@ export class FakeRuntime implements Runtime {
     if (this.createDelayMs) await new Promise((r) => setTimeout(r, this.createDelayMs));
     const id = `fake-${this.#next++}`;
     this.created++;
+    this.leases.set(id, req.lease ?? req.deadline);
     this.hosts.set(id, {
       id,
       sessionId: req.sessionId,
@@ -54,6 +80,12 @@ export class FakeRuntime implements Runtime {
   async removeLabHost(id: string): Promise<void> {
     this.hosts.delete(id);
     for (const t of this.terminals) if (t.hostId === id) t.kill(137);
+  }
+
+  async renewLease(id: string, until: Date): Promise<void> {
+    if (!this.hosts.has(id)) throw new AppError('session_ended', 'no such host');
+    const deadline = this.hosts.get(id)?.deadline;
+    this.leases.set(id, deadline && deadline < until ? deadline : until);
   }
 
   async listLabHosts(): Promise<LabHostSummary[]> {
@@ -110,7 +142,7 @@ export class FakeTerminal implements TerminalProcess {
     this.size = { cols, rows };
   }
 
-  kill(code: number): void {
+  kill(code: number | null): void {
     this.stream.push(null);
     this.#resolve(code);
   }

@@ -15,7 +15,12 @@ import { testLab } from './test-lab.ts';
 
 export async function testApp(
   opts: { env?: Record<string, string>; accessToken?: string; labs?: LabDef[] } = {},
-): Promise<{ app: FastifyInstance; runtime: FakeRuntime; sessions: SessionManager }> {
+): Promise<{
+  app: FastifyInstance;
+  runtime: FakeRuntime;
+  sessions: SessionManager;
+  shutdowns: () => number;
+}> {
   const config = loadConfig({
     PORT: '0',
     CL_SITE_DIR: '/nonexistent',
@@ -33,12 +38,17 @@ export async function testApp(
     instance: 't',
     limits: sessionLimits(config),
   });
+  let shutdowns = 0;
   const ops = {
     metrics: new Metrics({ labs: [], mode: config.mode, defaultMetrics: false }),
     drain: new Drain(),
+    // The admin API's final shutdown: counted, nothing exits.
+    shutdown: () => {
+      shutdowns++;
+    },
   };
   // No cache: the tests switch the fake engine on and off between requests.
   const engine = new EngineStatus(runtime, { ttlMs: 0 });
   const app = await buildApp({ config, runtime, sessions, accessToken: opts.accessToken, ops, engine });
-  return { app, runtime, sessions };
+  return { app, runtime, sessions, shutdowns: () => shutdowns };
 }

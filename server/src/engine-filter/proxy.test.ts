@@ -65,7 +65,12 @@ class FakeEngine {
           const c = this.containers.get(m[1]!);
           if (!c) return json(404, { message: `No such container: ${m[1]}` });
           if (m[2] === '/start') return res.writeHead(204).end();
-          if (m[2] === '/json') return json(200, { Id: m[1], Config: { Labels: c.labels, User: c.user } });
+          if (m[2] === '/json')
+            return json(200, {
+              Id: m[1],
+              Config: { Labels: c.labels, User: c.user },
+              State: { Running: true },
+            });
           if (m[2] === '/exec') {
             const id = hex(String.fromCharCode(97 + (++this.#n % 5)));
             this.execs.set(id, { container: m[1]!, tty: JSON.parse(body).Tty });

@@ -91,6 +91,26 @@ describe('matchRequest', () => {
     }
   });
 
+  it("allows the events of lab hosts only: containers' die and destroy, with the managed label", () => {
+    const q = (f: unknown) => `/events?filters=${encodeURIComponent(JSON.stringify(f))}`;
+    const ours = { type: ['container'], event: ['die', 'destroy'], label: ['containerlabs.managed=true'] };
+    for (const prefix of ['', '/v1.41']) assert.equal(matched('GET', `${prefix}${q(ours)}`).route, 'events');
+    assert.equal(matched('GET', q(ours)).path, `/events?filters=${encodeURIComponent(JSON.stringify(ours))}`);
+    for (const f of [
+      { ...ours, label: [] },
+      { ...ours, label: ['containerlabs.managed=false'] },
+      { type: ['container'], event: ['die'] },
+      { ...ours, type: ['image'] },
+      { ...ours, type: ['container', 'network'] },
+      { ...ours, event: ['die', 'exec_create'] },
+      { ...ours, container: ['x'] },
+      'x',
+    ])
+      assert.ok(isRefusal(matchRequest('GET', q(f), false)), `allowed: ${JSON.stringify(f)}`);
+    assert.ok(isRefusal(matchRequest('GET', `${q(ours)}&since=0`, false)), 'no other parameter');
+    assert.ok(isRefusal(matchRequest('POST', q(ours), false)), 'GET only');
+  });
+
   it('rebuilds the path sent upstream from the parsed parts', () => {
     assert.equal(
       matched('DELETE', `/v1.41/containers/${ID}?force=true`).path,

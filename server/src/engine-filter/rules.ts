@@ -7,10 +7,10 @@
  * The allowed set is what the Docker adapter (server/src/runtime/docker/docker-runtime.ts)
  * sends through dockerode, as logged during a full session of the real server (version,
  * info, containers/json, containers/create, start, exec create/start/resize/json for
- * terminals, panels and admin figures, DELETE), plus `_ping` (health checks, clients'
+ * terminals, panels and admin figures, DELETE, the lab hosts' own events), plus `_ping` (health checks, clients'
  * API version probe) and the inspection of a lab host (read-only; the adapter may look up
  * a lab host's user there). Everything else is refused: images, volumes, networks,
- * attach, archive, commit, stats, events, system, swarm, plugins, ...
+ * attach, archive, commit, stats, other events, system, swarm, plugins, ...
  *
  * Decisions are taken on the parsed path (segments, version prefix removed) and the parsed
  * query, and the request sent upstream is rebuilt from those parts, never copied from the
@@ -65,7 +65,8 @@ export type RouteName =
   | 'exec.create'
   | 'exec.start'
   | 'exec.resize'
-  | 'exec.inspect';
+  | 'exec.inspect'
+  | 'events';
 
 /** A request whose method, path and query are allowed (its body is checked next). */
 export interface Matched {
@@ -210,6 +211,37 @@ function listQuery(t: ParsedTarget): Map<string, string> | Refusal {
   return out;
 }
 
+/** The event kinds the server watches lab hosts for (DockerRuntime.watchLabHosts). */
+const HOST_EVENTS = new Set(['die', 'destroy']);
+
+/**
+ * `events` must be the lab hosts' own: container events of the kinds in HOST_EVENTS, with
+ * the label filter containerlabs.managed=true (the engine ANDs filters), nothing else. The
+ * stream then says only what a listing of lab hosts would: which ones went, and their labels.
+ */
+function eventsQuery(t: ParsedTarget): Map<string, string> | Refusal {
+  for (const k of t.query.keys())
+    if (k !== 'filters') return refuse(`query parameter "${k.slice(0, 40)}" is not allowed here`);
+  if (t.repeated.has('filters')) return refuse('query parameter "filters" is repeated');
+  const raw = t.query.get('filters');
+  const need = `events needs the filters type=container, event=die|destroy and label ${LABELS.managed}=true`;
+  if (raw === undefined) return refuse(need);
+  let f: unknown;
+  try {
+    f = JSON.parse(raw);
+  } catch {
+    return refuse('filters is not JSON', 400);
+  }
+  const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) return refuse(need);
+  const { type, event, label, ...rest } = f as Record<string, unknown>;
+  if (Object.keys(rest).length > 0) return refuse(need);
+  if (!strings(type) || type.length !== 1 || type[0] !== 'container') return refuse(need);
+  if (!strings(event) || event.length === 0 || !event.every((e) => HOST_EVENTS.has(e))) return refuse(need);
+  if (!strings(label) || !label.includes(`${LABELS.managed}=true`)) return refuse(need);
+  return new Map([['filters', JSON.stringify({ type, event, label })]]);
+}
+
 /**
  * Matches method and target against the allowed calls. `upgrade`: the request asks for a
  * protocol upgrade (Connection: Upgrade), which only exec start may do.
@@ -245,6 +277,7 @@ export function matchRequest(method: string, url: string, upgrade: boolean): Mat
   if (path === 'version' && m === 'GET') return ok('version', strictQuery(t, {}));
   if (path === 'info' && m === 'GET') return ok('info', strictQuery(t, {}));
   if (path === 'containers/json' && m === 'GET') return ok('container.list', listQuery(t));
+  if (path === 'events' && m === 'GET') return ok('events', eventsQuery(t));
   if (path === 'containers/create' && m === 'POST') {
     // dockerode repeats every body field in the query string; the engine reads only
     // `name` and `platform` there. Forward a valid name and nothing else.

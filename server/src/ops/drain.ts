@@ -22,6 +22,10 @@ export function drainNotice(graceMs: number): string {
   );
 }
 
+/** What a restart (CL_ON_SIGTERM=restart) tells live terminals before their sockets close. */
+export const RESTART_NOTICE =
+  'The lab server is restarting: your terminals reconnect in a moment, to the same shells.';
+
 export class Drain {
   #startedAt: number | undefined;
   #graceMs = 0;

@@ -22,6 +22,7 @@ const ENGINE_OPERATIONS = [
   'info',
   'createLabHost',
   'removeLabHost',
+  'renewLease',
   'listLabHosts',
   'openTerminal',
   'exec',
@@ -228,7 +229,9 @@ export function countingRuntime(runtime: Runtime, metrics: Metrics): Runtime {
     },
     createLabHost: wrap('createLabHost', (req) => runtime.createLabHost(req)),
     removeLabHost: wrap('removeLabHost', (id) => runtime.removeLabHost(id)),
+    renewLease: wrap('renewLease', (id, until) => runtime.renewLease(id, until)),
     listLabHosts: wrap('listLabHosts', () => runtime.listLabHosts()),
+    watchLabHosts: (on) => runtime.watchLabHosts(on),
     openTerminal: wrap('openTerminal', async (id, t, size) =>
       countingTerminal(await runtime.openTerminal(id, t, size)),
     ),

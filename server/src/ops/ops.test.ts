@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import parsePrometheus from 'parse-prometheus-text-format';
 import type { LabDef } from '../../../labs/schema.ts';
 import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
+import { testApp } from '../../../tests/unit-support/test-app.ts';
 import { AppError } from '../errors.ts';
 import type { ServerMessage } from '../terminal/protocol.ts';
 import { parseResources, RESOURCE_SCRIPT } from './admin.ts';
@@ -228,5 +229,44 @@ describe('lab selection', () => {
       name: 'ConfigError',
       message: /cpus/,
     });
+  });
+});
+
+describe('the final shutdown (POST /api/v1/admin/shutdown)', () => {
+  test('from loopback: 202, then the shutdown runs once; from elsewhere: refused, nothing runs', async () => {
+    const { app, shutdowns } = await testApp();
+    const far = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/shutdown',
+      remoteAddress: '192.0.2.7',
+    });
+    assert.ok(far.statusCode === 401 || far.statusCode === 403, `refused: ${far.statusCode}`);
+    const r = await app.inject({ method: 'POST', url: '/api/v1/admin/shutdown' });
+    assert.equal(r.statusCode, 202);
+    assert.deepEqual(r.json(), { sessions: 0, draining: true });
+    await new Promise((res) => setImmediate(res));
+    assert.equal(shutdowns(), 1);
+    await app.close();
+  });
+
+  test('with CL_ADMIN_TOKEN: only with it', async () => {
+    const token = 'admin-token-0123456789';
+    const { app, shutdowns } = await testApp({ env: { CL_ADMIN_TOKEN: token } });
+    const none = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/shutdown',
+      remoteAddress: '192.0.2.7',
+    });
+    assert.equal(none.statusCode, 401);
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/api/v1/admin/shutdown',
+      remoteAddress: '192.0.2.7',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(ok.statusCode, 202);
+    await new Promise((res) => setImmediate(res));
+    assert.equal(shutdowns(), 1);
+    await app.close();
   });
 });

@@ -4,6 +4,7 @@
  *   GET /metrics                          Prometheus text (CL_METRICS_TOKEN, else loopback)
  *   GET /api/v1/admin/status              mode, engine, sessions, pool (CL_ADMIN_TOKEN, else loopback)
  *   GET/DELETE /api/v1/admin/sessions…    the admin API (CL_ADMIN_TOKEN, else loopback)
+ *   POST /api/v1/admin/shutdown           a final shutdown: every session ends (4012), then exit
  * and the drain's guard, which the session routes put on their create route.
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
@@ -19,6 +20,8 @@ import { parse, SessionParams } from './common.ts';
 export interface OpsDeps {
   metrics: Metrics;
   drain: Drain;
+  /** A final shutdown (POST /api/v1/admin/shutdown): every session ends, then the process exits. */
+  shutdown?: () => void;
 }
 
 export interface OperatorRoutesOptions extends OpsDeps {
@@ -64,6 +67,17 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorRoutesO
       })),
     );
     return { sessions: list, pool: sessions.poolStats(), draining: drain.active };
+  });
+
+  app.post('/api/v1/admin/shutdown', async (req, reply) => {
+    assertOperator(req, opts.adminToken, 'The admin API', 'CL_ADMIN_TOKEN');
+    if (!opts.shutdown)
+      throw new AppError('not_found', 'This server cannot be shut down from the admin API.');
+    req.log.warn({ sessions: sessions.count }, 'final shutdown asked for by the admin');
+    // Answered first: the shutdown closes the server, this connection too.
+    reply.code(202).send({ sessions: sessions.count, draining: true });
+    setImmediate(() => opts.shutdown?.());
+    return reply;
   });
 
   app.delete('/api/v1/admin/sessions/:id', async (req, reply) => {

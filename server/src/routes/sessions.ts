@@ -52,7 +52,7 @@ export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOpt
   app.post('/api/v1/sessions/:id/extend', async (req) => {
     const { id } = parse(SessionParams, req.params, 'session id');
     const s = sessions.authorize(id, bearer(req));
-    sessions.extend(s);
+    await sessions.extend(s);
     return sessionView(s);
   });
 

@@ -30,6 +30,12 @@ export interface LabHostRequest {
   expiresAt: Date;
   /** The lab host ends by itself then, server or not; past it any server may remove it. */
   deadline: Date;
+  /**
+   * When the host ends by itself unless its lease is renewed (renewLease), up to `deadline`
+   * (default: the deadline). A warm-pool host gets the pool's maximum age, so a server
+   * that is killed for good does not leave its spares running until their deadline.
+   */
+  lease?: Date;
   /** Made ahead for the warm pool (a Start takes it later). */
   pooled: boolean;
 }
@@ -50,14 +56,28 @@ export interface LabHostSummary {
   /** Made for the warm pool. */
   pooled: boolean;
   createdAt: Date;
+  /** Running now (false: stopped, dead or still being created); undefined if unknown. */
+  running?: boolean;
 }
+
+/** What the runtime saw happen to lab hosts, in our terms. */
+export type LabHostEvent =
+  /** The host stopped or was removed (by us, by its own deadline, by the engine restarting). */
+  | { type: 'gone'; hostId: string; sessionId: string; instance: string }
+  /** The watch (re)connected: what happened while it was down is not known; compare with
+   *  listLabHosts. */
+  | { type: 'resync' };
 
 /** A running shell with a TTY. Closing `stream` or calling `close()` ends it. */
 export interface TerminalProcess {
   /** Raw bytes both ways (TTY: stdout and stderr are merged). */
   readonly stream: Duplex;
   resize(cols: number, rows: number): Promise<void>;
-  /** Resolves with the exit code once the shell is gone (null if unknown). */
+  /**
+   * Resolves once the stream to the shell has ended: with the exit code if the shell is
+   * gone, null if that is not known (the engine lost the stream: a new openTerminal may
+   * find the same shell).
+   */
   readonly exited: Promise<number | null>;
   close(): void;
 }
@@ -69,8 +89,16 @@ export interface Runtime {
   createLabHost(req: LabHostRequest): Promise<LabHost>;
   /** Force-removes the lab host and everything in it; a missing host is not an error. */
   removeLabHost(id: string): Promise<void>;
+  /** Moves the host's lease (see LabHostRequest.lease); it never goes past the deadline. */
+  renewLease(id: string, until: Date): Promise<void>;
   /** Lab hosts this runtime manages (by label), whichever server instance made them. */
   listLabHosts(): Promise<LabHostSummary[]>;
+  /**
+   * Calls `on` as lab hosts go, from now on, until the returned function is called. Never
+   * throws: a watch that breaks (the engine restarting) reconnects by itself and then says
+   * `resync`.
+   */
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void;
   openTerminal(
     hostId: string,
     terminal: TerminalDef,

@@ -3,9 +3,10 @@ import { beforeEach, describe, test } from 'node:test';
 import { FakeRuntime } from '../../../tests/unit-support/fake-runtime.ts';
 import { testLab } from '../../../tests/unit-support/test-lab.ts';
 import { AppError } from '../errors.ts';
+import { MemorySessionStore, type SessionStore } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import type { TerminalSink } from '../terminal/terminal.ts';
-import { type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
+import { HOST_GONE_MESSAGE, type SessionLimits, SessionManager, TICKET_TTL_MS } from './session-manager.ts';
 
 const lab = testLab();
 
@@ -287,9 +288,19 @@ describe('SessionManager', () => {
       instance: 'other',
       deadline: past,
     });
+    // Another server's pool host, taken by its reader: its label deadline still covers the
+    // session (pool max age + lifetime), whatever its own lease says.
+    rt.addLeftover({
+      id: 'other-taken',
+      sessionId: 's4',
+      lab: 'processes',
+      instance: 'other',
+      deadline: future,
+      pooled: true,
+    });
     const { session } = await mgr.create('processes', 'a');
     assert.equal(await mgr.removeLeftovers({ all: false }), 2);
-    assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', session.hostId].sort());
+    assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', 'other-taken', session.hostId].sort());
   });
 
   test('shutdown ends every session and refuses new ones; its sockets hear 4012, not 4000', async () => {
@@ -390,6 +401,40 @@ describe('SessionManager with a warm pool', () => {
     assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
   });
 
+  test('shutdown while a refill and a Start are at the engine waits for both and removes their hosts', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    rt.createDelayMs = 30;
+    mgr.startPool();
+    const start = mgr.create('processes', 'a');
+    const refused = rejectsWith(start, 'out_of_capacity');
+    await new Promise((r) => setTimeout(r, 5)); // both creates are at the engine now
+    await mgr.shutdown();
+    // Checked as shutdown resolves: main.ts exits right after it.
+    assert.equal(rt.created, 2, 'shutdown waited for both creations at the engine to finish');
+    assert.deepEqual([...rt.hosts.keys()], [], 'nothing is left once shutdown resolves');
+    await refused;
+  });
+
+  test("a spare's own lease is the pool's max age (and a grace); a Start renews it to the session's lifetime", async () => {
+    const { clock, rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 10 * MIN });
+    const t0 = clock.now();
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const spare = [...rt.hosts.values()][0]!;
+    assert.equal(rt.leases.get(spare.id)?.getTime(), t0 + 10 * MIN + 30_000, 'max age + 30 s');
+    assert.equal(
+      spare.deadline?.getTime(),
+      t0 + 10 * MIN + limits.maxLifetimeMs,
+      'the hard deadline covers both',
+    );
+    clock.advance(2 * MIN);
+    const { session } = await mgr.create('processes', 'a');
+    assert.equal(session.hostId, spare.id);
+    await settle(() => rt.leases.get(spare.id)?.getTime() !== t0 + 10 * MIN + 30_000);
+    assert.equal(rt.leases.get(spare.id)?.getTime(), session.createdAt + limits.maxLifetimeMs);
+    await mgr.shutdown();
+  });
+
   test('shutdown during a refill waits for it: no pool host outlives the server', async () => {
     const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
     rt.createDelayMs = 30;
@@ -432,6 +477,167 @@ describe('SessionManager with a warm pool', () => {
     mgr.startPool();
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(events.filter((e) => e === 'pool.refill_failed').length, 1);
+    await mgr.shutdown();
+  });
+});
+
+describe('SessionManager across a restart (the session store)', () => {
+  const make = (rt: FakeRuntime, store: SessionStore, clock = new TestClock()) => {
+    const events: [string, Record<string, unknown>][] = [];
+    const mgr = new SessionManager({
+      runtime: rt,
+      labs: [lab],
+      limits,
+      clock,
+      instance: 'test',
+      store,
+      events: { event: (n, f) => events.push([n, f]) },
+    });
+    return { mgr, events, clock };
+  };
+
+  test('a new manager on the same store takes back live sessions: token, expiry, shells; removes the rest', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const before = make(rt, store);
+    const a = await before.mgr.create('processes', 'client-a');
+    const b = await before.mgr.create('processes', 'client-b');
+    await before.mgr.terminal(a.session, 'host', { cols: 80, rows: 24 });
+    before.clock.advance(MIN);
+    await before.mgr.extend(a.session);
+    // b's host vanishes while no server runs; a host of ours nobody stored; another server's host.
+    await rt.removeLabHost(b.session.hostId!);
+    rt.addLeftover({
+      id: 'unstored',
+      sessionId: 'x'.repeat(22),
+      lab: 'processes',
+      instance: 'test',
+      deadline: undefined,
+    });
+    rt.addLeftover({
+      id: 'theirs',
+      sessionId: 'y'.repeat(22),
+      lab: 'processes',
+      instance: 'other',
+      deadline: undefined,
+    });
+
+    const after = make(rt, store, before.clock);
+    assert.deepEqual(await after.mgr.restore(), { adopted: 1, removed: 1, dropped: 1 });
+    const back = after.mgr.authorize(a.session.id, a.token);
+    assert.equal(back.hostId, a.session.hostId);
+    assert.equal(back.expiresAt, a.session.expiresAt, 'the extended expiry');
+    assert.equal(back.createdAt, a.session.createdAt);
+    assert.equal(back.clientKey, 'client-a');
+    assert.deepEqual([...back.started], ['host']);
+    assert.throws(
+      () => after.mgr.authorize(a.session.id, 'wrong'),
+      (e: AppError) => e.code === 'bad_token',
+    );
+    assert.throws(
+      () => after.mgr.authorize(b.session.id, b.token),
+      (e: AppError) => e.code === 'not_found',
+    );
+    assert.deepEqual([...rt.hosts.keys()].sort(), [a.session.hostId, 'theirs'].sort());
+    assert.deepEqual(
+      (await store.load('test')).sessions.map((r) => r.id),
+      [a.session.id],
+      'the session without its host is no longer stored',
+    );
+    // Ending it now removes its row too.
+    await after.mgr.remove(back, 'stopped');
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual((await store.load('test')).sessions, []);
+  });
+
+  test('engine down at start: stored sessions answer 503 until the reaper takes them back', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const { session, token } = await make(rt, store).mgr.create('processes', 'a');
+    rt.reachable = false;
+    const { mgr } = make(rt, store);
+    assert.equal(await mgr.restore(), null);
+    assert.throws(
+      () => mgr.authorize(session.id, token),
+      (e: AppError) => e.code === 'engine_unavailable',
+    );
+    rt.reachable = true;
+    await mgr.reap();
+    assert.equal(mgr.authorize(session.id, token).hostId, session.hostId);
+    await mgr.shutdown();
+  });
+
+  test('expired stored sessions are dropped and their hosts removed', async () => {
+    const rt = new FakeRuntime();
+    const store = new MemorySessionStore();
+    const first = make(rt, store);
+    await first.mgr.create('processes', 'a');
+    first.clock.advance(limits.ttlMs);
+    const { mgr } = make(rt, store, first.clock);
+    assert.deepEqual(await mgr.restore(), { adopted: 0, removed: 1, dropped: 1 });
+    assert.equal(rt.hosts.size, 0);
+  });
+
+  test('a store that fails to write does not fail the Start; it is reported', async () => {
+    const store = new MemorySessionStore();
+    store.save = async () => {
+      throw new Error('disk full');
+    };
+    const { mgr, events } = make(new FakeRuntime(), store);
+    const { session } = await mgr.create('processes', 'a');
+    assert.ok(session.hostId);
+    assert.ok(events.some(([n, f]) => n === 'store.failed' && String(f.error).includes('disk full')));
+  });
+});
+
+describe('lab hosts that vanish (the engine restarted, or a host was removed under us)', () => {
+  const settle = async (cond: () => boolean) => {
+    for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(cond(), 'condition reached');
+  };
+
+  test('the runtime says a host is gone: its session ends at once, saying so; a gone spare is made again', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
+    mgr.startPool();
+    mgr.watchHosts();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const { session, token } = await mgr.create('processes', 'a');
+    const term = await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    const s = sink();
+    term.attach(s);
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    const spare = [...rt.hosts.values()].find((h) => h.sessionId !== session.id)!;
+    rt.vanish(session.hostId!);
+    await flush();
+    assert.deepEqual(s.msgs.at(-1), { type: 'error', code: 'session_ended', message: HOST_GONE_MESSAGE });
+    assert.equal(s.closed, CloseCode.sessionEnded);
+    // A page that reconnects (its socket may have dropped before the word came) hears why.
+    assert.throws(() => mgr.authorize(session.id, token), {
+      code: 'session_ended',
+      message: HOST_GONE_MESSAGE,
+    });
+    assert.throws(() => mgr.redeem(session.id, 'host', 'x'), { code: 'session_ended' });
+    assert.equal(mgr.count, 0);
+    const created = rt.created;
+    rt.vanish(spare.id);
+    await settle(() => rt.created === created + 1 && mgr.poolStats().ready.processes === 1);
+    await mgr.shutdown();
+  });
+
+  test('events lost while the watch was down: on its reconnect the listing decides', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 0 });
+    mgr.watchHosts();
+    const { session } = await mgr.create('processes', 'a');
+    const { session: other } = await mgr.create('processes', 'b');
+    rt.vanish(session.hostId!, { quietly: true });
+    await flush();
+    assert.equal(mgr.count, 2, 'nothing was said yet');
+    rt.resync();
+    await settle(() => mgr.count === 1);
+    assert.ok(
+      mgr.list().some((s) => s.id === other.id),
+      'the session whose host runs stays',
+    );
     await mgr.shutdown();
   });
 });

@@ -8,6 +8,7 @@ import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
 import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
+import { MemorySessionStore, type SessionStore, type StoredSession } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
 import { RateLimiter, Semaphore } from './limits.ts';
@@ -53,6 +54,12 @@ export interface SessionEvents {
   event(name: string, fields: Record<string, unknown>): void;
 }
 
+/** What a reader is told when the lab host under their session vanished. */
+export const HOST_GONE_MESSAGE = 'The lab machine restarted: press Start for a fresh sandbox.';
+
+/** How long a session ended by its host vanishing answers 410 with HOST_GONE_MESSAGE. */
+const VANISHED_KEPT_MS = 10 * 60_000;
+
 export type EndReason = 'stopped' | 'expired' | 'idle' | 'shutdown' | 'host_gone' | 'admin';
 
 export class Session {
@@ -72,21 +79,36 @@ export class Session {
   /** Outstanding terminal tickets: digest → terminal and expiry (see SessionManager.ticket). */
   readonly #tickets = new Map<string, { terminal: string; expiresAt: number }>();
 
-  constructor(init: {
-    id: string;
-    token: string;
-    lab: LabDef;
-    clientKey: string;
-    now: number;
-    ttlMs: number;
-  }) {
+  /** Terminals whose shells were started (stored: they run on in the lab host). */
+  readonly started = new Set<string>();
+
+  constructor(
+    init: {
+      id: string;
+      lab: LabDef;
+      clientKey: string;
+      now: number;
+    } & ({ token: string; ttlMs: number } | { tokenSha256: string; createdAt: number; expiresAt: number }),
+  ) {
     this.id = init.id;
     this.lab = init.lab;
     this.clientKey = init.clientKey;
-    this.createdAt = init.now;
-    this.expiresAt = init.now + init.ttlMs;
     this.lastActivityAt = init.now;
-    this.#tokenHash = hashToken(init.token);
+    if ('token' in init) {
+      this.createdAt = init.now;
+      this.expiresAt = init.now + init.ttlMs;
+      this.#tokenHash = hashToken(init.token);
+    } else {
+      // Taken back from the store after a restart: the token was never kept, its hash was.
+      this.createdAt = init.createdAt;
+      this.expiresAt = init.expiresAt;
+      this.#tokenHash = Buffer.from(init.tokenSha256, 'hex');
+    }
+  }
+
+  /** What the store keeps of the token: its SHA-256, hex. */
+  get tokenSha256(): string {
+    return this.#tokenHash.toString('hex');
   }
 
   /** Constant-time comparison (of fixed-length digests, so length leaks nothing). */
@@ -148,7 +170,15 @@ export class SessionManager {
   readonly #rate: RateLimiter;
   readonly #engine: Semaphore;
   readonly #pool: WarmPool;
+  readonly #store: SessionStore;
+  /** Stored sessions not taken back yet (the engine was not reachable): answered 503, not 404. */
+  readonly #pending = new Map<string, StoredSession>();
+  #loaded = false;
+  #restored = false;
   #draining = false;
+  #unwatch: (() => void) | undefined;
+  /** Sessions ended because their host vanished (id → when), so a reconnect hears why. */
+  readonly #vanished = new Map<string, number>();
   /** Starts the engine is still creating a host for (settled once it is kept or removed). */
   readonly #creating = new Set<Promise<unknown>>();
 
@@ -159,6 +189,8 @@ export class SessionManager {
     clock?: Clock;
     events?: SessionEvents;
     instance: string;
+    /** Where sessions are kept across restarts (default: memory, i.e. not at all). */
+    store?: SessionStore;
   }) {
     this.#runtime = deps.runtime;
     this.#labs = new Map(deps.labs.map((l) => [l.id, l]));
@@ -166,6 +198,7 @@ export class SessionManager {
     this.#clock = deps.clock ?? systemClock;
     this.#events = deps.events ?? { event: () => {} };
     this.#instance = deps.instance;
+    this.#store = deps.store ?? new MemorySessionStore();
     this.#rate = new RateLimiter(deps.limits.createPerMinute, () => this.#clock.now());
     this.#engine = new Semaphore(deps.limits.engineConcurrency);
     const poolMaxAgeMs = deps.limits.poolMaxAgeMs ?? 15 * 60_000;
@@ -182,6 +215,50 @@ export class SessionManager {
       instance: this.#instance,
       events: this.#events,
     });
+  }
+
+  /**
+   * Follow the runtime's word on lab hosts that go: a session whose host vanished (the
+   * engine restarted without live-restore, someone removed it) ends at once and its reader
+   * is told to press Start, instead of terminals that reconnect to nothing until the
+   * reaper's next pass; a vanished spare is made again.
+   */
+  watchHosts(): void {
+    this.#unwatch?.();
+    this.#unwatch = this.#runtime.watchLabHosts((e) => {
+      if (e.type === 'gone') this.#hostGone(e.hostId);
+      else void this.#resync();
+    });
+  }
+
+  #hostGone(hostId: string): void {
+    if (this.#pool.forget(hostId)) return;
+    const s = this.list().find((x) => x.hostId === hostId);
+    if (!s || s.ended) return; // ours: removed on purpose, or not a host of this server
+    this.#events.event('session.host_gone', { session: s.id, lab: s.lab.id });
+    const now = this.#clock.now();
+    for (const [id, at] of this.#vanished) if (now - at > VANISHED_KEPT_MS) this.#vanished.delete(id);
+    if (this.#vanished.size < 10_000) this.#vanished.set(s.id, now);
+    for (const t of s.terminals.values())
+      t.broadcast({ type: 'error', code: 'session_ended', message: HOST_GONE_MESSAGE });
+    this.remove(s, 'host_gone').catch(() => {});
+  }
+
+  /** After a gap in the watch: whatever the listing does not show running is gone. */
+  async #resync(): Promise<void> {
+    let hosts: LabHostSummary[];
+    try {
+      hosts = await this.#runtime.listLabHosts();
+    } catch {
+      return; // the engine is still coming back: the reaper's pass looks again
+    }
+    this.#endVanished(hosts);
+  }
+
+  #endVanished(hosts: LabHostSummary[]): void {
+    const running = new Set(hosts.filter((h) => h.running !== false).map((h) => h.id));
+    this.#pool.prune(running);
+    for (const s of this.list()) if (s.hostId && !running.has(s.hostId)) this.#hostGone(s.hostId);
   }
 
   /** Start filling the warm pool (after leftovers of an earlier run are gone). */
@@ -257,6 +334,8 @@ export class SessionManager {
       });
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
+      this.#renewLease(session);
+      await this.#persist(session);
       this.#started(session, true, started);
       return { session, token };
     }
@@ -286,7 +365,7 @@ export class SessionManager {
     } catch (err) {
       this.#sessions.delete(session.id);
       const code = err instanceof AppError ? err.code : 'internal';
-      this.#events.event('session.refused', { lab: labId, reason: code, error: String(err) });
+      this.#events.event('session.refused', { lab: lab.id, reason: code, error: String(err) });
       throw err;
     }
     if (session.ended) {
@@ -296,12 +375,29 @@ export class SessionManager {
         retryAfter: 60,
       });
     }
+    await this.#persist(session);
     this.#started(session, false, started);
     return { session, token };
   }
 
+  /**
+   * A pool host's own lease is the pool's max age; the session it became lives longer. In
+   * the background: the Start does not wait for an exec (until it lands, the host still has
+   * at least a grace period: POOL_LEASE_GRACE_MS).
+   */
+  #renewLease(s: Session): void {
+    const hostId = s.hostId;
+    if (!hostId) return;
+    const until = new Date(s.createdAt + this.#limits.maxLifetimeMs);
+    this.#runtime.renewLease(hostId, until).catch((err: unknown) => {
+      if (!s.ended) this.#events.event('session.lease_failed', { session: s.id, error: String(err) });
+    });
+  }
+
   /** The session if the token matches: 404 for an unknown id, 401 for a wrong token. */
   authorize(id: string, token: string | undefined): Session {
+    this.#notPending(id);
+    this.#notVanished(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!token || !s.tokenMatches(token)) throw new AppError('bad_token', 'Missing or wrong session token.');
@@ -318,6 +414,8 @@ export class SessionManager {
 
   /** The session a terminal ticket opens: 404 for an unknown session, 401 for a bad ticket. */
   redeem(id: string, terminal: string, ticket: string | undefined): Session {
+    this.#notPending(id);
+    this.#notVanished(id);
     const s = this.#sessions.get(id);
     if (!s || s.ended) throw new AppError('not_found', 'No such session (it may have ended).');
     if (!ticket || !s.redeemTicket(ticket, terminal, this.#clock.now())) {
@@ -329,11 +427,12 @@ export class SessionManager {
     return s;
   }
 
-  extend(s: Session): void {
+  async extend(s: Session): Promise<void> {
     const now = this.#clock.now();
     const cap = s.createdAt + this.#limits.maxLifetimeMs;
     s.expiresAt = Math.min(cap, Math.max(s.expiresAt, now + this.#limits.ttlMs));
     s.lastActivityAt = now;
+    await this.#persist(s);
     const expiresAt = new Date(s.expiresAt).toISOString();
     for (const t of s.terminals.values()) t.broadcast({ type: 'expiring', expiresAt });
   }
@@ -374,6 +473,10 @@ export class SessionManager {
       { size },
     );
     s.terminals.set(def.name, t);
+    if (!s.started.has(def.name)) {
+      s.started.add(def.name);
+      await this.#persist(s);
+    }
     return t;
   }
 
@@ -382,6 +485,7 @@ export class SessionManager {
     if (s.ended) return;
     s.ended = true;
     this.#sessions.delete(s.id);
+    this.#unstore(s.id);
     // A server that shuts down says so (the page tells the reader it is restarting); any
     // other end is the session's.
     const code = reason === 'shutdown' ? CloseCode.serverShutdown : CloseCode.sessionEnded;
@@ -402,6 +506,11 @@ export class SessionManager {
    * instance's hosts without a session, and any host past its own deadline).
    */
   async reap(): Promise<{ expired: number; idle: number; leftovers: number }> {
+    // Started without an engine: take back the stored sessions once it answers.
+    if (!this.#restored && (await this.restore())) {
+      this.watchHosts();
+      this.startPool();
+    }
     const now = this.#clock.now();
     let expired = 0;
     let idle = 0;
@@ -435,7 +544,8 @@ export class SessionManager {
       return 0; // engine down: nothing to reap now
     }
     const now = this.#clock.now();
-    this.#pool.prune(new Set(hosts.map((h) => h.id)));
+    // Also what the watch may have missed (the engine filter refuses events).
+    this.#endVanished(hosts);
     const owned = new Set<string>();
     for (const s of this.#sessions.values()) owned.add(s.id);
     const doomed = hosts.filter((h) => {
@@ -448,14 +558,156 @@ export class SessionManager {
     return doomed.length;
   }
 
-  /** Refuse new sessions and end every live one. */
+  /**
+   * For a restart (an upgrade): refuse new sessions, close every terminal socket with 4013
+   * after a notice (the pages reconnect to the next server), and let go of the sessions
+   * without ending them: their lab hosts run on and their rows stay stored. The warm pool
+   * and Starts that have not answered yet are not any reader's: removed.
+   */
+  async detachAll(notice: string): Promise<number> {
+    this.#draining = true;
+    this.#unwatch?.();
+    const live = this.list();
+    for (const s of live) {
+      for (const t of s.terminals.values()) {
+        t.broadcast({ type: 'notice', message: notice });
+        t.close(CloseCode.serverRestarting, 'server restarting');
+      }
+      s.terminals.clear();
+    }
+    // A Start still at the engine never answered its reader: nobody will come back for it.
+    for (const s of live) if (!s.hostId) await this.remove(s, 'shutdown');
+    await Promise.allSettled([this.#pool.drain(), ...this.#creating]);
+    for (const s of this.list()) this.#sessions.delete(s.id);
+    return live.length;
+  }
+
+  /** Refuse new sessions and end every live one (and the ones being made: their hosts too). */
   async shutdown(): Promise<void> {
     this.#draining = true;
+    this.#unwatch?.();
     await Promise.allSettled([
       ...this.list().map((s) => this.remove(s, 'shutdown')),
       this.#pool.drain(),
       ...this.#creating,
     ]);
+  }
+
+  /**
+   * Takes back what an earlier run of this instance left (at start, before listening, and
+   * again by the reaper while the engine could not be reached): every stored session whose
+   * lab host still runs is live again, with its token, expiry and shells; every host of
+   * this instance that no stored session claims is removed, and so is every stored session
+   * without its host (or past its expiry, or of a lab no longer offered). Any host past its
+   * own deadline goes too, whoever made it. Throws nothing; the engine down leaves the
+   * stored sessions pending (503) for the next try.
+   */
+  async restore(): Promise<{ adopted: number; removed: number; dropped: number } | null> {
+    if (this.#restored) return { adopted: 0, removed: 0, dropped: 0 };
+    if (!this.#loaded) {
+      try {
+        const { sessions, skipped } = await this.#store.load(this.#instance);
+        // (Rows of sessions of this run are theirs already.)
+        for (const r of sessions) if (!this.#sessions.has(r.id)) this.#pending.set(r.id, r);
+        if (skipped > 0) this.#events.event('store.skipped', { rows: skipped });
+        this.#loaded = true;
+      } catch (err) {
+        this.#events.event('store.failed', { operation: 'load', error: String(err) });
+        this.#loaded = true; // a store that cannot be read has nothing to give back
+      }
+    }
+    let hosts: LabHostSummary[];
+    try {
+      hosts = await this.#runtime.listLabHosts();
+    } catch {
+      return null; // engine down: the stored sessions wait
+    }
+    const now = this.#clock.now();
+    const byId = new Map(hosts.filter((h) => h.instance === this.#instance).map((h) => [h.sessionId, h]));
+    const adopted = new Set<string>();
+    let dropped = 0;
+    for (const r of this.#pending.values()) {
+      const lab = this.#labs.get(r.lab);
+      const host = byId.get(r.id);
+      const alive = host && host.running !== false && (!host.deadline || host.deadline.getTime() > now);
+      if (!lab || !host || !alive || r.expiresAt <= now) {
+        dropped++;
+        this.#unstore(r.id);
+        continue;
+      }
+      const s = new Session({
+        id: r.id,
+        lab,
+        clientKey: r.clientKey,
+        now,
+        tokenSha256: r.tokenSha256,
+        createdAt: r.createdAt,
+        expiresAt: r.expiresAt,
+      });
+      s.hostId = host.id;
+      for (const t of r.terminals) s.started.add(t);
+      this.#sessions.set(s.id, s);
+      adopted.add(host.id);
+      // A pool host's lease may still be the pool's (a renewal lost to the crash): again.
+      if (host.pooled) this.#renewLease(s);
+      if (r.hostId !== host.id) void this.#persist(s);
+    }
+    this.#pending.clear();
+    this.#restored = true;
+    // Hosts of this run (sessions started since, the pool) are not leftovers.
+    const live = new Set([...this.#sessions.keys()]);
+    const doomed = hosts.filter(
+      (h) =>
+        !adopted.has(h.id) &&
+        !live.has(h.sessionId) &&
+        !this.#pool.owns(h.sessionId) &&
+        (h.instance === this.#instance || (h.deadline !== undefined && h.deadline.getTime() <= now)),
+    );
+    await Promise.allSettled(doomed.map((h) => this.#runtime.removeLabHost(h.id)));
+    this.#events.event('sessions.restored', { adopted: adopted.size, removed: doomed.length, dropped });
+    return { adopted: adopted.size, removed: doomed.length, dropped };
+  }
+
+  /** A session whose lab host vanished: 410 and why (ids are unguessable; nothing leaks). */
+  #notVanished(id: string): void {
+    if (this.#vanished.has(id) && !this.#sessions.has(id))
+      throw new AppError('session_ended', HOST_GONE_MESSAGE);
+  }
+
+  /** A stored session that is not taken back yet: try again soon (503), not "gone" (404). */
+  #notPending(id: string): void {
+    if (!this.#pending.has(id)) return;
+    throw new AppError(
+      'engine_unavailable',
+      'The lab machine is not reachable right now; your sandbox is kept. Trying again…',
+      { retryAfter: 5 },
+    );
+  }
+
+  /** Keep the session for a restart. A failure is logged: the session still works now. */
+  async #persist(s: Session): Promise<void> {
+    if (s.ended) return;
+    try {
+      await this.#store.save({
+        id: s.id,
+        instance: this.#instance,
+        tokenSha256: s.tokenSha256,
+        lab: s.lab.id,
+        clientKey: s.clientKey,
+        createdAt: s.createdAt,
+        expiresAt: s.expiresAt,
+        hostId: s.hostId,
+        terminals: [...s.started],
+      });
+    } catch (err) {
+      this.#events.event('store.failed', { operation: 'save', session: s.id, error: String(err) });
+    }
+  }
+
+  #unstore(id: string): void {
+    this.#store.remove(id).catch((err: unknown) => {
+      this.#events.event('store.failed', { operation: 'remove', session: id, error: String(err) });
+    });
   }
 
   #started(s: Session, pooled: boolean, since: number): void {

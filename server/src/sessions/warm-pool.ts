@@ -9,6 +9,9 @@ import type { LabDef } from '../../../labs/schema.ts';
 import type { Runtime } from '../runtime/runtime.ts';
 import type { Semaphore } from './limits.ts';
 
+/** How long past its max age a spare's own lease runs (at most its max age again). */
+export const POOL_LEASE_GRACE_MS = 30_000;
+
 export interface PooledHost {
   hostId: string;
   /** Chosen when the host was made (the engine's record of it cannot change later); becomes the session id. */
@@ -97,6 +100,18 @@ export class WarmPool {
     });
   }
 
+  /** A ready host the runtime says is gone: forgotten, and made again (true if it was one). */
+  forget(hostId: string): boolean {
+    for (const hosts of this.#ready.values()) {
+      const i = hosts.findIndex((h) => h.hostId === hostId);
+      if (i < 0) continue;
+      hosts.splice(i, 1);
+      this.fill();
+      return true;
+    }
+    return false;
+  }
+
   /** Forget members whose container is gone; recycle old ones. */
   prune(liveHostIds: ReadonlySet<string>): void {
     const now = this.#d.now();
@@ -133,16 +148,25 @@ export class WarmPool {
       this.#pending.add(sessionId);
       try {
         const now = this.#d.now();
-        const host = await this.#d.engine.run(() =>
-          this.#d.runtime.createLabHost({
-            lab,
-            sessionId,
-            instance: this.#d.instance,
-            expiresAt: new Date(now + this.#d.maxAgeMs),
-            deadline: new Date(now + this.#d.lifetimeMs),
-            pooled: true,
-          }),
+        // Its own lease: a little past the max age (the server recycles it at the max age), so
+        // a spare of a server killed for good ends soon, not at its hard deadline. A Start
+        // renews it to the session's (SessionManager.create).
+        const lease = new Date(now + this.#d.maxAgeMs + Math.min(POOL_LEASE_GRACE_MS, this.#d.maxAgeMs));
+        const host = await this.#d.engine.run(async () =>
+          // Stopped while waiting for the engine: make nothing.
+          this.#stopped
+            ? null
+            : this.#d.runtime.createLabHost({
+                lab,
+                sessionId,
+                instance: this.#d.instance,
+                expiresAt: new Date(now + this.#d.maxAgeMs),
+                deadline: new Date(now + this.#d.lifetimeMs),
+                lease,
+                pooled: true,
+              }),
         );
+        if (!host) return;
         if (this.#stopped) {
           await this.#d.runtime.removeLabHost(host.id).catch(() => {});
           return;

@@ -73,8 +73,11 @@ export const CloseCode = {
   shellExited: 4010,
   /** Another socket took over this terminal (same session opened in another tab). */
   replaced: 4011,
-  /** The server is shutting down. */
+  /** The server is shutting down for good (its sessions end). */
   serverShutdown: 4012,
+  /** The server is restarting (an upgrade): the session and its shells are kept. Reconnect,
+   *  with the usual backoff, until it answers again; the same shells are there. */
+  serverRestarting: 4013,
 } as const;
 
 export type ClientMessage =

@@ -54,7 +54,7 @@ class CountingShell implements TerminalProcess {
     for (const done of this.#pending.splice(0)) done();
   }
 
-  exit(code: number): void {
+  exit(code: number | null): void {
     this.stream.push(null);
     this.#exit(code);
   }
@@ -185,4 +185,42 @@ test('a failed resize does not stop the next; an exited shell gets no resize and
   assert.equal(shell.calls.length, 4, 'no resize after the shell exited');
   assert.deepEqual(shell.calls.at(-1), { cols: 115, rows: 36 });
   assert.equal(clock.pending, 0, 'no timer left behind');
+});
+
+function recordingSink() {
+  const seen = { msgs: [] as unknown[], closed: null as number | null };
+  return {
+    seen,
+    sink: {
+      output() {},
+      control(m: unknown) {
+        seen.msgs.push(m);
+      },
+      close(code: number) {
+        seen.closed = code;
+      },
+    },
+  };
+}
+
+test('the shell exits: `exit` with its code, then 4010 (a reconnect starts a new shell)', async () => {
+  const { shell, term } = setup();
+  const { seen, sink } = recordingSink();
+  term.attach(sink);
+  shell.exit(0);
+  await flush();
+  assert.deepEqual(seen.msgs.at(-1), { type: 'exit', code: 0 });
+  assert.equal(seen.closed, 4010);
+  assert.ok(term.exited);
+});
+
+test('the stream ends with no exit code (the engine lost it): 1011, no `exit`, so the page reconnects', async () => {
+  const { shell, term } = setup();
+  const { seen, sink } = recordingSink();
+  term.attach(sink);
+  shell.exit(null);
+  await flush();
+  assert.ok(!seen.msgs.some((m) => (m as { type: string }).type === 'exit'), 'no exit message');
+  assert.equal(seen.closed, 1011);
+  assert.ok(term.exited, 'this terminal is done: the next attach opens a new exec (which finds the shell)');
 });

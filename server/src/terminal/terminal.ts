@@ -153,7 +153,11 @@ export class Terminal {
     this.#resize.dispose();
     const sink = this.#sink;
     this.#sink = null;
-    if (sink) {
+    if (sink && code === null) {
+      // The way to the shell broke, not (known to be) the shell: the client reconnects,
+      // and the next exec attaches to it if it is still there (lab-shell, dtach).
+      sink.close(CloseCode.internal, 'lost the connection to the shell');
+    } else if (sink) {
       sink.control({ type: 'exit', code });
       sink.close(CloseCode.shellExited, 'shell exited');
     }

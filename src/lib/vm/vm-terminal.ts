@@ -37,10 +37,10 @@ export class VmTerminal implements TerminalConnection {
 
   connect(): void {
     this.close(false);
-    this.#o.onStatus?.('connecting', 0);
+    this.#o.onStatus?.('connecting', 0, { restarting: false });
     this.#unlisten = this.#o.listen((b) => this.#byte(b));
     this.#attached = true;
-    this.#o.onStatus?.('attached', 0);
+    this.#o.onStatus?.('attached', 0, { restarting: false });
     const { cols, rows } = this.#o.size();
     this.resize(cols, rows);
     this.#sawOutput = false;
@@ -82,7 +82,7 @@ export class VmTerminal implements TerminalConnection {
     this.#pending = [];
     this.#lastSize = '';
     if (was && report) {
-      this.#o.onStatus?.('ended', 0);
+      this.#o.onStatus?.('ended', 0, { restarting: false });
       this.#o.onEnd?.('closed', 1000);
     }
   }

@@ -11,13 +11,14 @@ import { AppError, ENGINE_HELP } from '../../errors.ts';
 import type {
   EngineInfo,
   LabHost,
+  LabHostEvent,
   LabHostRequest,
   LabHostSummary,
   Runtime,
   TerminalProcess,
 } from '../runtime.ts';
 import { type ApparmorCheck, LAB_HOST_PROFILE, LOAD_PROFILE_COMMAND } from './apparmor.ts';
-import { execSpec, LAB_HOME, labHostSpec, labUser } from './lab-host-spec.ts';
+import { execSpec, LAB_HOME, LEASE_COMMAND, labHostSpec, labUser } from './lab-host-spec.ts';
 import { fromLabels, LABELS } from './labels.ts';
 import { type ListedHost, UidAllocator, type UidRange } from './uid-allocator.ts';
 
@@ -318,6 +319,7 @@ export class DockerRuntime implements Runtime {
     const image = await this.#image(req.lab.id);
     const apparmorProfile = await this.apparmorProfile();
     const uid = await this.#uids.reserve();
+    const seconds = (d: Date) => Math.max(1, Math.ceil((d.getTime() - this.#now()) / 1000));
     let container: Docker.Container;
     try {
       const spec = labHostSpec({
@@ -331,7 +333,8 @@ export class DockerRuntime implements Runtime {
         expiresAt: req.expiresAt,
         deadline: req.deadline,
         // lab-init counts from its own start, which is about now.
-        hardDeadlineSeconds: Math.max(1, Math.ceil((req.deadline.getTime() - this.#now()) / 1000)),
+        hardDeadlineSeconds: seconds(req.deadline),
+        ...(req.lease ? { leaseSeconds: Math.min(seconds(req.lease), seconds(req.deadline)) } : {}),
       });
       container = await this.#docker.createContainer(spec as Docker.ContainerCreateOptions);
     } catch (err) {
@@ -368,6 +371,17 @@ export class DockerRuntime implements Runtime {
     return { id: container.id, sessionId: req.sessionId };
   }
 
+  async renewLease(id: string, until: Date): Promise<void> {
+    // Seconds from now, not a date: the engine's clock need not be ours (a remote DOCKER_HOST).
+    const n = Math.max(1, Math.ceil((until.getTime() - this.#now()) / 1000));
+    const r = await this.exec(id, [...LEASE_COMMAND], { timeoutMs: 5000, env: [`LAB_LEASE_SECONDS=${n}`] });
+    if (r.code !== 0) {
+      throw new AppError('internal', 'renewing the lab host lease failed', {
+        cause: new Error(`lab-lease exit ${r.code}: ${r.stderr.trim().slice(0, 200)}`),
+      });
+    }
+  }
+
   async removeLabHost(id: string): Promise<void> {
     try {
       await this.#docker.getContainer(id).remove({ force: true });
@@ -378,6 +392,77 @@ export class DockerRuntime implements Runtime {
     }
     this.#uids.releaseHost(id);
     this.#hostUids.delete(id);
+  }
+
+  /**
+   * The Engine API's events stream, for our containers' `die` and `destroy`: a host that
+   * goes is known at once, not at the reaper's next listing. The stream ends when dockerd
+   * restarts; it is opened again with a backoff (1 s doubling to 15 s), and each reopening
+   * says `resync` (events in the gap are lost). An engine that refuses events (403: the
+   * engine filter in front of it) is not asked again: the reaper's listing covers it.
+   */
+  watchLabHosts(on: (e: LabHostEvent) => void): () => void {
+    let stopped = false;
+    let stream: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let delay = 1000;
+    const again = (connected: boolean) => {
+      stream = undefined;
+      if (stopped) return;
+      if (connected) delay = 1000;
+      timer = setTimeout(() => void open(true), delay);
+      timer.unref();
+      delay = Math.min(delay * 2, 15_000);
+    };
+    const open = async (reopening: boolean) => {
+      let s: NodeJS.ReadableStream;
+      try {
+        s = (await this.#docker.getEvents({
+          filters: { type: ['container'], event: ['die', 'destroy'], label: [`${LABELS.managed}=true`] },
+        })) as NodeJS.ReadableStream;
+      } catch (err) {
+        if ((err as DockerErrorLike).statusCode === 403) return;
+        return again(false);
+      }
+      if (stopped) return (s as { destroy?: () => void }).destroy?.();
+      stream = s;
+      if (reopening) on({ type: 'resync' });
+      let buf = '';
+      s.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        // Newline-delimited JSON; a line may arrive in pieces.
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i).trim();
+          buf = buf.slice(i + 1);
+          if (!line) continue;
+          try {
+            const e = JSON.parse(line) as { Actor?: { ID?: string; Attributes?: Record<string, string> } };
+            const id = e.Actor?.ID;
+            if (!id) continue;
+            const l = fromLabels(e.Actor?.Attributes);
+            on({ type: 'gone', hostId: id, sessionId: l.sessionId, instance: l.instance });
+          } catch {
+            // Not an event we can read: the next listing decides.
+          }
+        }
+        if (buf.length > 1 << 20) buf = ''; // no line is this long: not an events stream
+      });
+      let ended = false;
+      const end = () => {
+        if (ended) return;
+        ended = true;
+        again(true);
+      };
+      s.once('end', end);
+      s.once('close', end);
+      s.once('error', end);
+    };
+    void open(false);
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      stream?.destroy?.();
+    };
   }
 
   async listLabHosts(): Promise<LabHostSummary[]> {
@@ -403,6 +488,7 @@ export class DockerRuntime implements Runtime {
         deadline: l.deadline,
         pooled: l.pooled,
         createdAt: new Date(c.Created * 1000),
+        running: c.State === 'running',
       };
     });
   }
@@ -434,13 +520,42 @@ export class DockerRuntime implements Runtime {
     await resize(size.cols, size.rows).catch(() => {});
     const exited = new Promise<number | null>((resolve) => {
       let done = false;
-      const finish = () => {
+      // The stream also ends when the engine loses it (dockerd restarting, live-restore)
+      // while the process runs on: only an exec the engine says is over has exited; null
+      // otherwise (the shell, under dtach, is then still there for the next exec).
+      const finish = async () => {
         if (done) return;
         done = true;
-        exec.inspect().then(
-          (i) => resolve(typeof i.ExitCode === 'number' ? i.ExitCode : null),
-          () => resolve(null),
-        );
+        for (let i = 0; i < 5; i++) {
+          try {
+            const s = await exec.inspect();
+            if (!s.Running) {
+              // A host removed under the shell ends its exec too: that is the host going (the
+              // session layer hears it from the events), not the shell exiting.
+              // The engine may say "running" for a moment after it killed the exec with the
+              // host: a shell killed by a signal (code >= 128) gets a second look.
+              const running = () =>
+                this.#docker
+                  .getContainer(hostId)
+                  .inspect()
+                  .then(
+                    (c) => Boolean(c.State?.Running) && !c.State?.Restarting,
+                    () => false,
+                  );
+              const code = typeof s.ExitCode === 'number' ? s.ExitCode : null;
+              let alive = await running();
+              if (alive && code !== null && code >= 128) {
+                await new Promise((r) => setTimeout(r, 300));
+                alive = await running();
+              }
+              return resolve(alive ? code : null);
+            }
+          } catch {
+            return resolve(null);
+          }
+          await new Promise((r) => setTimeout(r, 50 * 2 ** i));
+        }
+        resolve(null);
       };
       stream.once('end', finish);
       stream.once('close', finish);
@@ -459,7 +574,7 @@ export class DockerRuntime implements Runtime {
   async exec(
     hostId: string,
     cmd: string[],
-    opts: { timeoutMs?: number } = {},
+    opts: { timeoutMs?: number; env?: string[] } = {},
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     const container = this.#docker.getContainer(hostId);
     const user = labUser(await this.#uidOf(hostId));
@@ -471,7 +586,7 @@ export class DockerRuntime implements Runtime {
         User: user,
         // The image's /etc/passwd points into the lab host's /run/lab, which the engine
         // cannot read, so it would set HOME=/.
-        Env: [`HOME=${LAB_HOME}`],
+        Env: [`HOME=${LAB_HOME}`, ...(opts.env ?? [])],
         Tty: false,
       });
       const stream = await exec.start({ hijack: true, stdin: false });

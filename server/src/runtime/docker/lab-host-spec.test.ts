@@ -54,6 +54,7 @@ describe('labHostSpec', () => {
     assert.ok(spec.Env.includes('LAB_APP_CMD=exec busybox httpd -f -p 8080 -h /srv/www'));
     assert.ok(spec.Env.includes('LAB_APP_HOSTNAME=box'));
     assert.ok(spec.Env.includes('LAB_DEADLINE_SECONDS=3600'));
+    assert.ok(spec.Env.includes('LAB_LEASE_SECONDS=3600'), 'without a lease of its own: the deadline');
     assert.ok(spec.Env.includes('LAB_ID=processes'));
     // Docker cannot read the image's passwd (it points into a tmpfs): HOME comes from us.
     assert.ok(spec.Env.includes('HOME=/home/reader'));
@@ -184,6 +185,7 @@ describe('labHostSpec', () => {
   it('refuses bad input', () => {
     assert.throws(() => labHostSpec(input({ hardDeadlineSeconds: 0 })), /hardDeadlineSeconds/);
     assert.throws(() => labHostSpec(input({ hardDeadlineSeconds: 1.5 })), /hardDeadlineSeconds/);
+    assert.throws(() => labHostSpec(input({ leaseSeconds: 0 })), /leaseSeconds/);
     assert.throws(() => labHostSpec(input({ sessionId: 'a b' })), /session id/);
     assert.throws(() => labHostSpec(input({ sessionId: '' })), /session id/);
     assert.doesNotThrow(() => labHostSpec(input({ sessionId: '_-base64url_ID-9' })));

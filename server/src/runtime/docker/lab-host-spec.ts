@@ -61,6 +61,8 @@ export interface LabHostSpecInput {
    */
   deadline: Date;
   hardDeadlineSeconds: number;
+  /** The host's first lease in seconds (lab-init ends it then unless lab-lease renews it); default: the hard deadline. */
+  leaseSeconds?: number;
   /** Extra labels, for tests that mark their own containers; ours win on conflict. */
   labels?: Record<string, string>;
   /**
@@ -124,6 +126,10 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       `labHostSpec: hardDeadlineSeconds must be a positive integer, not ${hardDeadlineSeconds}`,
     );
   }
+  const leaseSeconds = Math.min(input.leaseSeconds ?? hardDeadlineSeconds, hardDeadlineSeconds);
+  if (!Number.isInteger(leaseSeconds) || leaseSeconds < 1) {
+    throw new Error(`labHostSpec: leaseSeconds must be a positive integer, not ${input.leaseSeconds}`);
+  }
   if (Number.isNaN(expiresAt.getTime())) throw new Error('labHostSpec: expiresAt is not a valid date');
   if (Number.isNaN(deadline.getTime())) throw new Error('labHostSpec: deadline is not a valid date');
 
@@ -143,6 +149,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
       `LAB_APP_CMD=${lab.app.command}`,
       `LAB_APP_HOSTNAME=${lab.app.hostname}`,
       `LAB_DEADLINE_SECONDS=${hardDeadlineSeconds}`,
+      `LAB_LEASE_SECONDS=${leaseSeconds}`,
       'LANG=C.UTF-8',
       // Docker takes HOME from the image's /etc/passwd, which points into /run/lab: a
       // tmpfs the engine does not see from outside, so it would fall back to "/".
@@ -246,6 +253,9 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
   };
 }
 
+/** The command that renews a lab host's lease (the seconds go in its environment, LAB_LEASE_SECONDS). */
+export const LEASE_COMMAND: readonly string[] = Object.freeze(['/usr/local/sbin/lab-lease']);
+
 /**
  * `POST /containers/{id}/exec` body of one terminal: a login bash for the reader, on the
  * lab host (`host`) or inside the nested container (`container`, via nsenter), as the lab
@@ -257,7 +267,9 @@ export function execSpec(terminal: TerminalDef, uid: number): ExecCreateBody {
     // The lab host's own uid: any other would be a stranger there (and share nothing).
     User: labUser(uid),
     WorkingDir: LAB_HOME,
-    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', `HOME=${LAB_HOME}`],
+    // LAB_TERMINAL: the shell runs under dtach, and a later exec of the same terminal
+    // (another server's, after a restart) attaches to it (lab-shell).
+    Env: ['TERM=xterm-256color', 'LANG=C.UTF-8', `HOME=${LAB_HOME}`, `LAB_TERMINAL=${terminal.name}`],
     Tty: true,
     AttachStdin: true,
     AttachStdout: true,

@@ -15,7 +15,9 @@ export function localRuntime(
     info: () => engine.info(),
     createLabHost: (req) => engine.createLabHost(req),
     removeLabHost: (id) => engine.removeLabHost(id),
+    renewLease: (id, until) => engine.renewLease(id, until),
     listLabHosts: () => engine.listLabHosts(),
+    watchLabHosts: (on) => engine.watchLabHosts(on),
     openTerminal: async (hostId: string, terminal: TerminalDef, size: { cols: number; rows: number }) =>
       terminal.target === 'host' ? hostShell(size) : engine.openTerminal(hostId, terminal, size),
     exec: (hostId, cmd, opts) => engine.exec(hostId, cmd, opts),
