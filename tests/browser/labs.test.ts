@@ -37,6 +37,8 @@ import {
 } from './support.ts';
 
 const LAB = 'processes';
+/** A lab only the lab server runs (no `browser` mode): what a reader gets without one. */
+const SERVER_ONLY = 'layers';
 
 const bed = useSiteAndBrowser();
 
@@ -417,7 +419,17 @@ describe('without a server (static hosting)', () => {
     assert.ok(total <= 60 * 1024, `first-load JS is ${total} bytes gzipped`);
   });
 
+  test('a lab that can run in the tab offers that instead', async () => {
+    // The page the first-load test opened: the processes lab has modes server and browser.
+    const lab = page.locator(`[data-lab="${LAB}"]`);
+    await waitForState(page, LAB, 'offline', 10_000);
+    assert.match((await lab.locator('[data-note]').textContent()) ?? '', /can run in your browser/);
+    assert.ok(await lab.getByRole('button', { name: /Run in my browser/ }).isVisible());
+  });
+
   test('each lab says live labs need the server, and plays its recording', async () => {
+    const LAB = SERVER_ONLY;
+    await page.goto(statik.url(lessonWithLab(bed.site, LAB)), { waitUntil: 'networkidle' });
     const lab = page.locator(`[data-lab="${LAB}"]`);
     await waitForState(page, LAB, 'offline', 10_000);
     assert.match((await lab.locator('[data-note]').textContent()) ?? '', /lab server/);
@@ -450,9 +462,8 @@ describe('without a server (static hosting)', () => {
     await page.waitForFunction(
       (l) => document.querySelector<HTMLElement>(`[data-lab="${l}"]`)?.dataset.player === 'ended',
       LAB,
-      {
-        timeout: 60_000,
-      },
+      // Lesson 8's recording runs about 75 s (its twelve blocks, typed as a person types).
+      { timeout: 150_000 },
     );
     // The recording is this lesson's own runnable blocks (scripts/record-labs.ts), run in a real
     // lab: each block's command in its terminal, after the real prompts.
@@ -465,14 +476,17 @@ describe('without a server (static hosting)', () => {
     };
     assert.match(shown.container, /root@box/, 'the recording shows the container prompt');
     assert.match(shown.host, /reader@labhost/, 'and the lab host prompt');
-    for (const b of blocks)
-      for (const name of b.target === 'both'
-        ? (['container', 'host'] as const)
-        : [b.target as 'container' | 'host'])
-        assert.ok(
-          shown[name].includes((b.code.split('\n')[0] ?? '').replace(/\s+/g, '')),
-          `the recording shows block ${b.order} (${b.code.split('\n')[0]}) in ${name}`,
-        );
+    // Each terminal ends on the last block typed into it (a long recording scrolls its first
+    // blocks out of the screen; tests/site/recordings.test.ts checks every block is in the cast).
+    for (const name of ['container', 'host'] as const) {
+      const last = blocks.filter((b) => b.target === name || b.target === 'both').at(-1);
+      if (!last) continue;
+      // Its first 30 characters: readline redraws a line that reaches the right margin.
+      assert.ok(
+        shown[name].includes((last.code.split('\n')[0] ?? '').slice(0, 30).replace(/\s+/g, '')),
+        `the recording ends with block ${last.order} (${last.code.split('\n')[0]}) in ${name}`,
+      );
+    }
     assert.ok(await lab.getByRole('button', { name: 'Replay' }).isVisible());
     await shootElement(page, lab, 'lab-recording-ended-light-1280');
   });
@@ -493,6 +507,7 @@ describe('a server without a container engine', () => {
   });
 
   test('explains how to get live labs and offers the recording', async () => {
+    const LAB = SERVER_ONLY;
     await page.goto(server.url + lessonWithLab(bed.site, LAB));
     await waitForState(page, LAB, 'engine-down', 10_000);
     const lab = page.locator(`[data-lab="${LAB}"]`);

@@ -501,9 +501,10 @@ describe('a step check without a server (static hosting)', () => {
   });
 
   test('says it needs a live lab, and offers no Check button', async () => {
-    await page.goto(statik.url(lessonWithChecks(bed.site, 'processes')));
-    await waitForState(page, 'processes', 'offline', 10_000);
-    const check = page.locator('[data-check="sleep-host-pid"]');
+    // A lab only the lab server runs (labs that can run in the tab keep their checks).
+    await page.goto(statik.url(lessonWithChecks(bed.site, 'layers')));
+    await waitForState(page, 'layers', 'offline', 10_000);
+    const check = page.locator('[data-check="overlay-mounted"]');
     await page.waitForFunction(
       () => document.querySelector<HTMLElement>('[data-check]')?.dataset.labMode === 'offline',
     );

@@ -132,9 +132,14 @@ describe('in-browser labs: static files, no lab server', () => {
 
     // The step check: sleep inside, its host PID typed in, judged in the page.
     await runIn(page, 'processes', 'container', 'sleep 1000 &');
-    const sleeper = psRows(lastOutput(await runLong(page, 'processes', 'host', 'ps -ef'), 'ps -ef')).find(
-      (r) => r.cmd === 'sleep 1000',
-    );
+    // On an emulated CPU the background sleep may not have exec'd yet: look again, a few times.
+    let sleeper: ReturnType<typeof psRows>[number] | undefined;
+    for (let i = 0; i < 5 && !sleeper; i++) {
+      if (i > 0) await page.waitForTimeout(1000);
+      sleeper = psRows(lastOutput(await runLong(page, 'processes', 'host', 'ps -ef'), 'ps -ef')).find(
+        (r) => r.cmd === 'sleep 1000',
+      );
+    }
     assert.ok(sleeper, 'the sleep shows on the host');
     const check = page.locator('[data-check="sleep-host-pid"]').first();
     await check.locator('[data-check-answer]').fill(String(sleeper.pid));
