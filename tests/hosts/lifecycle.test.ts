@@ -1,12 +1,20 @@
 /**
  * What the server does with what it made, on the test host's engine: the warm pool (one
  * ready lab host per lab, handed to a Start, refilled, removed at SIGTERM), and after a
- * SIGKILL a restart that removes the leftovers before it serves anyone.
+ * SIGKILL a restart that takes the stored sessions back and removes the hosts nobody stored
+ * before it serves anyone.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loadLabs } from '../../labs/load.ts';
-import { createSession, labContainers, startServer, TermClient } from '../support/server.ts';
+import { SqliteSessionStore } from '../../server/src/store/sqlite-store.ts';
+import {
+  createSession,
+  labContainers,
+  type SessionInfo,
+  startServer,
+  TermClient,
+} from '../support/server.ts';
 import { scaled } from '../support/slowness.ts';
 import { hostKind } from './support.ts';
 
@@ -52,12 +60,14 @@ describe(`server lifecycle on the ${kind} host`, () => {
     assert.deepEqual(await labContainers(instance), [], 'sessions and pool removed');
   });
 
-  test('after SIGKILL, a restart removes the leftovers before it answers', async () => {
+  test('after SIGKILL, a restart takes the stored session back and removes the host nobody stored', async () => {
     const instance = `hosts-kill-${process.pid}`;
     const first = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
+    let kept: SessionInfo;
+    let lost: SessionInfo;
     try {
-      await createSession(first.base, 'processes');
-      await createSession(first.base, 'cgroups');
+      kept = await createSession(first.base, 'processes');
+      lost = await createSession(first.base, 'cgroups');
     } finally {
       await first.stop('SIGKILL');
     }
@@ -67,13 +77,25 @@ describe(`server lifecycle on the ${kind} host`, () => {
       left.every((c) => c.Labels['containerlabs.deadline']),
       'each carries its own deadline',
     );
+    // As if the second session's write had never reached the disk.
+    const store = new SqliteSessionStore(first.dataDir);
+    await store.remove(lost.id);
+    await store.close();
     const second = await startServer({ CL_INSTANCE: instance, CL_POOL_SIZE: '0' });
     try {
-      assert.deepEqual(await labContainers(instance), [], 'removed during start-up');
-      assert.match(second.logs(), /removed leftover lab hosts/);
+      assert.deepEqual(
+        (await labContainers(instance)).map((c) => c.Labels['containerlabs.session']),
+        [kept.id],
+        'the stored session kept its host, the other was removed during start-up',
+      );
+      assert.match(second.logs(), /took back 1 session\(s\) of an earlier run, removed 1 leftover/);
+      const r = await fetch(`${second.base}/api/v1/sessions/${kept.id}`, {
+        headers: { authorization: `Bearer ${kept.token}` },
+      });
+      assert.equal(r.status, 200, 'the token from before still works');
       // And it serves: a new session starts on the same engine.
       const s = await createSession(second.base, 'processes');
-      assert.equal((await labContainers(instance)).length, 1);
+      assert.equal((await labContainers(instance)).length, 2);
       assert.ok(s.id);
     } finally {
       assert.equal(await second.stop('SIGTERM'), 0);
