@@ -28,6 +28,7 @@ import {
   pollStatus,
   sessionCreatedBy,
   sessionStatus,
+  startLabAt,
   type TestProxy,
   useLabServer,
   useSiteAndBrowser,
@@ -40,14 +41,7 @@ const LAB = 'processes';
 const bed = useSiteAndBrowser();
 
 /** Opens the lesson at `base` and starts its lab; resolves once ready, with the session. */
-async function startLab(page: Page, base: string): Promise<PageSession> {
-  await page.goto(base + lessonWithLab(bed.site, LAB));
-  const lab = page.locator(`[data-lab="${LAB}"]`);
-  await lab.scrollIntoViewIfNeeded();
-  const s = await sessionCreatedBy(page, () => lab.getByRole('button', { name: 'Start lab' }).click());
-  await waitForState(page, LAB, 'ready');
-  return s;
-}
+const startLab = (page: Page, base: string): Promise<PageSession> => startLabAt(page, bed.site, base, LAB);
 
 describe('refusals and endings, each with its own message', () => {
   const served = useLabServer(bed);

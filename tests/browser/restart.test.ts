@@ -15,14 +15,12 @@ import { stopServersAfterTests } from '../support/auto-stop.ts';
 import { removeInstanceContainers, startServer, terminalTicket } from '../support/server.ts';
 import {
   labStatus,
-  lessonWithLab,
   type PageSession,
   poll,
   runIn,
-  sessionCreatedBy,
+  startLabAt,
   useSiteAndBrowser,
   waitForPrompt,
-  waitForState,
   waitForText,
 } from './support.ts';
 
@@ -32,11 +30,7 @@ const LAB = 'processes';
 const bed = useSiteAndBrowser();
 
 async function startLab(page: Page, base: string): Promise<PageSession> {
-  await page.goto(base + lessonWithLab(bed.site, LAB));
-  const lab = page.locator(`[data-lab="${LAB}"]`);
-  await lab.scrollIntoViewIfNeeded();
-  const s = await sessionCreatedBy(page, () => lab.getByRole('button', { name: 'Start lab' }).click());
-  await waitForState(page, LAB, 'ready');
+  const s = await startLabAt(page, bed.site, base, LAB);
   await waitForPrompt(page, LAB, 'host');
   return s;
 }

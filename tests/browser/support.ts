@@ -496,3 +496,13 @@ export async function watchResources(page: Page): Promise<() => Promise<HeldReso
     return held;
   };
 }
+
+/** Opens the lesson of `lab` on `base`, presses Start lab; resolves once ready, with the session. */
+export async function startLabAt(page: Page, site: string, base: string, lab: string): Promise<PageSession> {
+  await page.goto(base + lessonWithLab(site, lab));
+  const block = page.locator(`[data-lab="${lab}"]`);
+  await block.scrollIntoViewIfNeeded();
+  const s = await sessionCreatedBy(page, () => block.getByRole('button', { name: 'Start lab' }).click());
+  await waitForState(page, lab, 'ready');
+  return s;
+}

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import type {} from '../../src/lib/lab-controller.ts';
 import { readCurrent } from '../../vm/lib/manifest.ts';
 import { type StaticServer, serveStatic } from '../site/static-server.ts';
@@ -111,6 +111,16 @@ async function startInBrowser(
   return { page, seconds, requests };
 }
 
+/** Presses a step check's button and waits until the page has judged it (passed or not). */
+async function pressCheck(page: Page, check: Locator): Promise<void> {
+  await check.locator('[data-check-run]').click();
+  await waitFor(
+    page,
+    () => check.getAttribute('data-passed'),
+    (v) => v !== null,
+    CMD_MS,
+  );
+}
 describe('in-browser labs: static files, no lab server', () => {
   test('processes: both shells, the PID mapping, a step check, and nothing asked of a server', async () => {
     const { page, requests } = await startInBrowser('processes', 'sleep-host-pid');
@@ -143,13 +153,7 @@ describe('in-browser labs: static files, no lab server', () => {
     assert.ok(sleeper, 'the sleep shows on the host');
     const check = page.locator('[data-check="sleep-host-pid"]').first();
     await check.locator('[data-check-answer]').fill(String(sleeper.pid));
-    await check.locator('[data-check-run]').click();
-    await waitFor(
-      page,
-      () => check.getAttribute('data-passed'),
-      (v) => v !== null,
-      CMD_MS,
-    );
+    await pressCheck(page, check);
     assert.match((await check.locator('[data-check-result]').textContent()) ?? '', /Passed/);
 
     assert.ok(!requests.some((p) => p.startsWith('/api/v1/sessions')), 'no session was asked of a server');
@@ -194,13 +198,7 @@ describe('in-browser labs: static files, no lab server', () => {
     assert.match(hog, /tail was killed by SIGKILL/, hog);
     for (const id of ['oom-kill', 'pids-limit']) {
       const check = page.locator(`[data-check="${id}"]`).first();
-      await check.locator('[data-check-run]').click();
-      await waitFor(
-        page,
-        () => check.getAttribute('data-passed'),
-        (v) => v !== null,
-        CMD_MS,
-      );
+      await pressCheck(page, check);
     }
     const info = await runLong(page, 'cgroups', 'host', 'cgroup-info');
     assert.match(lastOutput(info, 'cgroup-info'), /OOM kills\s+[1-9]/);
@@ -228,13 +226,7 @@ describe('in-browser labs: static files, no lab server', () => {
     for (const id of ['bridge-up', 'ping-across']) {
       const check = page.locator(`[data-check="${id}"]`).first();
       assert.equal(await check.count(), 1, `the lesson has the ${id} check`);
-      await check.locator('[data-check-run]').click();
-      await waitFor(
-        page,
-        () => check.getAttribute('data-passed'),
-        (v) => v !== null,
-        CMD_MS,
-      );
+      await pressCheck(page, check);
     }
     await page.close();
   });
