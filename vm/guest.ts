@@ -70,9 +70,7 @@ export const PROGRAMS = [
   '/bin/bash',
   '/bin/busybox',
   // coreutils' tail keeps a stream without newlines whole (busybox's does not), as mem-hog
-  // (labs/cgroups) needs. WARNING: mem-hog's `head -c 100M` still fails with busybox's head
-  // (it takes `m`, not `M`); with coreutils' head too, the initramfs came out one the kernel
-  // calls "broken padding" (vm/lib/cpio.ts) and the boot hung: not solved yet.
+  // (labs/cgroups) needs; its `head -c` is busybox's, so mem-hog gives a byte count.
   '/usr/bin/tail',
   // procps: the `ps -ef` of the lessons, and its friends.
   '/bin/ps',
