@@ -284,3 +284,29 @@ describe('local mode access token', () => {
     assert.equal(health.statusCode, 200, 'health and the site stay open');
   });
 });
+
+describe('POST /api/v1/labs/:id/hint (fake runtime, no port)', () => {
+  let app: FastifyInstance;
+  before(async () => {
+    ({ app } = await setup());
+  });
+  after(() => app.close());
+
+  test("a lesson page's hint: 202 and whether it counted; unknown lab 404, malformed id 400", async () => {
+    const hint = (lab: string) => app.inject({ method: 'POST', url: `/api/v1/labs/${lab}/hint` });
+    const first = await hint('processes');
+    assert.equal(first.statusCode, 202);
+    assert.deepEqual(first.json(), { counted: true });
+    assert.equal(first.headers['cache-control'], 'no-store');
+    // Hints for one lab stop counting at CL_POOL_MAX (24 by default): more could make no spare.
+    let counted = 1;
+    for (let i = 0; i < 59; i++) if ((await hint('processes')).json().counted) counted++;
+    assert.equal(counted, 24);
+    const unknown = await hint('nope');
+    assert.equal(unknown.statusCode, 404);
+    assert.equal(unknown.json().error.code, 'unknown_lab');
+    const long = await hint('x'.repeat(65));
+    assert.equal(long.statusCode, 400);
+    assert.equal(long.json().error.code, 'bad_request');
+  });
+});

@@ -150,6 +150,14 @@ const EnvSchema = z.object({
   CL_POOL_SIZE: Int(0, 50).default(1),
   /** A pooled lab host older than this is replaced instead of handed out. */
   CL_POOL_MAX_AGE: Duration.default(parseDuration('15m')),
+  /** Spares of all labs together at most, counting those made for lesson pages' hints
+   *  (a page with a lab in view asks for one); spares for hints also stay within
+   *  CL_MAX_SESSIONS together with the sessions. */
+  CL_POOL_MAX: Int(0, 1000).default(24),
+  /** How long a hint counts (a reader reading the lesson before pressing Start). */
+  CL_POOL_HINT_TTL: Duration.default(parseDuration('10m')),
+  /** Spares the pool makes at once (a reader's Start still goes first). */
+  CL_POOL_FILL_CONCURRENCY: Int(1, 16).default(2),
   /** AppArmor profile of lab hosts: `auto` = ours, `containerlabs-labhost`
    *  (labs/apparmor/; Docker's docker-default denies the mount(2) nested containers need),
    *  where the engine applies AppArmor, none elsewhere; or the name of a profile loaded on
@@ -225,6 +233,9 @@ export interface Config {
   readonly engineConcurrency: number;
   readonly poolSize: number;
   readonly poolMaxAgeMs: number;
+  readonly poolMax: number;
+  readonly poolHintTtlMs: number;
+  readonly poolFillParallel: number;
   readonly apparmorProfile: string;
   readonly allowedOrigins: readonly string[];
   readonly instance: string;
@@ -301,6 +312,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     engineConcurrency: e.CL_ENGINE_CONCURRENCY,
     poolSize: e.CL_POOL_SIZE,
     poolMaxAgeMs: e.CL_POOL_MAX_AGE,
+    poolMax: e.CL_POOL_MAX,
+    poolHintTtlMs: e.CL_POOL_HINT_TTL,
+    poolFillParallel: e.CL_POOL_FILL_CONCURRENCY,
     apparmorProfile: e.CL_APPARMOR_PROFILE,
     allowedOrigins: Object.freeze([...e.CL_ALLOWED_ORIGINS]),
     instance: e.CL_INSTANCE ?? `${e.HOST}:${e.PORT}`,

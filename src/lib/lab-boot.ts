@@ -182,6 +182,27 @@ function wireChecks(): void {
 
 let availability: LabAvailability | undefined;
 
+/**
+ * Tells the lab server once per page view that a lab is in view, so it can have a sandbox
+ * ready before the reader presses Start (POST /api/v1/labs/:id/hint, server/src/sessions/
+ * warm-pool.ts). Only for labs the server runs; a lost hint costs nothing but a cold Start.
+ */
+function hintWhenSeen(): void {
+  const labs = roots.filter((r) => (r.dataset.modes ?? 'server').includes('server') && r.dataset.lab);
+  if (labs.length === 0 || typeof IntersectionObserver !== 'function') return;
+  const sent = new Set<string>();
+  const seen = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const lab = (e.target as HTMLElement).dataset.lab ?? '';
+      if (!e.isIntersecting || sent.has(lab)) continue;
+      sent.add(lab);
+      seen.unobserve(e.target);
+      void fetch(`/api/v1/labs/${encodeURIComponent(lab)}/hint`, { method: 'POST' }).catch(() => {});
+    }
+  });
+  for (const r of labs) seen.observe(r);
+}
+
 function applyAvailability(a: LabAvailability): void {
   availability = a;
   for (const block of document.querySelectorAll<HTMLElement>('.run-block[data-run], [data-check]')) {
@@ -192,7 +213,10 @@ function applyAvailability(a: LabAvailability): void {
     block.dataset.labMode = a.kind === 'live' || root?.dataset.vm ? 'live' : 'offline';
   }
   labPage?.then((p) => p.setAvailability(a)).catch(() => {});
-  if (a.kind === 'live') return;
+  if (a.kind === 'live') {
+    hintWhenSeen();
+    return;
+  }
   for (const root of roots) {
     // Only labs nobody has touched yet switch to the offline presentation; a lab that runs
     // only in the browser never needed a server.

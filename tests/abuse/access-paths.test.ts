@@ -121,6 +121,8 @@ function cases(mode: Mode, s: SessionInfo, cred: Record<string, string>, base: s
     // The access code (code) or start-up token (local): nothing else is missing.
     out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions', body: '{"lab":"processes"}' });
     out.push({ guard: 'access', method: 'POST', path: '/api/v1/sessions/', body: '{"lab":"processes"}' });
+    // A counted hint makes the server build a spare lab host: the container count shows a leak too.
+    out.push({ guard: 'access', method: 'POST', path: '/api/v1/labs/processes/hint' });
     for (const r of sessionRoutes.slice(0, -1)) out.push({ guard: 'access', ...r, headers: bearer });
     out.push({ guard: 'access', method: 'POST', path: `${terminal}/tickets`, headers: bearer });
     out.push({
@@ -219,7 +221,7 @@ for (const mode of ['open', 'code', 'local'] as const) {
   });
 }
 
-describe('draining: no spelling of POST /api/v1/sessions starts a session', () => {
+describe('draining: no spelling of POST /api/v1/sessions starts a session, nor of the hint a spare', () => {
   const fx = useServer('abuse-paths-drain', { CL_POOL_SIZE: '0', CL_DRAIN_GRACE: '120s' });
 
   test('every spelling and method is refused while the server drains', async () => {
@@ -250,6 +252,10 @@ describe('draining: no spelling of POST /api/v1/sessions starts a session', () =
       path: '/api/v1/sessions',
       body: '{"lab":"processes"}',
     });
+    // A server going away makes no spares either.
+    leaks.push(
+      ...(await tryAll(srv.port, { guard: 'drain', method: 'POST', path: '/api/v1/labs/processes/hint' })),
+    );
     assert.deepEqual(leaks.slice(0, 40), [], `${leaks.length} requests got past the drain`);
     assert.equal((await labContainers(fx.instance)).length, 1);
     await t.close();
@@ -275,6 +281,7 @@ describe('local mode answers only requests addressed to this machine (DNS rebind
         { guard: 'host', method: 'GET', path: `/api/v1/sessions/${s.id}` },
         { guard: 'host', method: 'GET', path: `/api/v1/sessions/${s.id}/terminals/host`, upgrade: true },
         { guard: 'host', method: 'GET', path: '/api/v1/labs' },
+        { guard: 'host', method: 'POST', path: '/api/v1/labs/processes/hint' },
       ];
       for (const c of list) {
         const withCred: Case = {

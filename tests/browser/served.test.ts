@@ -7,11 +7,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
+import { AdminStatusReply } from '../../server/src/contract/rest.ts';
 import {
   buildSite,
   type LabServer,
   launchBrowser,
   lessonWithLab,
+  poll,
   startLabServer,
   waitForState,
 } from './support.ts';
@@ -79,6 +81,32 @@ describe('the site served by our server (real server, Chromium)', () => {
     await page.locator('[data-lab="processes"] [data-action="start"]').first().click();
     await waitForState(page, 'processes', 'ready');
     assert.deepEqual(problems, []);
+    await page.close();
+  });
+
+  test("a lesson page with a lab in view has a spare made for it, and that page's Start takes it", async () => {
+    // The server keeps no spares (CL_POOL_SIZE=0): any spare is the page's hint at work.
+    const pool = async () => {
+      const r = await fetch(`${server.url}/api/v1/admin/status`);
+      const body = AdminStatusReply.parse(await r.json());
+      return { ready: body.pool.ready.namespaces ?? 0, target: body.pool.targets?.namespaces ?? 0 };
+    };
+    assert.deepEqual(await pool(), { ready: 0, target: 0 });
+    const page = await browser.newPage();
+    const hints: number[] = [];
+    page.on('response', (r) => {
+      if (r.url().endsWith('/api/v1/labs/namespaces/hint')) hints.push(r.status());
+    });
+    await page.goto(`${server.url}${lessonWithLab(site, 'namespaces')}`, { waitUntil: 'networkidle' });
+    const root = page.locator('[data-lab="namespaces"]').first();
+    await root.scrollIntoViewIfNeeded();
+    const ready = await poll(pool, (p) => p.ready === 1, 30_000, 200);
+    assert.deepEqual(ready, { ready: 1, target: 1 }, `the hint made one spare (hints answered: ${hints})`);
+    assert.deepEqual(hints, [202], 'one hint per page view');
+    await root.locator('[data-action="start"]').click();
+    await waitForState(page, 'namespaces', 'ready');
+    // The Start took the spare and used up the hint: nothing is left, nothing is made.
+    assert.deepEqual(await pool(), { ready: 0, target: 0 });
     await page.close();
   });
 });

@@ -55,8 +55,15 @@ export type LabsReply = z.infer<typeof LabsReply>;
 
 // ---- sessions -----------------------------------------------------------------------
 
+/** `POST /api/v1/labs/:id/hint` (a lesson page shows the lab; no body): 202 and whether the
+ *  hint counted toward a spare lab host (a client's hints count up to its session quota). */
+export const HintReply = z.object({ counted: z.boolean() });
+export type HintReply = z.infer<typeof HintReply>;
+
 /** `POST /api/v1/sessions` body. */
-export const CreateSessionBody = z.object({ lab: z.string().min(1).max(64) }).strict();
+/** A lab id as a request names it (lab.yaml's ids are shorter; unknown ones are a 404). */
+export const LabId = z.string().min(1).max(64);
+export const CreateSessionBody = z.object({ lab: LabId }).strict();
 export type CreateSessionBody = z.infer<typeof CreateSessionBody>;
 
 const SessionTerminal = z.object({
@@ -186,7 +193,13 @@ export type CheckResult = z.infer<typeof CheckResult>;
 
 // ---- operator -----------------------------------------------------------------------
 
-const Pool = z.object({ size: z.number(), ready: z.record(z.string(), z.number()) });
+/** The warm pool: spares kept per lab without hints, ready per lab, and each lab's target
+ *  (that size plus the lesson pages' live hints; optional: servers before hints had none). */
+const Pool = z.object({
+  size: z.number(),
+  ready: z.record(z.string(), z.number()),
+  targets: z.record(z.string(), z.number()).optional(),
+});
 
 /** `GET /api/v1/admin/status`. */
 export const AdminStatusReply = z.object({

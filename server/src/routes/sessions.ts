@@ -7,12 +7,17 @@
  *   GET    /api/v1/sessions/:id           Bearer → the session
  *   POST   /api/v1/sessions/:id/extend    Bearer → the session with a later expiry
  *   DELETE /api/v1/sessions/:id           Bearer → 204 once its lab host is gone
+ *   POST   /api/v1/labs/:id/hint          no body → 202 {"counted"}: a lesson page shows
+ *                                          the lab, so a Start may follow (warm-pool.ts)
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
-import { type CreatedSessionReply, CreateSessionBody } from '../contract/rest.ts';
+import { z } from 'zod';
+import { type CreatedSessionReply, CreateSessionBody, type HintReply, LabId } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
 import { bearer, parse, SessionParams, sessionView } from './common.ts';
+
+const LabParams = z.object({ id: LabId });
 
 export interface SessionRoutesOptions {
   sessions: SessionManager;
@@ -41,6 +46,17 @@ export async function sessionRoutes(app: FastifyInstance, opts: SessionRoutesOpt
         ticket: sessions.ticket(session, t.name).ticket,
       }));
       return reply.code(201).send({ ...view, terminals, token } satisfies CreatedSessionReply);
+    },
+  );
+
+  // Behind the drain guard too: a server going away makes no spares.
+  app.post(
+    '/api/v1/labs/:id/hint',
+    { onRequest: opts.drainGuard ? [opts.drainGuard] : [] },
+    async (req, reply) => {
+      const { id } = parse(LabParams, req.params, 'lab id');
+      const counted = sessions.hint(id, opts.clientKey(req.ip));
+      return reply.code(202).send({ counted } satisfies HintReply);
     },
   );
 

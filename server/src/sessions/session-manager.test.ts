@@ -401,6 +401,73 @@ describe('SessionManager with a warm pool', () => {
     assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
   });
 
+  test("a hint raises its lab's spares by one, up to the client's session quota; a Start uses it up", async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, maxSessions: 10, maxSessionsPerClient: 2 });
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 1);
+    assert.equal(mgr.hint('processes', 'a'), true);
+    assert.equal(mgr.hint('processes', 'a'), true);
+    assert.equal(mgr.hint('processes', 'a'), false, 'a client cannot start more than its quota');
+    assert.equal(mgr.hint('processes', 'b'), true, 'another client has a quota of its own');
+    assert.equal(mgr.poolStats().targets.processes, 4);
+    await settle(() => mgr.poolStats().ready.processes === 4);
+    assert.equal(rt.created, 4);
+    const { session } = await mgr.create('processes', 'a');
+    assert.ok(session.hostId, 'served from a spare');
+    assert.equal(mgr.poolStats().targets.processes, 3, "a's Start used up one of its hints");
+    await flush();
+    assert.equal(rt.created, 4, 'no refill: the spare it took was the one its hint asked for');
+    assert.throws(
+      () => mgr.hint('nope', 'a'),
+      (e: unknown) => e instanceof AppError && e.code === 'unknown_lab',
+    );
+    await mgr.shutdown();
+    assert.equal(mgr.hint('processes', 'c'), false, 'a server shutting down makes no spares');
+    assert.equal(rt.hosts.size, 0);
+  });
+
+  test('spares for hints stay within CL_POOL_MAX and leave the sessions their room', async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1, maxSessions: 4, maxSessionsPerClient: 5, poolMax: 3 });
+    mgr.startPool();
+    for (let i = 0; i < 5; i++) mgr.hint('processes', 'a');
+    await settle(() => mgr.poolStats().ready.processes === 3);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(rt.hosts.size, 3, 'CL_POOL_MAX: 3 spares, whatever the hints say');
+    // Two readers start (one hint each): spares are taken, and refills may use only the room
+    // left under CL_MAX_SESSIONS = 4 (2 sessions + 2 spares).
+    await mgr.create('processes', 'a');
+    await mgr.create('processes', 'a');
+    await settle(() => rt.created >= 4);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(
+      mgr.count + (mgr.poolStats().ready.processes ?? 0),
+      4,
+      'sessions + spares = CL_MAX_SESSIONS',
+    );
+    await mgr.shutdown();
+  });
+
+  test('spares above the target go once hints expire and they have waited; the base size stays', async () => {
+    const { clock, rt, mgr } = pooledManager({
+      poolSize: 1,
+      maxSessions: 10,
+      maxSessionsPerClient: 5,
+      poolHintTtlMs: 5 * MIN,
+      poolMaxAgeMs: 15 * MIN,
+    });
+    mgr.startPool();
+    for (let i = 0; i < 3; i++) mgr.hint('processes', 'a');
+    await settle(() => mgr.poolStats().ready.processes === 4);
+    await mgr.reap();
+    assert.equal(mgr.poolStats().ready.processes, 4, 'while the hints live, the spares stay');
+    clock.advance(5 * MIN);
+    assert.equal(mgr.poolStats().targets.processes, 1, 'hints expired');
+    await mgr.reap();
+    assert.equal(mgr.poolStats().ready.processes, 1, 'the three spares for hints are gone');
+    await settle(() => rt.hosts.size === 1);
+    await mgr.shutdown();
+  });
+
   test('shutdown while a refill and a Start are at the engine waits for both and removes their hosts', async () => {
     const { rt, mgr } = pooledManager({ poolSize: 1, poolMaxAgeMs: 15 * MIN });
     rt.createDelayMs = 30;

@@ -32,6 +32,12 @@ export interface SessionLimits {
   poolSize?: number;
   /** A pooled host older than this is replaced rather than handed out. */
   poolMaxAgeMs?: number;
+  /** Spares of all labs at most, hints included (warm-pool.ts). */
+  poolMax?: number;
+  /** How long a lesson page's hint counts. */
+  poolHintTtlMs?: number;
+  /** Spares made at once. */
+  poolFillParallel?: number;
 }
 
 /** The limits a configuration sets (CL_SESSION_TTL, CL_MAX_SESSIONS, CL_POOL_SIZE, ...). */
@@ -46,6 +52,9 @@ export function sessionLimits(c: Config): SessionLimits {
     engineConcurrency: c.engineConcurrency,
     poolSize: c.poolSize,
     poolMaxAgeMs: c.poolMaxAgeMs,
+    poolMax: c.poolMax,
+    poolHintTtlMs: c.poolHintTtlMs,
+    poolFillParallel: c.poolFillParallel,
   };
 }
 
@@ -206,6 +215,12 @@ export class SessionManager {
       runtime: this.#runtime,
       labs: deps.labs,
       size: deps.limits.poolSize ?? 0,
+      maxSpares: deps.limits.poolMax,
+      // Spares for hints never take a session's place under CL_MAX_SESSIONS.
+      room: () => deps.limits.maxSessions - this.#sessions.size - this.#pool.spares,
+      hintTtlMs: deps.limits.poolHintTtlMs,
+      hintsPerClient: deps.limits.maxSessionsPerClient,
+      fillParallel: deps.limits.poolFillParallel,
       maxAgeMs: poolMaxAgeMs,
       // A pooled host may wait up to its max age before its session starts.
       lifetimeMs: deps.limits.maxLifetimeMs + poolMaxAgeMs,
@@ -266,9 +281,20 @@ export class SessionManager {
     this.#pool.fill();
   }
 
-  /** Ready hosts per lab in the warm pool. */
-  poolStats(): { size: number; ready: Record<string, number> } {
-    return { size: this.#pool.size, ready: this.#pool.stats() };
+  /** Ready hosts per lab in the warm pool, and what each lab aims at (base size + hints). */
+  poolStats(): { size: number; ready: Record<string, number>; targets: Record<string, number> } {
+    return { size: this.#pool.size, ready: this.#pool.stats(), targets: this.#pool.targets() };
+  }
+
+  /**
+   * A lesson page shows lab `labId` to a reader of `clientKey`: a Start may follow, so the
+   * pool makes a spare for it, within its budget. True if the hint counted (a client's
+   * hints count up to its session quota). Unknown lab: AppError unknown_lab.
+   */
+  hint(labId: string, clientKey: string): boolean {
+    if (!this.#labs.has(labId)) throw new AppError('unknown_lab', `There is no lab "${labId}".`);
+    if (this.#draining) return false;
+    return this.#pool.hint(labId, clientKey);
   }
 
   get labs(): ReadonlyMap<string, LabDef> {
@@ -322,7 +348,7 @@ export class SessionManager {
     const now = this.#clock.now();
     const token = randomToken();
     const started = performance.now();
-    const pooled = this.#pool.take(labId);
+    const pooled = this.#pool.take(labId, clientKey);
     if (pooled) {
       const session = new Session({
         id: pooled.sessionId,
