@@ -153,7 +153,7 @@ const EnvSchema = z.object({
   /** Spares of all labs together at most, counting those made for lesson pages' hints
    *  (a page with a lab in view asks for one); spares for hints also stay within
    *  CL_MAX_SESSIONS together with the sessions. */
-  CL_POOL_MAX: Int(0, 1000).default(24),
+  CL_POOL_MAX: Int(0, 1000).default(32),
   /** How long a hint counts (a reader reading the lesson before pressing Start). */
   CL_POOL_HINT_TTL: Duration.default(parseDuration('10m')),
   /** Spares the pool makes at once (a reader's Start still goes first). */

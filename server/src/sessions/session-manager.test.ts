@@ -401,6 +401,36 @@ describe('SessionManager with a warm pool', () => {
     assert.equal(rt.hosts.size, 0, 'shutdown drains the pool');
   });
 
+  test("a spare's shells are open before its reader comes: attaching needs no engine call", async () => {
+    const { rt, mgr } = pooledManager({ poolSize: 1 });
+    mgr.startPool();
+    await settle(() => mgr.poolStats().ready.processes === 1 && rt.terminals.length === 2);
+    assert.deepEqual(rt.terminals.map((t) => [t.name, t.size.cols]).sort(), [
+      ['container', 80],
+      ['host', 80],
+    ]);
+    const { session } = await mgr.create('processes', 'a');
+    const opened = rt.terminals.length;
+    const host = await mgr.terminal(session, 'host', { cols: 132, rows: 40 });
+    assert.equal(rt.terminals.length, opened, "the spare's shell, not a new exec");
+    const shell = rt.terminals.find((t) => t.hostId === session.hostId && t.name === 'host')!;
+    const out = sink();
+    host.attach(out);
+    host.input(Buffer.from('echo hi\r'));
+    await settle(() => out.out.includes('echo hi'));
+    await settle(() => shell.size.cols === 132);
+    assert.deepEqual(shell.size, { cols: 132, rows: 40 }, "the first attach brings the reader's size");
+    // A reconnect asking another size does not resize by itself (the page sends its resizes).
+    await mgr.terminal(session, 'host', { cols: 80, rows: 24 });
+    await flush();
+    assert.deepEqual(shell.size, { cols: 132, rows: 40 });
+    await mgr.shutdown();
+    assert.ok(
+      rt.terminals.every((t) => !rt.hosts.has(t.hostId)),
+      'all gone with their hosts',
+    );
+  });
+
   test("a hint raises its lab's spares by one, up to the client's session quota; a Start uses it up", async () => {
     const { rt, mgr } = pooledManager({ poolSize: 1, maxSessions: 10, maxSessionsPerClient: 2 });
     mgr.startPool();

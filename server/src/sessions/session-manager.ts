@@ -7,7 +7,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { LabDef, TerminalDef } from '../../../labs/schema.ts';
 import type { Config } from '../config.ts';
 import { AppError } from '../errors.ts';
-import type { LabHostSummary, Runtime } from '../runtime/runtime.ts';
+import type { LabHostSummary, Runtime, TerminalProcess } from '../runtime/runtime.ts';
 import { MemorySessionStore, type SessionStore, type StoredSession } from '../store/session-store.ts';
 import { CloseCode } from '../terminal/protocol.ts';
 import { Terminal } from '../terminal/terminal.ts';
@@ -188,6 +188,8 @@ export class SessionManager {
   #unwatch: (() => void) | undefined;
   /** Sessions ended because their host vanished (id → when), so a reconnect hears why. */
   readonly #vanished = new Map<string, number>();
+  /** Terminals opened in a spare before its reader came: the first attach sets their size. */
+  readonly #unsized = new WeakSet<Terminal>();
   /** Starts the engine is still creating a host for (settled once it is kept or removed). */
   readonly #creating = new Set<Promise<unknown>>();
 
@@ -360,6 +362,12 @@ export class SessionManager {
       });
       session.hostId = pooled.hostId;
       this.#sessions.set(session.id, session);
+      // The spare's shells are the session's terminals: the page's sockets attach to them.
+      for (const [name, sh] of pooled.shells) {
+        const def = lab.terminals.find((t) => t.name === name);
+        if (def && !sh.ended) this.#unsized.add(this.#adoptTerminal(session, def, sh.proc, sh.size));
+        else sh.proc.close();
+      }
       this.#renewLease(session);
       await this.#persist(session);
       this.#started(session, true, started);
@@ -468,7 +476,11 @@ export class SessionManager {
     const def = s.lab.terminals.find((t) => t.name === name);
     if (!def) throw new AppError('not_found', `Lab "${s.lab.id}" has no terminal "${name}".`);
     const live = s.terminals.get(name);
-    if (live && !live.exited) return live;
+    if (live && !live.exited) {
+      // A spare's shell was opened at a stock size: the reader's first socket brings theirs.
+      if (this.#unsized.delete(live)) live.resize(size.cols, size.rows);
+      return live;
+    }
     const pending = s.opening.get(name);
     if (pending) return pending;
     const p = this.#openTerminal(s, def, size).finally(() => s.opening.delete(name));
@@ -483,6 +495,19 @@ export class SessionManager {
       proc.close();
       throw new AppError('session_ended', 'The session has ended.');
     }
+    const fresh = !s.started.has(def.name);
+    const t = this.#adoptTerminal(s, def, proc, size);
+    if (fresh) await this.#persist(s);
+    return t;
+  }
+
+  /** `proc` becomes the session's terminal `def` (marked started; the caller persists). */
+  #adoptTerminal(
+    s: Session,
+    def: TerminalDef,
+    proc: TerminalProcess,
+    size: { cols: number; rows: number },
+  ): Terminal {
     const t = new Terminal(
       def,
       proc,
@@ -499,10 +524,7 @@ export class SessionManager {
       { size },
     );
     s.terminals.set(def.name, t);
-    if (!s.started.has(def.name)) {
-      s.started.add(def.name);
-      await this.#persist(s);
-    }
+    s.started.add(def.name);
     return t;
   }
 

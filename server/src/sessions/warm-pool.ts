@@ -13,7 +13,7 @@
  * above the target (their hints expired) go once they have been idle `shrinkIdleMs`.
  */
 import type { LabDef } from '../../../labs/schema.ts';
-import type { Runtime } from '../runtime/runtime.ts';
+import type { Runtime, TerminalProcess } from '../runtime/runtime.ts';
 import type { Semaphore } from './limits.ts';
 
 /** How long past its max age a spare's own lease runs (at most its max age again). */
@@ -24,7 +24,21 @@ export interface PooledHost {
   /** Chosen when the host was made (the engine's record of it cannot change later); becomes the session id. */
   sessionId: string;
   createdAt: number;
+  /** Its lab's shells, opened while it waited (by terminal name; a failed one is missing):
+   *  the reader's Start then needs no engine call to reach a prompt. */
+  shells: Map<string, PooledShell>;
 }
+
+export interface PooledShell {
+  proc: TerminalProcess;
+  /** The size it was opened with. */
+  size: { cols: number; rows: number };
+  /** Set once its stream ended (a shell that exited while waiting is not handed out). */
+  ended: boolean;
+}
+
+/** The size spares' shells open with; the page's first resize sets the reader's. */
+export const POOL_SHELL_SIZE = { cols: 80, rows: 24 } as const;
 
 export interface WarmPoolDeps {
   runtime: Runtime;
@@ -44,6 +58,8 @@ export interface WarmPoolDeps {
   shrinkIdleMs?: number;
   /** Refills at once (each one engine call; readers' Starts still go first). */
   fillParallel?: number;
+  /** Open each spare's shells while it waits (default true). */
+  openShells?: boolean;
   maxAgeMs: number;
   /** How long a pooled host lives at most, counted from its start (its hard deadline). */
   lifetimeMs: number;
@@ -58,7 +74,7 @@ export interface WarmPoolDeps {
 
 /** Defaults of the demand settings (config.ts has the operator's). */
 export const POOL_DEFAULTS = {
-  maxSpares: 24,
+  maxSpares: 32,
   hintTtlMs: 10 * 60_000,
   hintsPerClient: 3,
   shrinkIdleMs: 60_000,
@@ -238,7 +254,7 @@ export class WarmPool {
     for (const hosts of this.#ready.values()) {
       const i = hosts.findIndex((h) => h.hostId === hostId);
       if (i < 0) continue;
-      hosts.splice(i, 1);
+      for (const sh of hosts.splice(i, 1)[0]!.shells.values()) sh.proc.close();
       this.fill();
       return true;
     }
@@ -252,8 +268,10 @@ export class WarmPool {
     for (const [labId, hosts] of this.#ready) {
       for (let i = hosts.length - 1; i >= 0; i--) {
         const h = hosts[i]!;
-        if (!liveHostIds.has(h.hostId)) hosts.splice(i, 1);
-        else if (now - h.createdAt >= this.#d.maxAgeMs) {
+        if (!liveHostIds.has(h.hostId)) {
+          hosts.splice(i, 1);
+          for (const sh of h.shells.values()) sh.proc.close();
+        } else if (now - h.createdAt >= this.#d.maxAgeMs) {
           hosts.splice(i, 1);
           this.#discard(h);
         }
@@ -278,6 +296,7 @@ export class WarmPool {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     const all = [...this.#ready.values()].flatMap((hosts) => hosts.splice(0));
+    for (const h of all) for (const sh of h.shells.values()) sh.proc.close();
     await Promise.allSettled([...all.map((h) => this.#d.runtime.removeLabHost(h.hostId)), this.#loop]);
   }
 
@@ -317,7 +336,13 @@ export class WarmPool {
           await this.#d.runtime.removeLabHost(host.id).catch(() => {});
           return;
         }
-        this.#ready.get(lab.id)?.push({ hostId: host.id, sessionId, createdAt: now });
+        const shells = this.#d.openShells === false ? new Map() : await this.#openShells(host.id, lab);
+        if (this.#stopped) {
+          for (const sh of shells.values()) sh.proc.close();
+          await this.#d.runtime.removeLabHost(host.id).catch(() => {});
+          return;
+        }
+        this.#ready.get(lab.id)?.push({ hostId: host.id, sessionId, createdAt: now, shells });
         this.#failures = 0;
       } catch (err) {
         // Engine down or image missing: back off (up to a minute) instead of spinning.
@@ -334,6 +359,28 @@ export class WarmPool {
     }
   }
 
+  /** The lab's shells in a new spare; one that fails to open is left to the reader's attach. */
+  async #openShells(hostId: string, lab: LabDef): Promise<Map<string, PooledShell>> {
+    const shells = new Map<string, PooledShell>();
+    await Promise.all(
+      lab.terminals.map(async (def) => {
+        // Readers first here too: a Start waiting for the engine goes before a spare's shell.
+        while (this.#d.engine.waiting > 0 && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
+        try {
+          const proc = await this.#d.runtime.openTerminal(hostId, def, POOL_SHELL_SIZE);
+          const sh: PooledShell = { proc, size: { ...POOL_SHELL_SIZE }, ended: false };
+          void proc.exited.then(() => {
+            sh.ended = true;
+          });
+          shells.set(def.name, sh);
+        } catch (err) {
+          this.#d.events.event('pool.shell_failed', { lab: lab.id, terminal: def.name, error: String(err) });
+        }
+      }),
+    );
+    return shells;
+  }
+
   #schedule(ms: number): void {
     if (this.#timer || this.#stopped) return;
     this.#timer = setTimeout(() => {
@@ -344,6 +391,7 @@ export class WarmPool {
   }
 
   #discard(h: PooledHost): void {
+    for (const sh of h.shells.values()) sh.proc.close();
     this.#d.runtime.removeLabHost(h.hostId).catch(() => {});
   }
 }
