@@ -197,7 +197,11 @@ function hintWhenSeen(): void {
       if (!e.isIntersecting || sent.has(lab)) continue;
       sent.add(lab);
       seen.unobserve(e.target);
-      void fetch(`/api/v1/labs/${encodeURIComponent(lab)}/hint`, { method: 'POST' }).catch(() => {});
+      // The answer is read to its end (a few bytes): unread, the request stays open, and
+      // cancelled, it counts as a failed request.
+      void fetch(`/api/v1/labs/${encodeURIComponent(lab)}/hint`, { method: 'POST' })
+        .then((r) => r.arrayBuffer())
+        .catch(() => {});
     }
   });
   for (const r of labs) seen.observe(r);

@@ -20,6 +20,7 @@ import {
   lessonWithLab,
   ROOT,
   runIn,
+  termText,
   typeIn,
   useSiteAndBrowser,
   waitForPrompt,
@@ -197,6 +198,14 @@ describe('in-browser labs: static files, no lab server', () => {
       await pressCheck(page, check);
       assert.match((await check.locator('[data-check-result]').textContent()) ?? '', /Passed/, id);
     }
+    // Seen once in four runs: the host terminal's shell died in the OOM as well (a second kill
+    // while tail, on the emulated CPU, was slow to exit, is the likely cause; not confirmed).
+    // The page then says so, and Enter gives a new shell, as it tells the reader.
+    if ((await termText(page, 'cgroups', 'host')).includes('The shell exited')) {
+      console.log('# cgroups: the host shell was OOM-killed too; pressing Enter for a new one');
+      await typeIn(page, 'cgroups', 'host', '\n');
+      await waitForPrompt(page, 'cgroups', 'host', START_MS);
+    }
     const info = await runLong(page, 'cgroups', 'host', 'cgroup-info');
     assert.match(lastOutput(info, 'cgroup-info'), /OOM kills\s+[1-9]/);
     await page.close();
@@ -204,15 +213,22 @@ describe('in-browser labs: static files, no lab server', () => {
 
   test('networking: two namespaces, a veth pair each, a bridge, and a ping across it', async () => {
     const { page } = await startInBrowser('networking', 'ping-across');
+    // Each command with its prompt fits in 80 columns: on a loaded machine the guest may not
+    // have the terminal's width yet when the first one is typed, and readline's wrap at 80
+    // would garble the echo this test reads back.
     const steps = [
       'ip netns add red; ip netns add blue',
-      'ip link add veth-red type veth peer name veth-red-br',
-      'ip link add veth-blue type veth peer name veth-blue-br',
-      'ip link set veth-red netns red; ip link set veth-blue netns blue',
+      'ip link add veth-red type veth peer name vr-br',
+      'ip link add veth-blue type veth peer name vb-br',
+      'ip link set veth-red netns red',
+      'ip link set veth-blue netns blue',
       'ip link add br0 type bridge; ip link set br0 up',
-      'ip link set veth-red-br master br0 up; ip link set veth-blue-br master br0 up',
-      'ip -n red addr add 10.0.0.1/24 dev veth-red; ip -n red link set veth-red up',
-      'ip -n blue addr add 10.0.0.2/24 dev veth-blue; ip -n blue link set veth-blue up',
+      'ip link set vr-br master br0 up',
+      'ip link set vb-br master br0 up',
+      'ip -n red addr add 10.0.0.1/24 dev veth-red',
+      'ip -n red link set veth-red up',
+      'ip -n blue addr add 10.0.0.2/24 dev veth-blue',
+      'ip -n blue link set veth-blue up',
     ];
     for (const s of steps) await runLong(page, 'networking', 'host', s);
     const ping = lastOutput(

@@ -192,10 +192,16 @@ export class Apt {
     mkdirSync(dir, { recursive: true });
     const epochless = version.replace(/^\d+:/, '');
     const dsc = path.join(dir, `${source}_${epochless}.dsc`);
-    if (!existsSync(dsc))
-      this.#run('apt-get', ['source', '--download-only', '-qq', `${source}=${version}`], dir);
+    // A download that failed half way leaves the .dsc without all its files: fetch again.
+    const missing = () =>
+      !existsSync(dsc) || dscFiles(readFileSync(dsc, 'utf8')).some((f) => !existsSync(path.join(dir, f)));
+    if (missing()) this.#run('apt-get', ['source', '--download-only', '-qq', `${source}=${version}`], dir);
     if (!existsSync(dsc)) throw new Error(`apt-get source ${source}=${version} did not write ${dsc}`);
-    return dscFiles(readFileSync(dsc, 'utf8')).concat(path.basename(dsc));
+    const files = dscFiles(readFileSync(dsc, 'utf8'));
+    const absent = files.filter((f) => !existsSync(path.join(dir, f)));
+    if (absent.length > 0)
+      throw new Error(`apt-get source ${source}=${version} did not write ${absent.join(', ')}`);
+    return files.concat(path.basename(dsc));
   }
 
   #run(cmd: string, args: string[], cwd?: string): string {
