@@ -2,6 +2,8 @@
  * `npm test`: every check and test, in order, each step's output streamed. Needs what
  * `./run.sh test` sets up: a Docker engine with the lab images built, and Chromium
  * (CHROMIUM_PATH or /usr/bin/chromium). Nothing is skipped: a missing part fails its step.
+ * One exception, reported as skipped with its reason, never as passed: without root the
+ * engine-restart test (it starts a dockerd of its own) cannot run; CI runs as root.
  *
  *   npm test                 everything
  *   npm test -- unit site    only the named steps
