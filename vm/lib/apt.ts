@@ -192,16 +192,18 @@ export class Apt {
     mkdirSync(dir, { recursive: true });
     const epochless = version.replace(/^\d+:/, '');
     const dsc = path.join(dir, `${source}_${epochless}.dsc`);
-    // A download that failed half way leaves the .dsc without all its files: fetch again.
-    const missing = () =>
-      !existsSync(dsc) || dscFiles(readFileSync(dsc, 'utf8')).some((f) => !existsSync(path.join(dir, f)));
-    if (missing()) this.#run('apt-get', ['source', '--download-only', '-qq', `${source}=${version}`], dir);
-    if (!existsSync(dsc)) throw new Error(`apt-get source ${source}=${version} did not write ${dsc}`);
-    const files = dscFiles(readFileSync(dsc, 'utf8'));
-    const absent = files.filter((f) => !existsSync(path.join(dir, f)));
-    if (absent.length > 0)
-      throw new Error(`apt-get source ${source}=${version} did not write ${absent.join(', ')}`);
-    return files.concat(path.basename(dsc));
+    // The files of the .dsc not on disk (the .dsc itself if it is not): a download that
+    // failed half way leaves a .dsc without all its files, so fetch again then.
+    const absent = () =>
+      existsSync(dsc)
+        ? dscFiles(readFileSync(dsc, 'utf8')).filter((f) => !existsSync(path.join(dir, f)))
+        : [path.basename(dsc)];
+    if (absent().length > 0)
+      this.#run('apt-get', ['source', '--download-only', '-qq', `${source}=${version}`], dir);
+    const still = absent();
+    if (still.length > 0)
+      throw new Error(`apt-get source ${source}=${version} did not write ${still.join(', ')}`);
+    return dscFiles(readFileSync(dsc, 'utf8')).concat(path.basename(dsc));
   }
 
   #run(cmd: string, args: string[], cwd?: string): string {

@@ -4,13 +4,14 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { SessionId, type SessionReply, TerminalName } from '../contract/rest.ts';
+import { LabId, SessionId, type SessionReply, TerminalName } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import type { Session } from '../sessions/session-manager.ts';
 import { terminalPath } from '../terminal/protocol.ts';
 
 export { SessionId, TerminalName };
 export const SessionParams = z.object({ id: SessionId });
+export const LabParams = z.object({ id: LabId });
 
 /** The token of an `Authorization: Bearer <token>` header, if there is one. */
 export function bearer(req: Pick<FastifyRequest, 'headers'>): string | undefined {

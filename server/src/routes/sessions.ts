@@ -11,13 +11,10 @@
  *                                          the lab, so a Start may follow (warm-pool.ts)
  */
 import type { FastifyInstance, onRequestAsyncHookHandler } from 'fastify';
-import { z } from 'zod';
-import { type CreatedSessionReply, CreateSessionBody, type HintReply, LabId } from '../contract/rest.ts';
+import { type CreatedSessionReply, CreateSessionBody, type HintReply } from '../contract/rest.ts';
 import { AppError } from '../errors.ts';
 import type { SessionManager } from '../sessions/session-manager.ts';
-import { bearer, parse, SessionParams, sessionView } from './common.ts';
-
-const LabParams = z.object({ id: LabId });
+import { bearer, LabParams, parse, SessionParams, sessionView } from './common.ts';
 
 export interface SessionRoutesOptions {
   sessions: SessionManager;

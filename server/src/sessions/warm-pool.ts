@@ -58,8 +58,6 @@ export interface WarmPoolDeps {
   shrinkIdleMs?: number;
   /** Refills at once (each one engine call; readers' Starts still go first). */
   fillParallel?: number;
-  /** Open each spare's shells while it waits (default true). */
-  openShells?: boolean;
   maxAgeMs: number;
   /** How long a pooled host lives at most, counted from its start (its hard deadline). */
   lifetimeMs: number;
@@ -178,10 +176,6 @@ export class WarmPool {
 
   /** Spares of all labs, ready and being made. */
   get spares(): number {
-    return this.#spares();
-  }
-
-  #spares(): number {
     let n = this.#pending.size;
     for (const hosts of this.#ready.values()) n += hosts.length;
     return n;
@@ -197,7 +191,7 @@ export class WarmPool {
       if (gap <= 0) continue;
       // The base size is kept whatever the budget; spares for hints stay within it.
       const forHint = have >= this.#d.size;
-      if (forHint && (this.#spares() >= this.#maxSpares || (this.#d.room?.() ?? 1) <= 0)) continue;
+      if (forHint && (this.spares >= this.#maxSpares || (this.#d.room?.() ?? 1) <= 0)) continue;
       if (gap > bestGap) {
         best = lab;
         bestGap = gap;
@@ -254,7 +248,7 @@ export class WarmPool {
     for (const hosts of this.#ready.values()) {
       const i = hosts.findIndex((h) => h.hostId === hostId);
       if (i < 0) continue;
-      for (const sh of hosts.splice(i, 1)[0]!.shells.values()) sh.proc.close();
+      closeShells(hosts.splice(i, 1)[0]!.shells);
       this.fill();
       return true;
     }
@@ -270,7 +264,7 @@ export class WarmPool {
         const h = hosts[i]!;
         if (!liveHostIds.has(h.hostId)) {
           hosts.splice(i, 1);
-          for (const sh of h.shells.values()) sh.proc.close();
+          closeShells(h.shells);
         } else if (now - h.createdAt >= this.#d.maxAgeMs) {
           hosts.splice(i, 1);
           this.#discard(h);
@@ -296,15 +290,14 @@ export class WarmPool {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     const all = [...this.#ready.values()].flatMap((hosts) => hosts.splice(0));
-    for (const h of all) for (const sh of h.shells.values()) sh.proc.close();
+    for (const h of all) closeShells(h.shells);
     await Promise.allSettled([...all.map((h) => this.#d.runtime.removeLabHost(h.hostId)), this.#loop]);
   }
 
   async #fillLoop(): Promise<void> {
     for (;;) {
       if (this.#stopped) return;
-      // Readers first: while a Start waits for the engine, the refill waits too.
-      while (this.#d.engine.waiting > 0 && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
+      await this.#readersFirst();
       if (this.#stopped || this.#retryAt > this.#d.now()) return;
       const lab = this.#nextLab();
       if (!lab) return;
@@ -336,9 +329,9 @@ export class WarmPool {
           await this.#d.runtime.removeLabHost(host.id).catch(() => {});
           return;
         }
-        const shells = this.#d.openShells === false ? new Map() : await this.#openShells(host.id, lab);
+        const shells = await this.#openShells(host.id, lab);
         if (this.#stopped) {
-          for (const sh of shells.values()) sh.proc.close();
+          closeShells(shells);
           await this.#d.runtime.removeLabHost(host.id).catch(() => {});
           return;
         }
@@ -364,8 +357,7 @@ export class WarmPool {
     const shells = new Map<string, PooledShell>();
     await Promise.all(
       lab.terminals.map(async (def) => {
-        // Readers first here too: a Start waiting for the engine goes before a spare's shell.
-        while (this.#d.engine.waiting > 0 && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
+        await this.#readersFirst();
         try {
           const proc = await this.#d.runtime.openTerminal(hostId, def, POOL_SHELL_SIZE);
           const sh: PooledShell = { proc, size: { ...POOL_SHELL_SIZE }, ended: false };
@@ -381,6 +373,11 @@ export class WarmPool {
     return shells;
   }
 
+  /** Readers first: while a Start waits for the engine, the pool's engine work waits too. */
+  async #readersFirst(): Promise<void> {
+    while (this.#d.engine.waiting > 0 && !this.#stopped) await new Promise((r) => setTimeout(r, 50));
+  }
+
   #schedule(ms: number): void {
     if (this.#timer || this.#stopped) return;
     this.#timer = setTimeout(() => {
@@ -391,7 +388,12 @@ export class WarmPool {
   }
 
   #discard(h: PooledHost): void {
-    for (const sh of h.shells.values()) sh.proc.close();
+    closeShells(h.shells);
     this.#d.runtime.removeLabHost(h.hostId).catch(() => {});
   }
+}
+
+/** Ends a spare's shells (its host is going, or was never handed out). */
+function closeShells(shells: ReadonlyMap<string, PooledShell>): void {
+  for (const sh of shells.values()) sh.proc.close();
 }
