@@ -2,8 +2,10 @@
  * Crash safety with the server gone for good: after SIGKILL (no restart, so no start-up
  * cleanup and no reaper of ours), every lab host of that server (its session's and any
  * warm-pool spares) ends by itself when its lease runs out (/run/lab/lease, read through
- * the engine; never later than its deadline label): lab-init exits 0, AutoRemove deletes
- * the container. A spare's lease is the pool's maximum age (and a grace), a session's its
+ * the engine; never later than its deadline label): lab-init exits 0, and AutoRemove deletes
+ * the container (on an engine with live-restore, where lab hosts have no AutoRemove, the
+ * stopped container waits for any server's reaper: what counts here is that nothing runs).
+ * A spare's lease is the pool's maximum age (and a grace), a session's its
  * lifetime. Watched through the Engine API only (events and the container list). That
  * a restart removes leftovers at once is tests/integration/lifecycle.test.ts.
  *
@@ -18,7 +20,13 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import Docker from 'dockerode';
 import { stopServersAfterTests } from '../support/auto-stop.ts';
-import { createSession, labContainers, removeInstanceContainers, startServer } from '../support/server.ts';
+import {
+  createSession,
+  labContainers,
+  removeInstanceContainers,
+  runningLabContainers,
+  startServer,
+} from '../support/server.ts';
 import { sleep } from './support.ts';
 
 stopServersAfterTests();
@@ -107,7 +115,7 @@ describe('crash safety (real engine)', () => {
       const giveUp = Math.max(...left.map(deadlineOf)) + 30_000;
       const gone = new Map<string, number>();
       while (gone.size < left.length && Date.now() < giveUp) {
-        const now = new Set((await labContainers(instance)).map((c) => c.Id));
+        const now = new Set((await runningLabContainers(instance)).map((c) => c.Id));
         for (const c of left) if (!now.has(c.Id) && !gone.has(c.Id)) gone.set(c.Id, Date.now());
         await sleep(500);
       }
@@ -202,11 +210,11 @@ describe('crash safety of the warm pool (real engine)', () => {
     const giveUp = killedAt + (2 * MAX_AGE_S + 20) * 1000;
     let spareGoneAt: number | undefined;
     while (Date.now() < giveUp && spareGoneAt === undefined) {
-      const live = new Set((await labContainers(poolInstance)).map((c) => c.Id));
+      const live = new Set((await runningLabContainers(poolInstance)).map((c) => c.Id));
       if (!live.has(spare.Id)) spareGoneAt = Date.now();
       else await sleep(500);
     }
-    const left = await labContainers(poolInstance);
+    const left = await runningLabContainers(poolInstance);
     console.log(
       `\n--- crash safety of the pool: spare ${spareGoneAt ? `gone ${((spareGoneAt - killedAt) / 1000).toFixed(1)} s after the kill` : 'STILL THERE'}, ` +
         `the session's host ${left.some((c) => c.Labels['containerlabs.session'] === s.id) ? 'still running' : 'GONE'} ---\n`,

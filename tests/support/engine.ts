@@ -10,6 +10,8 @@ import { loadLabs } from '../../labs/load.ts';
 export interface LabContainer {
   Id: string;
   Labels: Record<string, string>;
+  /** running, exited, created, ... */
+  State: string;
 }
 
 async function list(labels: string[]): Promise<LabContainer[]> {
@@ -20,6 +22,12 @@ async function list(labels: string[]): Promise<LabContainer[]> {
 /** Containers with our label for this server instance (every instance without one). */
 export function labContainers(instance?: string): Promise<LabContainer[]> {
   return list(instance ? [`containerlabs.instance=${instance}`] : []);
+}
+
+/** Those of labContainers(instance) that run (a stopped one may wait for a reaper, see
+ *  DockerRuntime's AutoRemove on engines with live-restore). */
+export async function runningLabContainers(instance?: string): Promise<LabContainer[]> {
+  return (await labContainers(instance)).filter((c) => c.State === 'running');
 }
 
 /** Containers of one session. */

@@ -17,6 +17,8 @@ export interface EngineInfo {
   rootless?: boolean;
   /** The engine has userns-remap: container uids are mapped into a subordinate range. */
   usernsRemap?: boolean;
+  /** The engine leaves containers running while it restarts (dockerd --live-restore). */
+  liveRestore?: boolean;
   /** Why it is unreachable, for operators. */
   error?: string;
 }
@@ -58,6 +60,8 @@ export interface LabHostSummary {
   createdAt: Date;
   /** Running now (false: stopped, dead or still being created); undefined if unknown. */
   running?: boolean;
+  /** Stopped for good (exited or dead, not being created): only removing it is left. */
+  exited?: boolean;
 }
 
 /** What the runtime saw happen to lab hosts, in our terms. */

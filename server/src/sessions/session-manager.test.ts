@@ -303,6 +303,31 @@ describe('SessionManager', () => {
     assert.deepEqual([...rt.hosts.keys()].sort(), ['other-live', 'other-taken', session.hostId].sort());
   });
 
+  test('leftovers: a stopped host goes whoever made it (no AutoRemove on a live-restore engine)', async () => {
+    const future = new Date(clock.now() + 60_000);
+    rt.addLeftover({
+      id: 'other-stopped',
+      sessionId: 's5',
+      lab: 'processes',
+      instance: 'other',
+      deadline: future,
+      running: false,
+      exited: true,
+    });
+    // Being created by another server (not started yet): not stopped for good, left alone.
+    rt.addLeftover({
+      id: 'other-creating',
+      sessionId: 's6',
+      lab: 'processes',
+      instance: 'other',
+      deadline: future,
+      running: false,
+      exited: false,
+    });
+    assert.equal(await mgr.removeLeftovers({ all: false }), 1);
+    assert.deepEqual([...rt.hosts.keys()], ['other-creating']);
+  });
+
   test('shutdown ends every session and refuses new ones; its sockets hear 4012, not 4000', async () => {
     const { session } = await mgr.create('processes', 'a');
     await mgr.create('processes', 'b');

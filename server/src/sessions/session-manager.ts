@@ -249,7 +249,11 @@ export class SessionManager {
   }
 
   #hostGone(hostId: string): void {
-    if (this.#pool.forget(hostId)) return;
+    if (this.#pool.forget(hostId)) {
+      // Without AutoRemove (an engine with live-restore) a stopped spare stays until removed.
+      this.#runtime.removeLabHost(hostId).catch(() => {});
+      return;
+    }
     const s = this.list().find((x) => x.hostId === hostId);
     if (!s || s.ended) return; // ours: removed on purpose, or not a host of this server
     this.#events.event('session.host_gone', { session: s.id, lab: s.lab.id });
@@ -598,6 +602,8 @@ export class SessionManager {
     for (const s of this.#sessions.values()) owned.add(s.id);
     const doomed = hosts.filter((h) => {
       if (h.deadline && h.deadline.getTime() <= now) return true;
+      // Stopped for good, whoever made it (no AutoRemove on an engine with live-restore).
+      if (h.exited) return true;
       if (h.instance !== this.#instance) return false;
       return opts.all || !(owned.has(h.sessionId) || this.#pool.owns(h.sessionId));
     });

@@ -115,6 +115,7 @@ export class DockerRuntime implements Runtime {
   readonly #imageCache = new Map<string, Promise<string>>();
   readonly #apparmorSetting: string;
   #apparmor: Promise<string | undefined> | null = null;
+  #autoRemove: Promise<boolean> | null = null;
   #pinned: { profile: string | undefined } | undefined;
   readonly #uidSetting: 'auto' | UidRange;
   readonly #uids: UidAllocator;
@@ -201,6 +202,24 @@ export class DockerRuntime implements Runtime {
       });
     }
     return this.#apparmor;
+  }
+
+  /**
+   * Whether lab hosts get AutoRemove: not on an engine with live-restore. Docker before
+   * 24.0.8 (Debian 12's 20.10 among them) kills and removes running AutoRemove containers
+   * when it comes back with live-restore (moby/moby#46308): the restart would end every
+   * reader's sandbox. There the server removes stopped hosts itself (the `die` event, the
+   * reaper's listing). Asked again after the engine restarts (the watch's resync).
+   */
+  #autoRemoveHosts(): Promise<boolean> {
+    if (!this.#autoRemove) {
+      const asked = this.info();
+      this.#autoRemove = asked.then((i) => !(i.reachable && i.liveRestore));
+      asked.then((i) => {
+        if (!i.reachable) this.#autoRemove = null;
+      });
+    }
+    return this.#autoRemove;
   }
 
   /**
@@ -299,6 +318,7 @@ export class DockerRuntime implements Runtime {
         apparmor: security.some((o) => o.includes('name=apparmor')),
         rootless: security.some((o) => o.includes('name=rootless')),
         usernsRemap: security.some((o) => o.includes('name=userns')),
+        liveRestore: info.LiveRestoreEnabled === true,
       };
     } catch (err) {
       return { reachable: false, error: message(err) };
@@ -318,12 +338,14 @@ export class DockerRuntime implements Runtime {
   async createLabHost(req: LabHostRequest): Promise<LabHost> {
     const image = await this.#image(req.lab.id);
     const apparmorProfile = await this.apparmorProfile();
+    const autoRemove = await this.#autoRemoveHosts();
     const uid = await this.#uids.reserve();
     const seconds = (d: Date) => Math.max(1, Math.ceil((d.getTime() - this.#now()) / 1000));
     let container: Docker.Container;
     try {
       const spec = labHostSpec({
         apparmorProfile,
+        autoRemove,
         lab: req.lab,
         image,
         sessionId: req.sessionId,
@@ -426,7 +448,10 @@ export class DockerRuntime implements Runtime {
       }
       if (stopped) return (s as { destroy?: () => void }).destroy?.();
       stream = s;
-      if (reopening) on({ type: 'resync' });
+      if (reopening) {
+        this.#autoRemove = null; // the engine may have come back with other settings
+        on({ type: 'resync' });
+      }
       let buf = '';
       s.on('data', (chunk: Buffer) => {
         buf += chunk.toString();
@@ -489,6 +514,7 @@ export class DockerRuntime implements Runtime {
         pooled: l.pooled,
         createdAt: new Date(c.Created * 1000),
         running: c.State === 'running',
+        exited: c.State === 'exited' || c.State === 'dead',
       };
     });
   }

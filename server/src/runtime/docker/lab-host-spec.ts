@@ -56,7 +56,7 @@ export interface LabHostSpecInput {
   /**
    * The hard deadline (a label, read by any server's reaper), and the lab host's lifetime
    * in seconds until then: its init exits by itself after this long, even if the server is
-   * gone (AutoRemove then deletes the container). Set a little beyond the session's own
+   * gone (AutoRemove then deletes the container, or any server's reaper). Set a little beyond the session's own
    * expiry, so the server normally stops it first.
    */
   deadline: Date;
@@ -71,6 +71,11 @@ export interface LabHostSpecInput {
    * the engine's default (hosts without AppArmor ignore it anyway).
    */
   apparmorProfile?: string;
+  /**
+   * The engine deletes the container when it stops (default true). False on an engine with
+   * live-restore, which would otherwise remove running ones when it restarts (DockerRuntime).
+   */
+  autoRemove?: boolean;
 }
 
 /** Subset of the Engine API's ContainerCreateRequest that we set (API 1.41). */
@@ -177,7 +182,7 @@ export function labHostSpec(input: LabHostSpecInput): ContainerCreateBody {
     StopSignal: 'SIGTERM',
     StopTimeout: 3,
     HostConfig: {
-      AutoRemove: true,
+      AutoRemove: input.autoRemove ?? true,
       RestartPolicy: { Name: 'no' },
       Init: false, // lab-init is PID 1 and reaps zombies itself
 
