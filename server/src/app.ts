@@ -162,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           ...(state.reachable ? {} : { help: ENGINE_HELP }),
         },
         sessions: sessions.count,
+        maxSessions: sessions.maxSessions,
         pool: sessions.poolStats(),
         labs: sessions.labs.size,
       };

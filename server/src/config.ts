@@ -140,7 +140,9 @@ const EnvSchema = z.object({
   CL_IDLE_TIMEOUT: Duration.default(parseDuration('10m')),
   /** How often the reaper looks for expired, idle and leftover lab hosts. */
   CL_REAP_INTERVAL: Duration.default(parseDuration('15s')),
-  CL_MAX_SESSIONS: Int(0, 10_000).default(20),
+  /** Sessions at once; `auto`: from the engine's memory and CPUs at start (autoMaxSessions
+   *  in sessions/limits.ts), 20 if the engine does not answer then. */
+  CL_MAX_SESSIONS: z.union([z.literal('auto'), Int(0, 10_000)]).default('auto'),
   CL_MAX_SESSIONS_PER_CLIENT: Int(1, 1000).default(3),
   /** Sessions one client may create per minute (token bucket). */
   CL_CREATE_PER_MINUTE: Int(1, 10_000).default(10),
@@ -227,7 +229,7 @@ export interface Config {
   readonly sessionMaxLifetimeMs: number;
   readonly idleTimeoutMs: number;
   readonly reapIntervalMs: number;
-  readonly maxSessions: number;
+  readonly maxSessions: number | 'auto';
   readonly maxSessionsPerClient: number;
   readonly createPerMinute: number;
   readonly engineConcurrency: number;

@@ -16,6 +16,7 @@ import { DockerRuntime } from './runtime/docker/docker-runtime.ts';
 import { EngineStatus } from './runtime/engine-status.ts';
 import { localRuntime } from './runtime/local/local-runtime.ts';
 import type { Runtime } from './runtime/runtime.ts';
+import { autoMaxSessions } from './sessions/limits.ts';
 import { SessionManager, sessionLimits } from './sessions/session-manager.ts';
 import type { SessionStore } from './store/session-store.ts';
 import { SqliteSessionStore } from './store/sqlite-store.ts';
@@ -66,12 +67,15 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   let log: { info: (o: object, m: string) => void } = { info: () => {} };
+  // Asked once before anything else: CL_MAX_SESSIONS=auto sizes itself by the engine's machine.
+  const engine = await engineStatus.refresh();
+  const maxSessions = config.maxSessions === 'auto' ? autoMaxSessions(engine, labs) : config.maxSessions;
   const sessions = new SessionManager({
     runtime,
     labs,
     instance: config.instance,
     store,
-    limits: sessionLimits(config),
+    limits: sessionLimits(config, maxSessions),
     events: {
       event: (name, fields) => {
         metrics.onEvent(name, fields);
@@ -95,7 +99,10 @@ async function main(): Promise<void> {
     draining: () => drain.active,
   });
 
-  const engine = await engineStatus.refresh();
+  app.log.info(
+    { maxSessions, setting: config.maxSessions, engineMemory: engine.memoryBytes, engineCpus: engine.cpus },
+    'sessions at once (CL_MAX_SESSIONS)',
+  );
   if (engine.reachable) {
     app.log.info({ engine: engine.version, cgroup: engine.cgroupVersion }, 'docker engine reachable');
     // AppArmor (issue 11): where the engine applies it, lab hosts run under an enforcing

@@ -9,6 +9,7 @@ import { loadConfig } from '../../server/src/config.ts';
 import { Drain } from '../../server/src/ops/drain.ts';
 import { Metrics } from '../../server/src/ops/metrics.ts';
 import { EngineStatus } from '../../server/src/runtime/engine-status.ts';
+import { FALLBACK_MAX_SESSIONS } from '../../server/src/sessions/limits.ts';
 import { SessionManager, sessionLimits } from '../../server/src/sessions/session-manager.ts';
 import { FakeRuntime } from './fake-runtime.ts';
 import { testLab } from './test-lab.ts';
@@ -36,7 +37,7 @@ export async function testApp(
     runtime,
     labs: opts.labs ?? [testLab()],
     instance: 't',
-    limits: sessionLimits(config),
+    limits: sessionLimits(config, config.maxSessions === 'auto' ? FALLBACK_MAX_SESSIONS : config.maxSessions),
   });
   let shutdowns = 0;
   const ops = {

@@ -19,6 +19,9 @@ export interface EngineInfo {
   usernsRemap?: boolean;
   /** The engine leaves containers running while it restarts (dockerd --live-restore). */
   liveRestore?: boolean;
+  /** The engine's machine: its memory in bytes and its CPUs (docker info MemTotal, NCPU). */
+  memoryBytes?: number;
+  cpus?: number;
   /** Why it is unreachable, for operators. */
   error?: string;
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RateLimiter, Semaphore } from './limits.ts';
+import { testLab } from '../../../tests/unit-support/test-lab.ts';
+import { autoMaxSessions, FALLBACK_MAX_SESSIONS, RateLimiter, Semaphore } from './limits.ts';
 
 /** A promise and its resolve, to finish tasks in the order a test chooses. */
 function gate(): { promise: Promise<void>; open(): void } {
@@ -71,4 +72,21 @@ test('rate limiter: a burst of perMinute, then one per 60/perMinute s; peek take
   now += 60_000;
   rl.prune();
   assert.equal(rl.peek('a'), 0);
+});
+
+test('CL_MAX_SESSIONS=auto: by memory and CPUs of the engine, the fallback when it says nothing', () => {
+  const GiB = 1024 ** 3;
+  const lab = testLab(); // 128 MiB
+  const big = { ...lab, id: 'big', limits: { ...lab.limits, memory: '512m' } };
+  const engine = { reachable: true, memoryBytes: 23 * GiB, cpus: 2 };
+  // CI's kind: 23 GiB / 2 / 128 MiB = 92 by memory, 2 × 25 by CPU.
+  assert.equal(autoMaxSessions(engine, [lab]), 50);
+  // The largest lab's limit counts: 23 GiB / 2 / 512 MiB = 23.
+  assert.equal(autoMaxSessions(engine, [lab, big]), 23);
+  // A small machine still runs a few; a huge one is capped.
+  assert.equal(autoMaxSessions({ reachable: true, memoryBytes: 1 * GiB, cpus: 1 }, [big]), 4);
+  assert.equal(autoMaxSessions({ reachable: true, memoryBytes: 4096 * GiB, cpus: 256 }, [lab]), 1000);
+  assert.equal(autoMaxSessions({ reachable: false }, [lab]), FALLBACK_MAX_SESSIONS);
+  assert.equal(autoMaxSessions({ reachable: true, cpus: 2 }, [lab]), FALLBACK_MAX_SESSIONS);
+  assert.equal(autoMaxSessions(engine, []), FALLBACK_MAX_SESSIONS);
 });

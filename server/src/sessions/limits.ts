@@ -1,5 +1,29 @@
 /** Small building blocks of the session manager's quotas. */
 import pLimit, { type LimitFunction } from 'p-limit';
+import { type LabDef, parseSize } from '../../../labs/schema.ts';
+import type { EngineInfo } from '../runtime/runtime.ts';
+
+/** CL_MAX_SESSIONS=auto when the engine does not say how big its machine is. */
+export const FALLBACK_MAX_SESSIONS = 20;
+/** Live sessions per engine CPU at most (readers mostly read: a lab host idles). */
+export const SESSIONS_PER_CPU = 25;
+/** Share of the engine's memory that lab hosts may take at their limits together. */
+export const MEMORY_SHARE = 0.5;
+
+/**
+ * CL_MAX_SESSIONS=auto: as many sessions as the engine's machine holds with every lab host
+ * at its memory limit in half its memory (the largest limit of the enabled labs), and no
+ * more than SESSIONS_PER_CPU per CPU; at least 4, at most 1000. A 2-core machine with 23 GiB
+ * (CI's kind) gets 50: a class of 30 and its spares. Unknown size: FALLBACK_MAX_SESSIONS.
+ */
+export function autoMaxSessions(engine: EngineInfo, labs: readonly LabDef[]): number {
+  const memory = engine.memoryBytes;
+  const cpus = engine.cpus;
+  if (!engine.reachable || !memory || !cpus || labs.length === 0) return FALLBACK_MAX_SESSIONS;
+  const perHost = Math.max(...labs.map((l) => parseSize(l.limits.memory)));
+  const byMemory = Math.floor((memory * MEMORY_SHARE) / perHost);
+  return Math.min(1000, Math.max(4, Math.min(byMemory, cpus * SESSIONS_PER_CPU)));
+}
 
 /** Token bucket per key: `perMinute` takes per minute, bursts up to `perMinute`. */
 export class RateLimiter {

@@ -40,13 +40,14 @@ export interface SessionLimits {
   poolFillParallel?: number;
 }
 
-/** The limits a configuration sets (CL_SESSION_TTL, CL_MAX_SESSIONS, CL_POOL_SIZE, ...). */
-export function sessionLimits(c: Config): SessionLimits {
+/** The limits a configuration sets (CL_SESSION_TTL, CL_MAX_SESSIONS, CL_POOL_SIZE, ...);
+ *  `maxSessions` is what CL_MAX_SESSIONS=auto came to (autoMaxSessions). */
+export function sessionLimits(c: Config, maxSessions: number): SessionLimits {
   return {
     ttlMs: c.sessionTtlMs,
     maxLifetimeMs: c.sessionMaxLifetimeMs,
     idleTimeoutMs: c.idleTimeoutMs,
-    maxSessions: c.maxSessions,
+    maxSessions,
     maxSessionsPerClient: c.maxSessionsPerClient,
     createPerMinute: c.createPerMinute,
     engineConcurrency: c.engineConcurrency,
@@ -317,6 +318,11 @@ export class SessionManager {
 
   list(): Session[] {
     return [...this.#sessions.values()];
+  }
+
+  /** Sessions at once (CL_MAX_SESSIONS, or what `auto` came to). */
+  get maxSessions(): number {
+    return this.#limits.maxSessions;
   }
 
   async create(labId: string, clientKey: string): Promise<{ session: Session; token: string }> {

@@ -319,6 +319,8 @@ export class DockerRuntime implements Runtime {
         rootless: security.some((o) => o.includes('name=rootless')),
         usernsRemap: security.some((o) => o.includes('name=userns')),
         liveRestore: info.LiveRestoreEnabled === true,
+        ...(typeof info.MemTotal === 'number' && info.MemTotal > 0 ? { memoryBytes: info.MemTotal } : {}),
+        ...(typeof info.NCPU === 'number' && info.NCPU > 0 ? { cpus: info.NCPU } : {}),
       };
     } catch (err) {
       return { reachable: false, error: message(err) };
