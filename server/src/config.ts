@@ -154,8 +154,9 @@ const EnvSchema = z.object({
   CL_POOL_MAX_AGE: Duration.default(parseDuration('15m')),
   /** Spares of all labs together at most, counting those made for lesson pages' hints
    *  (a page with a lab in view asks for one); spares for hints also stay within
-   *  CL_MAX_SESSIONS together with the sessions. */
-  CL_POOL_MAX: Int(0, 1000).default(32),
+   *  CL_MAX_SESSIONS together with the sessions. 40: a class of 30 and the base spare of
+   *  every other lab (at 32, 6 of a class of 30 found none: the other labs held 6). */
+  CL_POOL_MAX: Int(0, 1000).default(40),
   /** How long a hint counts (a reader reading the lesson before pressing Start). */
   CL_POOL_HINT_TTL: Duration.default(parseDuration('10m')),
   /** Spares the pool makes at once (a reader's Start still goes first). */
