@@ -91,7 +91,11 @@ export class LabVm implements Disposable {
     opts.signal?.throwIfAborted();
     opts.onProgress('restore', 0);
     const [wasm, bios, vgaBios, state] = fetched.files as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
-    const buf = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    // The whole buffer as it is (readAll's usual result), or a copy of the part that is the file.
+    const buf = (b: Uint8Array) =>
+      (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength
+        ? b.buffer
+        : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)) as ArrayBuffer;
     const emulator = new V86({
       ...machineOptions(assets),
       wasm_fn: async (imports: WebAssembly.Imports) =>

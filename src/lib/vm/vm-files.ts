@@ -14,32 +14,41 @@ export interface VmFileRef {
 
 export type Progress = (loaded: number, total: number) => void;
 
-/** Reads a response body, reporting every chunk. */
-async function readAll(res: Response, expected: number, onChunk: (n: number) => void): Promise<Uint8Array> {
+/**
+ * Reads a response body, reporting every chunk. With the size known (`expected` > 0) each
+ * chunk goes straight into one buffer of that size: the tab never holds the state twice
+ * (it is most of the tab's memory at the restore, with v86's unpacked copy).
+ */
+async function readAll(
+  res: Response,
+  expected: number,
+  onChunk: (n: number) => void,
+): Promise<Uint8Array<ArrayBuffer>> {
   if (!res.body) {
     const b = new Uint8Array(await res.arrayBuffer());
     onChunk(b.byteLength);
+    if (expected > 0 && b.byteLength !== expected)
+      throw new Error(`${expected} bytes expected, ${b.byteLength} received`);
     return b;
   }
   const reader = res.body.getReader();
-  const parts: Uint8Array[] = [];
+  let out = new Uint8Array(Math.max(expected, 0));
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    parts.push(value);
+    if (size + value.byteLength > out.byteLength) {
+      if (expected > 0) throw new Error(`${expected} bytes expected, more received`);
+      const grown = new Uint8Array(Math.max(2 * out.byteLength, size + value.byteLength));
+      grown.set(out.subarray(0, size));
+      out = grown;
+    }
+    out.set(value, size);
     size += value.byteLength;
     onChunk(value.byteLength);
   }
-  if (parts.length === 1 && parts[0]!.byteLength === size) return parts[0]!;
-  const out = new Uint8Array(Math.max(size, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
   if (expected > 0 && size !== expected) throw new Error(`${expected} bytes expected, ${size} received`);
-  return out;
+  return size === out.byteLength ? out : out.slice(0, size);
 }
 
 async function openCache(): Promise<Cache | undefined> {
@@ -51,7 +60,7 @@ async function openCache(): Promise<Cache | undefined> {
 }
 
 export interface FetchedFiles {
-  files: Uint8Array[];
+  files: Uint8Array<ArrayBuffer>[];
   /** Bytes that came over the network (0: everything came from the cache). */
   downloaded: number;
 }
@@ -70,7 +79,7 @@ export async function fetchVmFiles(
   let loaded = 0;
   let downloaded = 0;
   const cache = await openCache();
-  const files: Uint8Array[] = [];
+  const files: Uint8Array<ArrayBuffer>[] = [];
   for (const ref of refs) {
     const url = new URL(ref.url, location.href).href;
     const hit = await cache?.match(url).catch(() => undefined);
@@ -91,7 +100,8 @@ export async function fetchVmFiles(
     });
     files.push(b);
     if (cache) {
-      const copy = new Response(b.slice().buffer, {
+      // The Response takes its own copy of the bytes.
+      const copy = new Response(b, {
         headers: { 'content-type': 'application/octet-stream' },
       });
       await cache.put(url, copy).catch(() => {}); // quota full: the next start downloads again
