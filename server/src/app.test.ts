@@ -298,10 +298,10 @@ describe('POST /api/v1/labs/:id/hint (fake runtime, no port)', () => {
     assert.equal(first.statusCode, 202);
     assert.deepEqual(first.json(), { counted: true });
     assert.equal(first.headers['cache-control'], 'no-store');
-    // Hints for one lab stop counting at CL_POOL_MAX (32 by default): more could make no spare.
+    // Hints for one lab stop counting at CL_POOL_MAX (40 by default): more could make no spare.
     let counted = 1;
     for (let i = 0; i < 59; i++) if ((await hint('processes')).json().counted) counted++;
-    assert.equal(counted, 32);
+    assert.equal(counted, 40);
     const unknown = await hint('nope');
     assert.equal(unknown.statusCode, 404);
     assert.equal(unknown.json().error.code, 'unknown_lab');
