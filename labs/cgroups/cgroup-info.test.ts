@@ -1,6 +1,6 @@
 // cgroup-info on fake cgroup v1 and v2 trees (this machine has only one of them).
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,11 +24,16 @@ function tree(name: 'v1' | 'v2' | 'v2max'): string {
   return dir;
 }
 
-const run = (dir: string, ...args: string[]) =>
-  execFileSync('bash', [script, ...args], {
+/** Its output; it must exit 0 and print nothing on stderr (a missing file reads "?"). */
+function run(dir: string, ...args: string[]): string {
+  const r = spawnSync('bash', [script, ...args], {
     env: { ...process.env, CGROUP_INFO_ROOT: dir },
     encoding: 'utf8',
   });
+  assert.equal(r.stderr, '', 'cgroup-info wrote to stderr');
+  assert.equal(r.status, 0);
+  return r.stdout;
+}
 
 describe('cgroup-info', () => {
   it('reads cgroup v2', () => {
@@ -65,5 +70,7 @@ describe('cgroup-info', () => {
     const out = run(dir);
     assert.match(out, /memory\n +limit +no limit/);
     assert.match(out, /cpu\n +limit +no limit/);
+    // This tree has no cpu.stat: what it would say reads "?".
+    assert.match(out, /used +\? ms/);
   });
 });
