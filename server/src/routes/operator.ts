@@ -66,11 +66,7 @@ export async function operatorRoutes(app: FastifyInstance, opts: OperatorRoutesO
         resources: s.hostId ? await labHostResources(runtime, s.hostId) : { error: 'starting' },
       })),
     );
-    return {
-      sessions: list,
-      pool: sessions.poolStats(),
-      draining: drain.active,
-    };
+    return { sessions: list, pool: sessions.poolStats(), draining: drain.active };
   });
 
   app.post('/api/v1/admin/shutdown', async (req, reply) => {

@@ -56,8 +56,8 @@ export interface LabHostSpecInput {
   /**
    * The hard deadline (a label, read by any server's reaper), and the lab host's lifetime
    * in seconds until then: its init exits by itself after this long, even if the server is
-   * gone (AutoRemove then deletes the container, or any server's reaper). Set a little beyond the session's own
-   * expiry, so the server normally stops it first.
+   * gone (AutoRemove then deletes the container, or any server's reaper). Set a little
+   * beyond the session's own expiry, so the server normally stops it first.
    */
   deadline: Date;
   hardDeadlineSeconds: number;
