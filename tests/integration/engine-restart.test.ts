@@ -157,14 +157,19 @@ describe('the engine restarting (a second dockerd of our own)', () => {
     if (failed.length > 0) throw failed[0];
   });
 
-  test('without live-restore: the host is gone; the session ends at once, saying so', {
-    skip: NEEDS_ROOT,
-  }, async () => {
-    const engine = new SecondEngine('dockerd-plain', false);
+  /** A second engine of its own (disposed after the file), the lab's image, a reader on it. */
+  async function readerOnNewEngine(name: string, liveRestore: boolean) {
+    const engine = new SecondEngine(`dockerd-${name}`, liveRestore);
     engines.push(engine);
     await engine.start();
     await engine.loadLabImage();
-    const { srv, s, term } = await readerOn(engine, `it-engine-plain-${process.pid}`);
+    return { engine, ...(await readerOn(engine, `it-engine-${name}-${process.pid}`)) };
+  }
+
+  test('without live-restore: the host is gone; the session ends at once, saying so', {
+    skip: NEEDS_ROOT,
+  }, async () => {
+    const { engine, srv, s, term } = await readerOnNewEngine('plain', false);
     await engine.restart();
     await until('the terminal to end', async () => term.endReason !== null);
     assert.equal(term.endReason, 'session-ended');
@@ -179,21 +184,15 @@ describe('the engine restarting (a second dockerd of our own)', () => {
   test('with live-restore: the host outlives the restart and the shell is the same one', {
     skip: NEEDS_ROOT,
   }, async () => {
-    const engine = new SecondEngine('dockerd-live', true);
-    engines.push(engine);
-    await engine.start();
-    await engine.loadLabImage();
-    const { srv, s, term } = await readerOn(engine, `it-engine-live-${process.pid}`);
-    const [before] = await engine.docker.listContainers({
-      filters: { label: [`${LABELS.session}=${s.id}`] },
-    });
+    const { engine, srv, s, term } = await readerOnNewEngine('live', true);
+    // The session's lab host, if it runs.
+    const host = async () =>
+      (await engine.docker.listContainers({ filters: { label: [`${LABELS.session}=${s.id}`] } }))[0];
+    const before = await host();
     assert.ok(before, 'the lab host runs before the restart');
     await engine.restart();
-    const [afterwards] = await engine.docker.listContainers({
-      filters: { label: [`${LABELS.session}=${s.id}`] },
-    });
     assert.equal(
-      afterwards?.Id,
+      (await host())?.Id,
       before.Id,
       `the same lab host runs after the restart\n${engine.log}\n${srv.logs().slice(-6000)}`,
     );

@@ -193,15 +193,21 @@ export class DockerRuntime implements Runtime {
   apparmorProfile(): Promise<string | undefined> {
     if (this.#pinned) return Promise.resolve(this.#pinned.profile);
     if (this.#apparmorSetting !== 'auto') return Promise.resolve(this.#apparmorSetting);
-    if (!this.#apparmor) {
-      const asked = this.info();
-      this.#apparmor = asked.then((i) => (i.apparmor ? LAB_HOST_PROFILE : undefined));
-      // Ask again next time if the engine could not be reached this time.
-      asked.then((i) => {
-        if (!i.reachable) this.#apparmor = null;
-      });
-    }
+    this.#apparmor ??= this.#fromInfo(
+      (i) => (i.apparmor ? LAB_HOST_PROFILE : undefined),
+      () => (this.#apparmor = null),
+    );
     return this.#apparmor;
+  }
+
+  /** `derive` of the engine's info; `forget` runs if the engine could not be reached, so
+   *  that the caller's cached answer is asked again next time. */
+  #fromInfo<T>(derive: (i: EngineInfo) => T, forget: () => void): Promise<T> {
+    const asked = this.info();
+    asked.then((i) => {
+      if (!i.reachable) forget();
+    });
+    return asked.then(derive);
   }
 
   /**
@@ -212,13 +218,10 @@ export class DockerRuntime implements Runtime {
    * reaper's listing). Asked again after the engine restarts (the watch's resync).
    */
   #autoRemoveHosts(): Promise<boolean> {
-    if (!this.#autoRemove) {
-      const asked = this.info();
-      this.#autoRemove = asked.then((i) => !(i.reachable && i.liveRestore));
-      asked.then((i) => {
-        if (!i.reachable) this.#autoRemove = null;
-      });
-    }
+    this.#autoRemove ??= this.#fromInfo(
+      (i) => !(i.reachable && i.liveRestore),
+      () => (this.#autoRemove = null),
+    );
     return this.#autoRemove;
   }
 
