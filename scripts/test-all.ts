@@ -8,8 +8,9 @@
  *   npm test                 everything
  *   npm test -- unit site    only the named steps
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
+import { failureDigest } from './failure-digest.ts';
 
 interface Step {
   name: string;
@@ -60,15 +61,12 @@ if (unknown.length) {
   process.exit(2);
 }
 const chosen = only.length ? steps.filter((s) => only.includes(s.name)) : steps;
-const results: { name: string; ok: boolean; seconds: number }[] = [];
+const results: { name: string; ok: boolean; seconds: number; output: string }[] = [];
 for (const step of chosen) {
   console.log(`\n=== ${step.name}: ${step.cmd.slice(step.cmd[0] === process.execPath ? 1 : 0).join(' ')}`);
   const t0 = performance.now();
-  const r = spawnSync(step.cmd[0]!, step.cmd.slice(1), {
-    stdio: 'inherit',
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  results.push({ name: step.name, ok: r.status === 0, seconds: (performance.now() - t0) / 1000 });
+  const { status, output } = await run(step.cmd);
+  results.push({ name: step.name, ok: status === 0, seconds: (performance.now() - t0) / 1000, output });
 }
 
 console.log('\n=== summary');
@@ -76,4 +74,29 @@ for (const r of results)
   console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(12)} ${r.seconds.toFixed(1)} s`);
 const failed = results.filter((r) => !r.ok).length;
 console.log(`steps: ${results.length - failed} passed, ${failed} failed`);
+// What failed and why, last: a log cut to its last lines still says it.
+const digest = results.filter((r) => !r.ok).map((r) => failureDigest(r.name, r.output));
+if (digest.length) console.log(`\n=== why\n${digest.join('\n')}`);
 process.exit(failed ? 1 : 0);
+
+/** Runs a step, its output streamed through and kept (the last 4 MB) for the digest. */
+function run(cmd: string[]): Promise<{ status: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd[0]!, cmd.slice(1), {
+      stdio: ['inherit', 'pipe', 'pipe'],
+      env: { ...process.env, FORCE_COLOR: '0' },
+    });
+    let kept = '';
+    const keep = (chunk: Buffer, to: NodeJS.WriteStream) => {
+      to.write(chunk);
+      kept += chunk.toString('utf8');
+      if (kept.length > 8 << 20) kept = kept.slice(-(4 << 20));
+    };
+    child.stdout.on('data', (c: Buffer) => keep(c, process.stdout));
+    child.stderr.on('data', (c: Buffer) => keep(c, process.stderr));
+    child.on('error', (err) => {
+      kept += `\n${err.message}\n`;
+    });
+    child.on('close', (status) => resolve({ status, output: kept }));
+  });
+}
